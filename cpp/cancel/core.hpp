@@ -35,6 +35,7 @@ struct TaskState {
   TaskState* lprev = nullptr;     // links in home->first_task
   TaskState* lnext = nullptr;
   PyObject* waiting_on = nullptr; // wrapped: the future the coroutine waits on (strong)
+  CancelScope* self_scope = nullptr; // set by TaskHandle.cancel(): cancels this task alone (strong)
   bool wrapped = false;
   bool bare_yield = false;        // wrapped: suspended on a bare yield
   bool shielded_yield = false;    // inside cancel_shielded_checkpoint
@@ -121,5 +122,6 @@ bool is_scope_cancelled_error(PyObject* exc);
 
 int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
+PyObject* new_detached_scope();
 
 }  // namespace anyio

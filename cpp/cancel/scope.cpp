@@ -2,6 +2,7 @@
 // delivery of cancellation are implemented here; on Trio the scope wraps a
 // trio.CancelScope through the Python glue (anyio._glue), since Trio already
 // does level cancellation natively.
+#include <cstdio>
 #include <cstring>
 
 #include "cancel/core.hpp"
@@ -87,7 +88,9 @@ int deliver_tree(CancelScope* s) {
 }
 
 PyObject* build_cancel_msg(CancelScope* s, PyObject* reason) {
-  PyObject* msg = PyUnicode_FromFormat("%s%zx", kMarker, reinterpret_cast<size_t>(s));
+  char head[64];
+  std::snprintf(head, sizeof head, "%s%zx", kMarker, reinterpret_cast<size_t>(s));
+  PyObject* msg = PyUnicode_FromString(head);
   if (!msg) return nullptr;
   // Name the task that cancelled, as upstream does, so tracebacks say who.
   PyObject* loop = running_loop();
@@ -673,7 +676,19 @@ CancelScope* effective_cancel_from(CancelScope* s) {
 
 CancelScope* effective_cancel(TaskState* t) {
   if (t->shielded_yield) return nullptr;
-  return effective_cancel_from(t->scope ? t->scope : t->root);
+  // The task's own scopes first, then the cancellation of the task alone
+  // (TaskHandle.cancel()), then the scopes it was spawned below.
+  CancelScope* s = t->scope;
+  for (; s && s->host == t; s = s->parent) {
+    if (s->cancel_called) return s;
+    if (s->shield) return nullptr;
+  }
+  if (t->self_scope) return t->self_scope;
+  return effective_cancel_from(s ? s : t->root);
+}
+
+PyObject* new_detached_scope() {
+  return reinterpret_cast<PyObject*>(cs_alloc(CancelScopeType, inf(), false));
 }
 
 bool is_scope_cancelled_error(PyObject* exc) {
@@ -745,6 +760,7 @@ void task_unlink(TaskState* t) {
 
 void task_detach_all(TaskState* t) {
   task_unlink(t);
+  Py_CLEAR(t->self_scope);
   Py_CLEAR(t->scope);
   Py_CLEAR(t->root);
   Py_CLEAR(t->waiting_on);
