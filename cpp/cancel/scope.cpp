@@ -4,6 +4,8 @@
 // does level cancellation natively.
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 
 #include "cancel/core.hpp"
 
@@ -19,11 +21,18 @@ constexpr const char kMarker[] = "Cancelled via cancel scope ";
 inline double inf() { return HUGE_VAL; }
 
 PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
-  PyObject* fn = PyObject_GetAttrString(G.glue, name);
-  if (!fn) return nullptr;
-  PyObject* r = PyObject_Vectorcall(fn, args, nargs, nullptr);
-  Py_DECREF(fn);
-  return r;
+  // Glue functions are looked up once per name; the module keeps them alive.
+  static std::unordered_map<std::string, PyObject*> cache;
+  auto it = cache.find(name);
+  PyObject* fn;
+  if (it == cache.end()) {
+    fn = PyObject_GetAttrString(G.glue, name);
+    if (!fn) return nullptr;
+    cache.emplace(name, fn);
+  } else {
+    fn = it->second;
+  }
+  return PyObject_Vectorcall(fn, args, nargs, nullptr);
 }
 
 bool on_trio() {
@@ -162,6 +171,7 @@ CancelScope* cs_alloc(PyTypeObject* type, double deadline, bool shield) {
   auto* self = reinterpret_cast<CancelScope*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   self->deadline = deadline;
+  self->created_at = -1;
   self->heap_index = -1;
   self->shield = shield;
   Py_INCREF(Py_None);
@@ -263,7 +273,11 @@ PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
   Py_INCREF(t->loop);
   self->loop = t->loop;
   if (self->deadline != inf()) {
-    double now = loop_time(self->loop);
+    // Timeout helpers read the clock when they build the scope; entering it
+    // follows at once, so that reading stands in for a second one. A deadline
+    // passing in between is caught by the timer on the next loop iteration.
+    double now = self->created_at;
+    if (now < 0) now = loop_time(self->loop);
     if (now == -1 && PyErr_Occurred()) return nullptr;
     if (self->deadline <= now) {
       if (scope_do_cancel(self, nullptr, true) < 0) return nullptr;
@@ -531,6 +545,7 @@ PyType_Spec cs_spec = {
 PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObject* reason,
                              bool relative, bool fail) {
   double value = inf();
+  double created_at = -1;
   if (deadline_obj != Py_None) {
     value = PyFloat_AsDouble(deadline_obj);
     if (value == -1.0 && PyErr_Occurred()) return nullptr;
@@ -553,10 +568,12 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
     Py_DECREF(now_obj);
     if (now == -1.0 && PyErr_Occurred()) return nullptr;
     value += now;
+    created_at = now;
   }
   CancelScope* s = cs_alloc(CancelScopeType, value, shield);
   if (!s) return nullptr;
   s->fail_on_timeout = fail;
+  s->created_at = created_at;
   if (reason && reason != Py_None) {
     Py_INCREF(reason);
     Py_SETREF(s->reason, reason);

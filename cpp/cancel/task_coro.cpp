@@ -526,7 +526,20 @@ PyObject* fn_task_cancel_pending(PyObject*, PyObject* const* args, Py_ssize_t na
   return PyBool_FromLong(effective_cancel(t) != nullptr);
 }
 
+// The running asyncio loop or None, without asyncio's getpid() inside tasks
+// we spawned.
+PyObject* fn_running_loop(PyObject*, PyObject*) {
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  Py_INCREF(loop);
+  return loop;
+}
+
 PyMethodDef module_fns[] = {
+    {"running_loop", fn_running_loop, METH_NOARGS, nullptr},
     {"create_wrapped_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)),
      METH_FASTCALL, nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import sys
 from asyncio import CancelledError, get_running_loop
-from asyncio.events import _get_running_loop
+from ._cpp import running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import TracebackType

@@ -4,7 +4,7 @@ every other task is blocked (for tests)."""
 from __future__ import annotations
 
 import asyncio
-from asyncio.events import _get_running_loop
+from ._cpp import running_loop as _get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import Any
 

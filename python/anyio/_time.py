@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from asyncio.events import _get_running_loop
+from ._cpp import running_loop as _get_running_loop
 
 from . import _cpp
 from ._glue import current_time as _trio_current_time

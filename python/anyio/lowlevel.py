@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from asyncio.events import _get_running_loop
+from ._cpp import running_loop as _get_running_loop
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
