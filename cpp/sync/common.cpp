@@ -196,8 +196,20 @@ PyObject* done_awaitable() {
 }  // namespace anyio::sync
 
 namespace anyio {
+namespace {
+
+PyObject* fn_sync_current_task(PyObject*, PyObject*) { return sync::current_task_obj(); }
+
+PyMethodDef sync_fns[] = {
+    {"sync_current_task", fn_sync_current_task, METH_NOARGS,
+     "The running asyncio.Task or Trio task, the identity lock owners are kept by."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
 
 int register_sync(PyObject* module) {
+  if (PyModule_AddFunctions(module, sync_fns) < 0) return -1;
   PyTypeObject* done_type = add_type(module, &sync::done_spec);
   if (!done_type) return -1;
   sync::g_done = PyObject_New(PyObject, done_type);
