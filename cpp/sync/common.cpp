@@ -9,6 +9,7 @@ namespace {
 PyObject* g_in_trio_run = nullptr;
 PyObject* g_trio_current_task = nullptr;
 PyObject* g_trio_reschedule = nullptr;
+PyObject* g_abort_succeeded = nullptr;  // trio.lowlevel.Abort.SUCCEEDED
 PyObject* g_sync_trio = nullptr;  // anyio._sync_trio
 PyObject* g_would_block = nullptr;
 PyObject* g_done = nullptr;
@@ -27,8 +28,12 @@ bool load_trio() {
   g_in_trio_run = PyObject_GetAttrString(mod, "in_trio_run");
   g_trio_current_task = PyObject_GetAttrString(mod, "current_task");
   g_trio_reschedule = PyObject_GetAttrString(mod, "reschedule");
+  PyObject* abort_enum = PyObject_GetAttrString(mod, "Abort");
+  g_abort_succeeded = abort_enum ? PyObject_GetAttrString(abort_enum, "SUCCEEDED") : nullptr;
+  Py_XDECREF(abort_enum);
   Py_DECREF(mod);
-  if (!g_in_trio_run || !g_trio_current_task || !g_trio_reschedule) {
+  if (!g_in_trio_run || !g_trio_current_task || !g_trio_reschedule || !g_abort_succeeded) {
+    Py_CLEAR(g_abort_succeeded);
     Py_CLEAR(g_in_trio_run);
     Py_CLEAR(g_trio_current_task);
     Py_CLEAR(g_trio_reschedule);
@@ -166,14 +171,24 @@ int wake(Waiter* w) {
   return 0;
 }
 
-PyObject* trio_glue(const char* name) {
-  if (!g_sync_trio) {
-    g_sync_trio = PyImport_ImportModule("anyio._sync_trio");
-    if (!g_sync_trio) return nullptr;
+PyObject* trio_glue(TrioFn which) {
+  static PyObject* fns[2] = {nullptr, nullptr};
+  if (!fns[which]) {
+    if (!g_sync_trio) {
+      g_sync_trio = PyImport_ImportModule("anyio._sync_trio");
+      if (!g_sync_trio) return nullptr;
+    }
+    // Trio is imported by now (we only get here inside a Trio run).
+    if (!load_trio()) return raise(PyExc_RuntimeError, "trio.lowlevel is not available");
+    fns[which] = PyObject_GetAttrString(g_sync_trio, which == TRIO_EVENT_WAIT ? "event_wait" : "acquire");
+    if (!fns[which]) return nullptr;
   }
-  // Trio is imported by now (we only get here inside a Trio run).
-  if (!load_trio()) return raise(PyExc_RuntimeError, "trio.lowlevel is not available");
-  return PyObject_GetAttrString(g_sync_trio, name);
+  return fns[which];  // borrowed: kept for the life of the interpreter
+}
+
+PyObject* abort_succeeded() {
+  Py_INCREF(g_abort_succeeded);
+  return g_abort_succeeded;
 }
 
 PyObject* would_block() {

@@ -89,13 +89,12 @@ PySendResult forward(Op* self, PyObject* arg, PyObject** out) {
 }
 
 PySendResult start_trio(Op* self, PyObject* arg, PyObject** out) {
-  PyObject* fn = trio_glue(self->kind == OP_EVENT_WAIT ? "event_wait" : "acquire");
+  PyObject* fn = trio_glue(self->kind == OP_EVENT_WAIT ? TRIO_EVENT_WAIT : TRIO_ACQUIRE);
   if (!fn) return fail(self, out);
   PyObject* flag = self->kind == OP_EVENT_WAIT ? (event_is_set(self->prim) ? Py_True : Py_False)
                                                 : (pool_fast(self->prim) ? Py_True : Py_False);
   PyObject* args[] = {reinterpret_cast<PyObject*>(self), flag};
   self->inner = PyObject_Vectorcall(fn, args, 2, nullptr);
-  Py_DECREF(fn);
   if (!self->inner) return fail(self, out);
   self->state = ST_TRIO;
   return forward(self, arg, out);
@@ -317,12 +316,13 @@ PyObject* op_park(PyObject* self_obj, PyObject* task) {
   Py_RETURN_NONE;
 }
 
-// _abort(): Trio cancelled the parked task before anyone woke it.
+// _abort(raise_cancel): Trio's abort function for the parked task. Trio calls
+// it only while nobody has woken the task, so there is no grant to hand on.
 PyObject* op_abort(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Op*>(self_obj);
   if (self->w.linked) queue_of(self->prim)->unlink(&self->w);
   waiter_clear(&self->w);
-  Py_RETURN_NONE;
+  return abort_succeeded();
 }
 
 // _undo(): cancelled during the shielded yield after acquiring: give it back.
@@ -368,7 +368,7 @@ PyMethodDef op_methods[] = {
     {"close", op_close, METH_NOARGS, nullptr},
     {"_start_acquire", op_start_acquire, METH_O, nullptr},
     {"_park", op_park, METH_O, nullptr},
-    {"_abort", op_abort, METH_NOARGS, nullptr},
+    {"_abort", op_abort, METH_O, nullptr},
     {"_undo", op_undo, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -71,8 +71,11 @@ inline void waiter_clear(Waiter* w) {
   Py_CLEAR(w->who);
 }
 
-// The Trio helpers (anyio._sync_trio), imported on first use.
-PyObject* trio_glue(const char* name);
+// The Trio helpers (anyio._sync_trio), imported on first use; borrowed.
+enum TrioFn : int { TRIO_EVENT_WAIT = 0, TRIO_ACQUIRE = 1 };
+PyObject* trio_glue(TrioFn which);
+// trio.lowlevel.Abort.SUCCEEDED (new reference); Trio must be loaded.
+PyObject* abort_succeeded();
 
 // Raises anyio.WouldBlock.
 PyObject* would_block();
