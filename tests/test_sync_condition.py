@@ -96,9 +96,13 @@ async def test_wait_for_and_shared_lock() -> None:
 
 async def test_wait_requires_the_lock() -> None:
     cond = Condition()
-    with pytest.raises(RuntimeError, match="The current task is not holding the underlying lock"):
+    with pytest.raises(
+        RuntimeError, match="The current task is not holding the underlying lock"
+    ):
         await cond.wait()
-    with pytest.raises(RuntimeError, match="The current task is not holding the underlying lock"):
+    with pytest.raises(
+        RuntimeError, match="The current task is not holding the underlying lock"
+    ):
         cond.notify()
 
 
@@ -116,7 +120,10 @@ async def test_wait_reacquires_lock_even_when_cancelled() -> None:
 def test_resource_guard() -> None:
     guard = ResourceGuard("reading from")
     with guard:
-        with pytest.raises(BusyResourceError, match="Another task is already reading from this resource"):
+        with pytest.raises(
+            BusyResourceError,
+            match="Another task is already reading from this resource",
+        ):
             with guard:
                 pass
     with guard:

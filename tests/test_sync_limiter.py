@@ -77,13 +77,21 @@ async def test_borrowers_and_statistics() -> None:
 async def test_borrowing_twice_and_bad_release() -> None:
     limiter = CapacityLimiter(2)
     await limiter.acquire_on_behalf_of("x")
-    with pytest.raises(RuntimeError, match="already holding one of this CapacityLimiter's tokens"):
+    with pytest.raises(
+        RuntimeError, match="already holding one of this CapacityLimiter's tokens"
+    ):
         limiter.acquire_on_behalf_of_nowait("x")
-    with pytest.raises(RuntimeError, match="already holding one of this CapacityLimiter's tokens"):
+    with pytest.raises(
+        RuntimeError, match="already holding one of this CapacityLimiter's tokens"
+    ):
         await limiter.acquire_on_behalf_of("x")
-    with pytest.raises(RuntimeError, match="isn't holding any of this CapacityLimiter's tokens"):
+    with pytest.raises(
+        RuntimeError, match="isn't holding any of this CapacityLimiter's tokens"
+    ):
         limiter.release_on_behalf_of("y")
-    with pytest.raises(RuntimeError, match="isn't holding any of this CapacityLimiter's tokens"):
+    with pytest.raises(
+        RuntimeError, match="isn't holding any of this CapacityLimiter's tokens"
+    ):
         limiter.release()
 
 

@@ -79,11 +79,21 @@ async def test_max_value() -> None:
         ((-1,), {}, ValueError, "initial_value must be >= 0"),
         ((1.5,), {}, TypeError, "initial_value must be an integer"),
         (("1",), {}, TypeError, "initial_value must be an integer"),
-        ((3,), {"max_value": 2}, ValueError, "max_value must be equal to or higher than initial_value"),
+        (
+            (3,),
+            {"max_value": 2},
+            ValueError,
+            "max_value must be equal to or higher than initial_value",
+        ),
         ((1,), {"max_value": 1.5}, TypeError, "max_value must be an integer or None"),
     ],
 )
-def test_validation(args: tuple[object, ...], kwargs: dict[str, object], exc: type[Exception], message: str) -> None:
+def test_validation(
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    exc: type[Exception],
+    message: str,
+) -> None:
     with pytest.raises(exc, match=message):
         Semaphore(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -134,7 +144,9 @@ async def test_acquire_checks_cancellation_first() -> None:
     assert sem.value == 1
 
 
-def test_create_outside_loop(anyio_backend_name: str, anyio_backend_options: dict[str, object]) -> None:
+def test_create_outside_loop(
+    anyio_backend_name: str, anyio_backend_options: dict[str, object]
+) -> None:
     sem = Semaphore(2, max_value=2, fast_acquire=True)
 
     async def main() -> None:
