@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.integration.pytest import pytest_integration as _sybil_collector
-from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer, FencedCodeBlockLexer
+from sybil.parsers.markdown.lexers import (
+    DirectiveInHTMLCommentLexer,
+    FencedCodeBlockLexer,
+)
 
 # Test id -> (anyio backend name, backend options); the docs' own vocabulary for
 # the `backends:` directive maps onto these ids.
@@ -48,7 +51,9 @@ def _adjacent(text: str, end: int, start: int) -> bool:
     return end <= start and _BETWEEN_BLOCKS.fullmatch(text, end, start) is not None
 
 
-def _parse_backends(arguments: str, document: Document, position: int) -> frozenset[str]:
+def _parse_backends(
+    arguments: str, document: Document, position: int
+) -> frozenset[str]:
     names = [name.strip() for name in arguments.split(",") if name.strip()]
     unknown = [name for name in names if name not in _DIRECTIVE_NAMES]
     if unknown or not names:
@@ -66,7 +71,9 @@ class ProgramBlockParser:
     def __init__(self, backend_id: str) -> None:
         self.backend_id = backend_id
         self.code_lexer = FencedCodeBlockLexer(language=r"[\w+-]+")
-        self.directive_lexer = DirectiveInHTMLCommentLexer(directive=r"backends|skip", arguments=".*?")
+        self.directive_lexer = DirectiveInHTMLCommentLexer(
+            directive=r"backends|skip", arguments=".*?"
+        )
 
     def __call__(self, document: Document) -> Iterable[Region]:
         text = document.text
@@ -79,13 +86,17 @@ class ProgramBlockParser:
             expected = None
             if index + 1 < len(blocks):
                 following = blocks[index + 1]
-                if following.lexemes["language"] == "output" and _adjacent(text, block.end, following.start):
+                if following.lexemes["language"] == "output" and _adjacent(
+                    text, block.end, following.start
+                ):
                     expected = str(following.lexemes["source"])
 
             backends = frozenset(DOC_BACKENDS)
             skip_reason = None
             for directive in directives:
-                if directive.end > block.start or not _AFTER_DIRECTIVE.fullmatch(text, directive.end, block.start):
+                if directive.end > block.start or not _AFTER_DIRECTIVE.fullmatch(
+                    text, directive.end, block.start
+                ):
                     continue
                 arguments = directive.lexemes["arguments"].strip()
                 if directive.lexemes["directive"] == "skip":
@@ -93,7 +104,9 @@ class ProgramBlockParser:
                 else:
                     backends = _parse_backends(arguments, document, directive.start)
 
-            parsed = DocExample(str(block.lexemes["source"]), expected, backends, skip_reason)
+            parsed = DocExample(
+                str(block.lexemes["source"]), expected, backends, skip_reason
+            )
             yield Region(block.start, block.end, parsed, self.evaluate)
 
     def evaluate(self, example: Example) -> None:
@@ -129,7 +142,10 @@ def _default_backend(backend: str, options: dict[str, Any]) -> Iterator[None]:
         backend_options: dict[str, Any] | None = None,
     ) -> Any:
         if backend is None:
-            backend, backend_options = default_backend, {**default_options, **(backend_options or {})}
+            backend, backend_options = (
+                default_backend,
+                {**default_options, **(backend_options or {})},
+            )
         return original(func, *args, backend=backend, backend_options=backend_options)
 
     default_backend, default_options = backend, options
@@ -161,7 +177,9 @@ def _uvloop_for_plain_asyncio(enabled: bool) -> Iterator[None]:
             asyncio.set_event_loop_policy(previous)
 
 
-def run_program(source: str, filename: str, backend: str, options: dict[str, Any]) -> str:
+def run_program(
+    source: str, filename: str, backend: str, options: dict[str, Any]
+) -> str:
     """Execute `source` as a __main__ module; return what it printed."""
     code = compile(source, filename, "exec", dont_inherit=True)
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}

@@ -67,10 +67,14 @@ class TestRunner(AbstractContextManager["TestRunner"]):
 
     _busy = False
 
-    def run_test(self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> None:
+    def run_test(
+        self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
+    ) -> None:
         self._call(func, kwargs)
 
-    def run_fixture(self, func: Callable[..., Awaitable[T]], kwargs: dict[str, Any]) -> T:
+    def run_fixture(
+        self, func: Callable[..., Awaitable[T]], kwargs: dict[str, Any]
+    ) -> T:
         return self._call(func, kwargs)  # type: ignore[no-any-return]
 
     def run_asyncgen_fixture(
@@ -162,7 +166,9 @@ class _Loop310:
             for task in pending:
                 task.cancel()
             if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(
+                    asyncio.gather(*pending, return_exceptions=True)
+                )
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
@@ -214,7 +220,9 @@ class AsyncioTestRunner(TestRunner):
             if len(errors) == 1:
                 job.error = errors[0]
             else:
-                job.error = BaseExceptionGroup("Exceptions raised in event loop callbacks", errors)
+                job.error = BaseExceptionGroup(
+                    "Exceptions raised in event loop callbacks", errors
+                )
 
     async def _serve(self, jobs: asyncio.Queue[_Job | None]) -> None:
         while True:
@@ -238,7 +246,9 @@ class AsyncioTestRunner(TestRunner):
         if self._jobs is None:
             jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
             self._jobs = jobs
-            self._root = _create_root_task(self._loop, self._serve(jobs), "AnyIO test runner")
+            self._root = _create_root_task(
+                self._loop, self._serve(jobs), "AnyIO test runner"
+            )
 
         return self._jobs
 
@@ -274,7 +284,9 @@ class AsyncioTestRunner(TestRunner):
         if not job.done:
             exc = root.exception() if root.done() and not root.cancelled() else None
             self._abandon()
-            raise RuntimeError("The test runner's root task ended unexpectedly") from exc
+            raise RuntimeError(
+                "The test runner's root task ended unexpectedly"
+            ) from exc
 
         self._take_callback_errors(job)
 
@@ -296,7 +308,11 @@ class AsyncioTestRunner(TestRunner):
             return
 
         try:
-            if self._jobs is not None and self._root is not None and not self._root.done():
+            if (
+                self._jobs is not None
+                and self._root is not None
+                and not self._root.done()
+            ):
                 self._jobs.put_nowait(None)
                 self._loop.run_until_complete(self._root)
         finally:
@@ -357,7 +373,9 @@ class TrioTestRunner(TestRunner):
             done_callback=self._set_outcome,
             **self._options,
         )
-        self._drive_until(lambda: self._send is not None or self._run_outcome is not None)
+        self._drive_until(
+            lambda: self._send is not None or self._run_outcome is not None
+        )
         if self._send is None:
             self._run_outcome.unwrap()
             raise RuntimeError("The Trio test runner stopped before it started")

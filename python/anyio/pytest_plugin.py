@@ -55,7 +55,9 @@ def extract_backend_and_options(backend: object) -> tuple[str, dict[str, Any]]:
 class _OpenRunner:
     __slots__ = ("backend", "options", "runner", "users")
 
-    def __init__(self, backend: str, options: dict[str, Any], runner: TestRunner) -> None:
+    def __init__(
+        self, backend: str, options: dict[str, Any], runner: TestRunner
+    ) -> None:
         self.backend = backend
         self.options = options
         self.runner = runner
@@ -66,7 +68,9 @@ _open_runners: list[_OpenRunner] = []
 
 
 @contextmanager
-def get_runner(backend_name: str, backend_options: dict[str, Any]) -> Iterator[TestRunner]:
+def get_runner(
+    backend_name: str, backend_options: dict[str, Any]
+) -> Iterator[TestRunner]:
     """Share the runner of this backend/options; close it with its last user.
 
     Every async fixture holds its runner until teardown, so a higher-scoped
@@ -76,7 +80,11 @@ def get_runner(backend_name: str, backend_options: dict[str, Any]) -> Iterator[T
         if entry.backend == backend_name and entry.options == backend_options:
             break
     else:
-        entry = _OpenRunner(backend_name, dict(backend_options), create_runner(backend_name, backend_options))
+        entry = _OpenRunner(
+            backend_name,
+            dict(backend_options),
+            create_runner(backend_name, backend_options),
+        )
         _open_runners.append(entry)
 
     entry.users += 1
@@ -169,7 +177,9 @@ def _has_own_anyio_mark(obj: Any) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+def pytest_pycollect_makeitem(
+    collector: pytest.Collector, name: str, obj: object
+) -> None:
     if not isinstance(collector, (pytest.Module, pytest.Class)):
         return
     if not collector.istestfunction(obj, name) or not _is_async_test(obj):
@@ -226,14 +236,21 @@ def _resolve_fixture_function(fixturedef: Any, request: pytest.FixtureRequest) -
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Generator[None, Any, None]:
+def pytest_fixture_setup(
+    fixturedef: Any, request: pytest.FixtureRequest
+) -> Generator[None, Any, None]:
     func = fixturedef.func
     is_agen = inspect.isasyncgenfunction(func)
-    if not (is_agen or inspect.iscoroutinefunction(func)) or "anyio_backend" not in request.fixturenames:
+    if (
+        not (is_agen or inspect.iscoroutinefunction(func))
+        or "anyio_backend" not in request.fixturenames
+    ):
         yield
         return
 
-    backend_name, backend_options = extract_backend_and_options(request.getfixturevalue("anyio_backend"))
+    backend_name, backend_options = extract_backend_and_options(
+        request.getfixturevalue("anyio_backend")
+    )
     bound = _resolve_fixture_function(fixturedef, request)
 
     # pytest calls the (sync) replacement with the fixture's own arguments;
@@ -271,7 +288,9 @@ def _unwrap_outcome(exc: BaseException) -> BaseException | None:
     return exc if isinstance(exc, _outcome_types()) else None
 
 
-def _run_in(runner: TestRunner, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def _run_in(
+    runner: TestRunner, func: Callable[..., Any], kwargs: dict[str, Any]
+) -> None:
     try:
         runner.run_test(func, kwargs)
     except BaseExceptionGroup as group:
@@ -288,7 +307,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if "anyio_backend" not in funcargs or not _is_async_test(pyfuncitem.obj):
         return None
 
-    backend_name, backend_options = extract_backend_and_options(funcargs["anyio_backend"])
+    backend_name, backend_options = extract_backend_and_options(
+        funcargs["anyio_backend"]
+    )
     argnames = pyfuncitem._fixtureinfo.argnames
     testargs = {name: funcargs[name] for name in argnames}
     hypothesis = getattr(pyfuncitem.obj, "hypothesis", None)

@@ -31,10 +31,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     # small TCP wrappers annotate with it
     "SocketStream": ("anyio.abc.SocketStream",),
     # test doubles for UDP sockets (annotation)
-    "AnyIPAddressFamily": ("anyio.abc.AnyIPAddressFamily", "anyio._sockets.AnyIPAddressFamily"),
+    "AnyIPAddressFamily": (
+        "anyio.abc.AnyIPAddressFamily",
+        "anyio._sockets.AnyIPAddressFamily",
+    ),
 }
 
 
 def __getattr__(name: str) -> Any:
     return resolve_alias(__name__, _ALIASES, name)
-
