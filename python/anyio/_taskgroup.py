@@ -7,6 +7,7 @@ errors into an exception group. On Trio a task group wraps a Trio nursery.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sys
 from asyncio import CancelledError, get_running_loop
@@ -214,16 +215,26 @@ _NOT_STARTED = _NotStarted()
 
 
 class _AsyncioTaskStatus(TaskStatus[Any]):
-    __slots__ = ("_future",)
+    """Until ``started()``, a task from ``start()`` belongs to the caller: it
+    hangs below the caller's scope. ``started()`` moves it into the group."""
 
-    def __init__(self, future: Any) -> None:
+    __slots__ = ("_future", "_task", "_core")
+
+    def __init__(self, future: Any, core: Any) -> None:
         self._future = future
+        self._core = core
+        self._task: Any = None
 
     def started(self, value: Any = None) -> None:
         if self._future.done():
+            # A start() whose caller was cancelled no longer waits for this.
+            if self._future.cancelled():
+                return
             raise RuntimeError("called 'started' twice on the same task status")
 
         self._future.set_result(value)
+        if self._task is not None:
+            _cpp.reparent_task(self._task, self._core.scope, self._core.host_id)
 
 
 class _IgnoredTaskStatus(TaskStatus[Any]):
@@ -253,7 +264,7 @@ class TaskGroup(_AbstractTaskGroup):
 
     async def __aenter__(self) -> TaskGroup:
         if self._entered:
-            raise RuntimeError("This task group has already been entered")
+            raise RuntimeError("TaskGroup cannot be entered more than once")
 
         self._entered = True
         if _get_running_loop() is not None:
@@ -283,7 +294,14 @@ class TaskGroup(_AbstractTaskGroup):
                 core.exceptions.append(exc_val)
 
         cancelled_while_waiting: BaseException | None = None
-        if core.pending:
+        waited = bool(core.pending)
+        if not waited:
+            # Leaving a task group is a scheduling point even with no children.
+            try:
+                await _cpp.cancel_shielded_checkpoint()
+            except CancelledError as exc:
+                cancelled_while_waiting = exc  # a native task.cancel() of the host
+        else:
             loop = get_running_loop()
             # The host waits for its children whatever happens to it; the scope
             # tree already carries any cancellation to the children.
@@ -312,7 +330,7 @@ class TaskGroup(_AbstractTaskGroup):
                 del group
 
         exc = exc_val if exc_val is not None else cancelled_while_waiting
-        if exc is None:
+        if exc is None and waited:
             origin = _cpp.current_cancel_origin()
             if origin is not None and origin is not self.cancel_scope:
                 # Cancelled from outside while waiting: let the scope that
@@ -344,7 +362,7 @@ class TaskGroup(_AbstractTaskGroup):
         context: Context | None = None,
     ) -> TaskHandle[T]:
         if not isinstance(coro, Coroutine):
-            raise TypeError(f"Expected a coroutine object, got {coro!r}")
+            raise TypeError(f"expected a coroutine, got {coro!r}")
 
         task_name = str(name) if name is not None else _coro_name(coro)
         if context is not None:
@@ -398,15 +416,24 @@ class TaskGroup(_AbstractTaskGroup):
             )
 
         future = get_running_loop().create_future()
-        coro = func(*args, task_status=_AsyncioTaskStatus(future))
+        status = _AsyncioTaskStatus(future, self._core)
+        coro = func(*args, task_status=status)
         check_coroutine(func, coro)
-        handle = self._spawn(coro, _task_name(func, name), future)
+        caller = asyncio.current_task()
+        task = self._core.spawn(
+            coro, _task_name(func, name), future, _cpp.current_scope(), id(caller)
+        )
+        status._task = task
+        handle: TaskHandle[Any] = TaskHandle(task, coro, _task_name(func, name))
         try:
             value = await future
         except CancelledError:
             # The caller was cancelled before the child signalled readiness:
-            # the child belongs to the caller until then, so it goes too.
+            # the child belongs to the caller until then, so it goes too, and
+            # the caller returns only once it is gone.
             handle.cancel()
+            with CancelScope(shield=True):
+                await handle.wait()
             raise
 
         handle._start_value = value

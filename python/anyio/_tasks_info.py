@@ -54,7 +54,8 @@ class TaskInfo:
             return False
 
         if isinstance(task, asyncio.Task):
-            if task.cancelling():
+            # A native cancellation counts until it has been delivered.
+            if getattr(task, "_must_cancel", False):
                 return True
             return bool(_cpp.task_cancel_pending(task, task.get_coro()))
 
@@ -67,8 +68,8 @@ class TaskInfo:
 
 
 def _asyncio_info(task: asyncio.Task[Any]) -> TaskInfo:
-    coro = _cpp.unwrap_coro(task.get_coro())
-    info = TaskInfo(id(task), None, task.get_name(), coro)
+    wrapper = task.get_coro()
+    info = TaskInfo(id(task), _cpp.task_parent_id(wrapper), task.get_name(), _cpp.unwrap_coro(wrapper))
     info._task = task
     return info
 
