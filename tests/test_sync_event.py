@@ -123,9 +123,8 @@ async def test_set_is_idempotent() -> None:
     assert event.set() is None
 
 
-async def test_native_asyncio_task_can_wait(anyio_backend_name: str) -> None:
-    if anyio_backend_name != "asyncio":
-        pytest.skip("asyncio only")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_native_asyncio_task_can_wait() -> None:
     event = Event()
     task = asyncio.get_running_loop().create_task(event.wait())
     await asyncio.sleep(0)
@@ -135,9 +134,8 @@ async def test_native_asyncio_task_can_wait(anyio_backend_name: str) -> None:
     assert task.done() and not task.cancelled()
 
 
-async def test_native_asyncio_cancel_of_waiter(anyio_backend_name: str) -> None:
-    if anyio_backend_name != "asyncio":
-        pytest.skip("asyncio only")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_native_asyncio_cancel_of_waiter() -> None:
     event = Event()
     task = asyncio.get_running_loop().create_task(event.wait())
     await asyncio.sleep(0)
