@@ -198,3 +198,17 @@ def test_outside_event_loop() -> None:
 async def test_subclass_and_isinstance() -> None:
     assert isinstance(Lock(), anyio.Lock)
     assert type(Lock()).__name__ == "Lock"
+
+    class NamedLock(Lock):
+        def __new__(cls, name: str) -> NamedLock:
+            return super().__new__(cls)
+
+        def __init__(self, name: str) -> None:
+            super().__init__(fast_acquire=True)
+            self.name = name
+
+    lock = NamedLock("db")
+    async with lock:
+        assert lock.locked()
+        assert lock.name == "db"
+    assert lock._fast_acquire
