@@ -407,3 +407,23 @@ class Future(Generic[T]):
     def __repr__(self) -> str:
         state = self._status.name.lower()
         return f"<Future {state} name={self._name!r}>"
+
+
+# Public names report the package they are imported from, as upstream's do.
+for _cls in (
+    EventStatistics,
+    LockStatistics,
+    ConditionStatistics,
+    SemaphoreStatistics,
+    CapacityLimiterStatistics,
+    Event,
+    Lock,
+    Semaphore,
+    CapacityLimiter,
+    Condition,
+    ResourceGuard,
+    Future,
+    Future.Status,
+):
+    _cls.__module__ = "anyio"
+del _cls
