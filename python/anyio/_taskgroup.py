@@ -286,7 +286,10 @@ class TaskGroup(_AbstractTaskGroup):
         exc_tb: TracebackType | None,
     ) -> bool:
         if self._nursery_cm is not None:
-            return await self._trio_exit(exc_type, exc_val, exc_tb)
+            try:
+                return await self._trio_exit(exc_type, exc_val, exc_tb)
+            finally:
+                del exc_val, exc_tb
 
         core = self._core
         if core is None:
@@ -462,24 +465,24 @@ class TaskGroup(_AbstractTaskGroup):
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool:
+        replacement: BaseException | None = None
         try:
             return bool(await self._nursery_cm.__aexit__(exc_type, exc_val, exc_tb))
         except BaseExceptionGroup as group:
-            import trio
-
-            # Trio groups cancellations with real errors; anyio reports the
-            # errors (Cancelled is noise once something failed).
-            cancelled, rest = group.split(trio.Cancelled)
-            if rest is None:
-                # Only cancellations: one of them is enough for the scope above.
-                assert cancelled is not None
-                first: BaseException = cancelled
-                while isinstance(first, BaseExceptionGroup):
-                    first = first.exceptions[0]
-                raise first from None
-            raise BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions)) from None
+            replacement = _translate_trio_group(group)
+            if replacement is None:
+                raise
         finally:
-            self._nursery = None
+            # The nursery keeps its collected exceptions: let go of it.
+            self._nursery = self._nursery_cm = None
+            del exc_val, exc_tb
+
+        # Raised outside the except block, and dropped from this frame, so that
+        # no traceback frame keeps the exceptions alive (reference cycles).
+        try:
+            raise replacement from None
+        finally:
+            del replacement
 
     def _trio_spawn(self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str) -> None:
         import trio
@@ -544,6 +547,23 @@ class _TrioTaskStatus(TaskStatus[Any]):
             raise RuntimeError("called 'started' twice on the same task status")
         else:
             self._pending.append(value)
+
+
+def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """What a task group raises for a nursery's exception group: a lone
+    cancellation for the scope above when nothing else failed; else anyio's
+    group of the real errors (Trio's Cancelled is noise once something failed).
+    None means the group is raised as it is."""
+    import trio
+
+    cancelled, rest = group.split(trio.Cancelled)
+    if rest is None:
+        first: BaseException | None = cancelled
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first
+
+    return BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions))
 
 
 async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:
