@@ -348,6 +348,18 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
       Py_DECREF(r);
     }
   }
+  if (ours && t->task) {
+    // A native cancellation (task.cancel() by someone else) requested on top of
+    // ours must not be swallowed along with it.
+    PyObject* n = call_method0(t->task, G.s_cancelling);
+    if (!n) {
+      Py_XDECREF(rest);
+      return nullptr;
+    }
+    long requested = PyLong_AsLong(n);
+    Py_DECREF(n);
+    if (requested > t->native_cancels) ours = false;
+  }
   if (ours) {
     bool parent_visible = !self->shield && parent && effective_cancel_from(parent);
     if (!parent_visible) {
