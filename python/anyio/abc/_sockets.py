@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from io import IOBase
 from ipaddress import IPv4Address, IPv6Address
 from socket import AddressFamily
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._typedattr import TypedAttributeProvider, TypedAttributeSet, typed_attribute
 from ._streams import ByteStream, Listener, UnreliableObjectStream
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from ._tasks import TaskGroup
 
 #: A host given as text or as an IP address object.
-IPAddressType = Union[str, IPv4Address, IPv6Address]
+IPAddressType: TypeAlias = str | IPv4Address | IPv6Address
 #: An IP socket address: ``(host, port)``.
-IPSockAddrType = tuple[str, int]
-SockAddrType = Union[IPSockAddrType, str]
+IPSockAddrType: TypeAlias = tuple[str, int]
+SockAddrType: TypeAlias = IPSockAddrType | str
 #: A received UDP datagram: ``(payload, (host, port))``.
-UDPPacketType = tuple[bytes, IPSockAddrType]
+UDPPacketType: TypeAlias = tuple[bytes, IPSockAddrType]
 #: A received UNIX datagram: ``(payload, sender path)``.
-UNIXDatagramPacketType = tuple[bytes, str]
+UNIXDatagramPacketType: TypeAlias = tuple[bytes, str]
 
 
 class SocketAttribute(TypedAttributeSet):
