@@ -77,6 +77,18 @@ _CONSISTENT_PORT_ATTEMPTS = 10
 _MAX_BACKLOG = 65536
 
 
+def _new_socket(family: int, kind: int) -> socket.socket:
+    """A new socket object. On Trio it comes from ``trio.socket.socket()``, so
+    a custom socket factory installed there sees it being created."""
+    if current_backend() == "trio":
+        import trio
+
+        trio_sock = trio.socket.socket(family, kind)
+        return socket.socket(family, kind, fileno=trio_sock.detach())
+
+    return socket.socket(family, kind)
+
+
 # -- name resolution -----------------------------------------------------------
 
 
@@ -221,7 +233,7 @@ async def _connect_socket(
     family: socket.AddressFamily, sockaddr: Any, local_address: Any
 ) -> socket.socket:
     """Connect one TCP socket without blocking; closes it on any failure."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = _new_socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -493,11 +505,6 @@ async def create_tcp_listener(
         if fam not in (socket.AF_INET, socket.AF_INET6):
             continue
 
-        # Link-local IPv6 addresses come back with their %scope suffix, which
-        # bind() does not accept (the scope id says the same)
-        if fam == socket.AF_INET6 and "%" in sockaddr[0]:
-            sockaddr = (sockaddr[0].split("%", 1)[0], *sockaddr[1:])
-
         if (fam, sockaddr) not in addresses:
             addresses.append((socket.AddressFamily(fam), sockaddr))
 
@@ -600,7 +607,7 @@ async def connect_unix(
         message boundaries)
     """
     target = _unix_path(path)
-    sock = socket.socket(socket.AF_UNIX, kind)
+    sock = _new_socket(socket.AF_UNIX, kind)
     try:
         sock.setblocking(False)
         while True:
@@ -640,7 +647,7 @@ async def create_unix_listener(
     """
     backlog = min(backlog, _MAX_BACKLOG)
     target = _unix_path(path)
-    sock = socket.socket(socket.AF_UNIX, kind)
+    sock = _new_socket(socket.AF_UNIX, kind)
     try:
         sock.setblocking(False)
         _bind_unix(sock, target, mode)
@@ -662,7 +669,7 @@ async def _udp_socket(
     remote_address: Any,
     reuse_port: bool,
 ) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = _new_socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
         if reuse_port:
@@ -762,7 +769,7 @@ async def _unix_datagram_socket(
     local_mode: int | None,
     remote_path: None | str | bytes | PathLike[Any],
 ) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock = _new_socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
         if local_path is not None:

@@ -51,6 +51,7 @@ _process_pool_idle_workers: RunVar[deque[tuple[Process, float]]] = RunVar(
     "_process_pool_idle_workers"
 )
 _default_process_limiter: RunVar[CapacityLimiter] = RunVar("_default_process_limiter")
+_process_pool_reaper: RunVar[object] = RunVar("_process_pool_reaper")
 
 
 def _frame(message: Any) -> bytes:
@@ -128,7 +129,12 @@ def _install_pool_reaper(workers: set[Process]) -> None:
             finally:
                 _shut_down(workers)
 
-        asyncio.get_running_loop().create_task(reaper(), name="anyio process reaper")
+        # asyncio keeps only weak references to tasks; a reaper collected while
+        # pending would run its cleanup in the middle of the run
+        task = asyncio.get_running_loop().create_task(
+            reaper(), name="anyio process reaper"
+        )
+        _process_pool_reaper.set(task)
     else:
         import trio
 
