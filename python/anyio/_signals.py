@@ -48,16 +48,21 @@ def _asyncio_receiver(
 ) -> Generator[AsyncIterator[signal.Signals], None, None]:
     loop = asyncio.get_running_loop()
     receiver = _AsyncioSignalReceiver(loop)
-    installed: list[signal.Signals] = []
+    # The loop resets a signal to its default disposition when its handler
+    # goes; put back what was there before instead, as Trio does
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in signals:
+            handler = signal.getsignal(sig)
             loop.add_signal_handler(sig, receiver._deliver, signal.Signals(sig))
-            installed.append(sig)
+            previous[sig] = handler
 
         yield receiver
     finally:
-        for sig in installed:
+        for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 class _TrioSignalIterator:
