@@ -3,7 +3,6 @@ name resolution, descriptor waiting and connectables (loopback only)."""
 
 from __future__ import annotations
 
-import array
 import gc
 import os
 import socket
@@ -151,11 +150,12 @@ class TestTCPStream:
                 assert raw.gettimeout() == 0
                 assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 assert stream.extra(SocketAttribute.family) == loopback[1]
-                assert stream.extra(SocketAttribute.local_address) == (
-                    raw.getsockname()[:2]
+                assert (
+                    stream.extra(SocketAttribute.local_address)
+                    == (raw.getsockname()[:2])
                 )
-                assert stream.extra(SocketAttribute.local_port) == (
-                    raw.getsockname()[1]
+                assert (
+                    stream.extra(SocketAttribute.local_port) == (raw.getsockname()[1])
                 )
                 assert stream.extra(SocketAttribute.remote_address) == server_addr
                 assert stream.extra(SocketAttribute.remote_port) == server_addr[1]
@@ -299,7 +299,9 @@ class TestTCPStream:
 
         assert raw.fileno() == -1
 
-    async def test_aclose_in_cancelled_scope(self, server_addr: tuple[str, int]) -> None:
+    async def test_aclose_in_cancelled_scope(
+        self, server_addr: tuple[str, int]
+    ) -> None:
         stream = await connect_tcp(*server_addr)
         raw = stream.extra(SocketAttribute.raw_socket)
         with CancelScope() as scope:
@@ -389,7 +391,10 @@ class TestTCPStream:
         # Pretend the name resolves to both loopbacks, each on a dead port
         fake_resolver(
             monkeypatch,
-            [(fam, socket.SOCK_STREAM, 6, "", (host, port)) for fam, host, port in ports],
+            [
+                (fam, socket.SOCK_STREAM, 6, "", (host, port))
+                for fam, host, port in ports
+            ],
         )
         with pytest.raises(OSError, match="All connection attempts failed") as exc:
             await connect_tcp("dual.test", 1)
@@ -404,7 +409,9 @@ class TestTCPStream:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # A dual-stack listener: whichever family the client picks, it connects
-        with socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True) as server:
+        with socket.create_server(
+            ("::", 0), family=socket.AF_INET6, dualstack_ipv6=True
+        ) as server:
             port = server.getsockname()[1]
 
             fake_resolver(
@@ -462,8 +469,8 @@ class TestTCPListener:
             assert isinstance(listener, SocketListener)
             raw = listener.extra(SocketAttribute.raw_socket)
             assert listener.extra(SocketAttribute.family) == family
-            assert listener.extra(SocketAttribute.local_address) == (
-                raw.getsockname()[:2]
+            assert (
+                listener.extra(SocketAttribute.local_address) == (raw.getsockname()[:2])
             )
             assert raw.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
             with pytest.raises(TypedAttributeLookupError):
@@ -757,7 +764,9 @@ class TestUDP:
 
 
 class TestResolver:
-    @pytest.mark.parametrize("kind, proto", [(socket.SOCK_STREAM, 6), (socket.SOCK_DGRAM, 17)])
+    @pytest.mark.parametrize(
+        "kind, proto", [(socket.SOCK_STREAM, 6), (socket.SOCK_DGRAM, 17)]
+    )
     async def test_getaddrinfo_ipv6_literal(self, kind: int, proto: int) -> None:
         assert await getaddrinfo("::1", 0, type=kind) == [
             (socket.AF_INET6, kind, proto, "", ("::1", 0))
@@ -879,7 +888,10 @@ class TestConnectables:
         assert isinstance(wrapped, TLSConnectable)
         assert wrapped.hostname == "localhost"
         unix = as_connectable(
-            "/x.sock", tls=True, tls_hostname="example.com", tls_standard_compatible=False
+            "/x.sock",
+            tls=True,
+            tls_hostname="example.com",
+            tls_standard_compatible=False,
         )
         assert isinstance(unix, TLSConnectable)
         assert unix.hostname == "example.com"
@@ -897,8 +909,9 @@ class TestFromSocket:
         raw = socket.socket(loopback[1])
         raw.connect(server_sock.getsockname())
         async with await SocketStream.from_socket(raw.detach()) as stream:
-            assert stream.extra(SocketAttribute.remote_address) == (
-                server_sock.getsockname()[:2]
+            assert (
+                stream.extra(SocketAttribute.remote_address)
+                == (server_sock.getsockname()[:2])
             )
 
     async def test_errors(self, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from textwrap import dedent
 
 import pytest
 
-from anyio.abc import ByteReceiveStream
 from anyio import (
     BrokenResourceError,
     CancelScope,
@@ -23,6 +22,7 @@ from anyio import (
     run_process,
     wait_all_tasks_blocked,
 )
+from anyio.abc import ByteReceiveStream
 
 pytestmark = [
     pytest.mark.anyio,
@@ -170,7 +170,9 @@ async def test_concurrent_waits() -> None:
     async def wait() -> None:
         results.append(await process.wait())
 
-    async with await open_process([PY, "-c", "import time; time.sleep(0.2)"]) as process:
+    async with await open_process(
+        [PY, "-c", "import time; time.sleep(0.2)"]
+    ) as process:
         async with create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(wait)
@@ -209,7 +211,9 @@ async def test_streams_after_exit() -> None:
 
 async def test_cancelled_exit_kills_child() -> None:
     with CancelScope() as scope:
-        async with await open_process([PY, "-c", "import time; time.sleep(10)"]) as process:
+        async with await open_process(
+            [PY, "-c", "import time; time.sleep(10)"]
+        ) as process:
             scope.cancel()
 
     assert scope.cancelled_caught
@@ -239,7 +243,9 @@ async def test_close_while_reading() -> None:
 async def test_aclose_unblocks_writer() -> None:
     """Closing the process closes our end of its stdout, so a child blocked
     writing to it (nobody reading) gets EPIPE and can exit."""
-    process = await open_process([PY, "-c", "import sys; sys.stdout.write('x' * 10**7)"])
+    process = await open_process(
+        [PY, "-c", "import sys; sys.stdout.write('x' * 10**7)"]
+    )
     with fail_after(5):
         await process.aclose()
 

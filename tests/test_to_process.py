@@ -87,7 +87,9 @@ async def test_cancellable_kills_worker() -> None:
     pid = await to_process.run_sync(os.getpid)
     with fail_after(5):
         async with create_task_group() as tg:
-            tg.start_soon(partial(to_process.run_sync, cancellable=True), time.sleep, 10)
+            tg.start_soon(
+                partial(to_process.run_sync, cancellable=True), time.sleep, 10
+            )
             await wait_all_tasks_blocked()
             tg.cancel_scope.cancel()
 

@@ -109,9 +109,7 @@ async def _trio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
     except trio.ClosedResourceError:
         raise ClosedResourceError from None
     except trio.BusyResourceError:
-        raise BusyResourceError(
-            "reading from" if for_read else "writing to"
-        ) from None
+        raise BusyResourceError("reading from" if for_read else "writing to") from None
     except ValueError:
         # Trio refuses negative descriptors (an already closed socket)
         if _fileno(obj) < 0:

@@ -18,7 +18,7 @@ import array
 import errno
 import os
 import socket
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from io import IOBase
 from typing import Any
 
@@ -32,7 +32,6 @@ from ._fdwait import notify_closing, wait_readable, wait_writable
 from .abc import (
     ConnectedUDPSocket,
     ConnectedUNIXDatagramSocket,
-    SocketAttribute,
     SocketListener,
     SocketStream,
     UDPSocket,
@@ -56,31 +55,6 @@ def convert_address(address: Any) -> Any:
     return address
 
 
-def socket_attributes(sock: socket.socket) -> dict[Any, Callable[[], Any]]:
-    """The :class:`~anyio.abc.SocketAttribute` values of ``sock``, computed
-    lazily except for the ones that decide which attributes exist."""
-    attributes: dict[Any, Callable[[], Any]] = {
-        SocketAttribute.family: lambda: sock.family,
-        SocketAttribute.local_address: lambda: convert_address(sock.getsockname()),
-        SocketAttribute.raw_socket: lambda: sock,
-    }
-    try:
-        peername: Any = sock.getpeername()
-    except OSError:
-        peername = None
-
-    if sock.family in _IP_FAMILIES:
-        attributes[SocketAttribute.local_port] = lambda: sock.getsockname()[1]
-
-    if peername is not None:
-        remote = convert_address(peername)
-        attributes[SocketAttribute.remote_address] = lambda: remote
-        if sock.family in _IP_FAMILIES:
-            attributes[SocketAttribute.remote_port] = lambda: remote[1]
-
-    return attributes
-
-
 class _SocketHolder:
     """Shared state and closing logic of every socket wrapper below."""
 
@@ -99,14 +73,6 @@ class _SocketHolder:
     @property
     def _raw_socket(self) -> socket.socket:
         return self._sock
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        if self._closed:
-            # Only the socket object itself is meaningful after closing
-            return {SocketAttribute.raw_socket: lambda: self._sock}
-
-        return socket_attributes(self._sock)
 
     def _close_now(self) -> None:
         if not self._closed:
@@ -374,9 +340,7 @@ class UDPSocketImpl(_SocketHolder, UDPSocket):
         self._init_socket(sock)
 
     async def receive(self) -> tuple[bytes, tuple[str, int]]:
-        data, addr = await self._recv_call(
-            lambda: self._sock.recvfrom(_RECEIVE_SIZE)
-        )
+        data, addr = await self._recv_call(lambda: self._sock.recvfrom(_RECEIVE_SIZE))
         return data, convert_address(addr)
 
     async def send(self, item: tuple[bytes, tuple[str, int]]) -> None:
@@ -405,9 +369,7 @@ class UNIXDatagramSocketImpl(_SocketHolder, UNIXDatagramSocket):
         self._init_socket(sock)
 
     async def receive(self) -> tuple[bytes, str]:
-        data, addr = await self._recv_call(
-            lambda: self._sock.recvfrom(_RECEIVE_SIZE)
-        )
+        data, addr = await self._recv_call(lambda: self._sock.recvfrom(_RECEIVE_SIZE))
         return data, addr
 
     async def send(self, item: tuple[bytes, str]) -> None:
@@ -431,6 +393,7 @@ class ConnectedUNIXDatagramSocketImpl(_SocketHolder, ConnectedUNIXDatagramSocket
 
 
 # -- adopting existing sockets (the abc classes' from_socket()) ---------------
+
 
 def _kind_name(kind: int) -> str:
     try:

@@ -171,9 +171,7 @@ def getnameinfo(
 
     import trio
 
-    return cast(
-        "Awaitable[tuple[str, str]]", trio.socket.getnameinfo(sockaddr, flags)
-    )
+    return cast("Awaitable[tuple[str, str]]", trio.socket.getnameinfo(sockaddr, flags))
 
 
 # -- waiting on sockets (deprecated spellings) ---------------------------------
@@ -710,9 +708,7 @@ async def create_udp_socket(
         raise ValueError('Either "family" or "local_host" must be given')
 
     if local_host is not None:
-        results = await _resolve(
-            str(local_host), local_port, family, socket.SOCK_DGRAM
-        )
+        results = await _resolve(str(local_host), local_port, family, socket.SOCK_DGRAM)
         family = results[0][0]
         local_address = results[0][-1]
     else:
@@ -743,9 +739,7 @@ async def create_connected_udp_socket(
 
     local_address: Any = None
     if local_host is not None:
-        results = await _resolve(
-            str(local_host), local_port, family, socket.SOCK_DGRAM
-        )
+        results = await _resolve(str(local_host), local_port, family, socket.SOCK_DGRAM)
         family = results[0][0]
         local_address = results[0][-1]
 
@@ -891,4 +885,3 @@ def as_connectable(
         )
 
     return connectable
-

@@ -16,16 +16,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from io import BytesIO
 from subprocess import PIPE, CalledProcessError, CompletedProcess
-from typing import IO, Any, cast
+from typing import IO, Any, TypeAlias, cast
 
 from ._fdwait import wait_readable
 from ._pipes import PipeReceiveStream, PipeSendStream
 from .abc import ByteReceiveStream, ByteSendStream, Process
-
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias
-else:  # pragma: no cover
-    from typing_extensions import TypeAlias
 
 StrOrBytesPath: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
 

@@ -59,6 +59,8 @@ def current_default_interpreter_limiter() -> CapacityLimiter:
     try:
         return _default_interpreter_limiter.get()
     except LookupError:
-        limiter = CapacityLimiter(min(os.cpu_count() or DEFAULT_CPU_COUNT, DEFAULT_CPU_COUNT))
+        limiter = CapacityLimiter(
+            min(os.cpu_count() or DEFAULT_CPU_COUNT, DEFAULT_CPU_COUNT)
+        )
         _default_interpreter_limiter.set(limiter)
         return limiter

@@ -298,7 +298,9 @@ async def test_listener_handshake_failure(
     async with listener, create_task_group() as tg:
         tg.start_soon(listener.serve, handler)
         await wait_all_tasks_blocked()
-        with socket.create_connection(tcp_listener.extra(SocketAttribute.local_address)):
+        with socket.create_connection(
+            tcp_listener.extra(SocketAttribute.local_address)
+        ):
             pass  # connect and hang up without a handshake
 
         with move_on_after(5):

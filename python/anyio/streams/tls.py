@@ -291,14 +291,10 @@ class TLSStream(ByteStream):
         return {
             **self.transport_stream.extra_attributes,
             TLSAttribute.alpn_protocol: ssl_object.selected_alpn_protocol,
-            TLSAttribute.channel_binding_tls_unique: (
-                ssl_object.get_channel_binding
-            ),
+            TLSAttribute.channel_binding_tls_unique: (ssl_object.get_channel_binding),
             TLSAttribute.cipher: ssl_object.cipher,
             TLSAttribute.peer_certificate: lambda: ssl_object.getpeercert(False),
-            TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(
-                True
-            ),
+            TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(True),
             TLSAttribute.server_side: lambda: ssl_object.server_side,
             TLSAttribute.shared_ciphers: lambda: (
                 ssl_object.shared_ciphers() if ssl_object.server_side else None
@@ -424,4 +420,3 @@ class TLSConnectable(ByteStreamConnectable):
 
             await aclose_forcefully(stream)
             raise
-
