@@ -107,6 +107,16 @@ def _encode_host(host: bytes | str | None) -> bytes | str | None:
     return host
 
 
+def _is_numeric_host(host: bytes | str) -> bool:
+    text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+    try:
+        ip_address(text.partition("%")[0])
+    except ValueError:
+        return False
+
+    return True
+
+
 async def _resolve(
     host: bytes | str | None,
     port: str | int | None,
@@ -117,6 +127,15 @@ async def _resolve(
 ) -> list[tuple[Any, Any, int, str, Any]]:
     """The backend's resolver, with socket addresses as the OS gives them."""
     encoded = _encode_host(host)
+    if encoded is not None and _is_numeric_host(encoded):
+        # Nothing to look up, so no worker thread needed. (This also keeps the
+        # scope id of a link-local address, which uvloop's resolver drops.)
+        results = socket.getaddrinfo(
+            encoded, port, family, type, proto, flags | socket.AI_NUMERICHOST
+        )
+        await checkpoint()
+        return results
+
     if current_backend() == "asyncio":
         loop = asyncio.get_running_loop()
         return await loop.getaddrinfo(
