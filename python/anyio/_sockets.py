@@ -22,6 +22,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from ._backend import current_backend
+from ._cancel import CancelScope, move_on_after
 from ._exceptions import ConnectionFailed
 from ._fdwait import notify_closing as notify_closing
 from ._fdwait import wait_readable as wait_readable
@@ -36,6 +37,8 @@ from ._socket_streams import (
     UNIXSocketStreamImpl,
     convert_address,
 )
+from ._taskgroup import create_task_group
+from ._time import sleep, sleep_forever
 from .abc import (
     ByteStreamConnectable,
     ConnectedUDPSocket,
@@ -47,9 +50,6 @@ from .abc import (
     UNIXSocketStream,
 )
 from .lowlevel import checkpoint
-
-# The core's names are bound in the package before this module is imported
-from . import CancelScope, create_task_group, move_on_after, sleep, sleep_forever  # isort: skip
 
 if TYPE_CHECKING:
     import ssl
