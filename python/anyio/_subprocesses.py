@@ -18,8 +18,11 @@ from io import BytesIO
 from subprocess import PIPE, CalledProcessError, CompletedProcess
 from typing import IO, Any, TypeAlias, cast
 
+from ._cancel import CancelScope
 from ._fdwait import wait_readable
 from ._pipes import PipeReceiveStream, PipeSendStream
+from ._taskgroup import create_task_group
+from ._time import sleep
 from .abc import ByteReceiveStream, ByteSendStream, Process
 
 StrOrBytesPath: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
@@ -39,8 +42,6 @@ class _Process(Process):
         self._stderr = PipeReceiveStream(popen.stderr) if popen.stderr else None
 
     async def aclose(self) -> None:
-        from . import CancelScope
-
         # Closing our pipe ends first also unblocks a child stuck writing to a
         # pipe nobody reads (it gets EPIPE) so that it can exit.
         for stream in (self._stdin, self._stdout, self._stderr):
@@ -58,7 +59,6 @@ class _Process(Process):
             raise
 
     async def wait(self) -> int:
-        from . import sleep
         from .lowlevel import checkpoint
 
         returncode = self._popen.poll()
@@ -220,8 +220,6 @@ async def run_process(
         stream not captured)
     :raises ValueError: if both ``input`` and ``stdin`` are given
     """
-    from . import create_task_group
-
     if input is not None and stdin is not None:
         raise ValueError("only one of stdin and input is allowed")
 

@@ -19,7 +19,7 @@ else:
     from typing_extensions import TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
-    from . import CapacityLimiter
+    from ._sync import CapacityLimiter
 
 T_Retval = TypeVar("T_Retval")
 PosArgsT = TypeVarTuple("PosArgsT")
@@ -54,7 +54,7 @@ async def run_sync(
 def current_default_interpreter_limiter() -> CapacityLimiter:
     """The capacity limiter :func:`run_sync` uses by default (as many
     interpreters as CPUs, at most :data:`DEFAULT_CPU_COUNT`)."""
-    from . import CapacityLimiter
+    from ._sync import CapacityLimiter
 
     try:
         return _default_interpreter_limiter.get()

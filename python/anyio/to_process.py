@@ -25,7 +25,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
+from ._backend import get_cancelled_exc_class
+from ._cancel import CancelScope
 from ._exceptions import BrokenWorkerProcess
+from ._time import current_time
 from .abc import ByteReceiveStream, ByteSendStream, Process
 from .lowlevel import RunVar, checkpoint_if_cancelled
 
@@ -35,7 +38,7 @@ else:
     from typing_extensions import TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
-    from . import CapacityLimiter
+    from ._sync import CapacityLimiter
 
 T_Retval = TypeVar("T_Retval")
 PosArgsT = TypeVarTuple("PosArgsT")
@@ -166,8 +169,6 @@ async def run_sync(
         (default: :func:`current_default_process_limiter`)
     :raises BrokenWorkerProcess: if the worker died or answered nonsense
     """
-    from . import CancelScope, current_time, get_cancelled_exc_class
-
     await checkpoint_if_cancelled()
     request = _frame(("run", func, args))
 
@@ -238,7 +239,7 @@ async def run_sync(
 def current_default_process_limiter() -> CapacityLimiter:
     """The capacity limiter :func:`run_sync` uses by default: as many worker
     processes at a time as the machine has CPUs."""
-    from . import CapacityLimiter
+    from ._sync import CapacityLimiter
 
     try:
         return _default_process_limiter.get()

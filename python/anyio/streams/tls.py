@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
+from .._backend import get_cancelled_exc_class
+from .._cancel import fail_after
 from .._exceptions import BrokenResourceError, EndOfStream
+from .._resources import aclose_forcefully
 from .._typedattr import TypedAttributeSet, typed_attribute
 from ..abc import (
     AnyByteStream,
@@ -246,8 +249,6 @@ class TLSStream(ByteStream):
             try:
                 await self.unwrap()
             except BaseException:
-                from .. import aclose_forcefully
-
                 await aclose_forcefully(self.transport_stream)
                 raise
 
@@ -331,8 +332,6 @@ class TLSListener(Listener[TLSStream]):
         re-raises ``exc`` if it is not an :class:`Exception`. Override it to
         handle these failures differently.
         """
-        from .. import aclose_forcefully, get_cancelled_exc_class
-
         await aclose_forcefully(stream)
         if not isinstance(exc, get_cancelled_exc_class()):
             # exc_info given explicitly: this may run outside the except block
@@ -346,8 +345,6 @@ class TLSListener(Listener[TLSStream]):
         handler: Callable[[TLSStream], Any],
         task_group: TaskGroup | None = None,
     ) -> None:
-        from .. import fail_after
-
         @wraps(handler)
         async def handler_wrapper(stream: AnyByteStream) -> None:
             try:
@@ -416,7 +413,5 @@ class TLSConnectable(ByteStreamConnectable):
                 standard_compatible=self.standard_compatible,
             )
         except BaseException:
-            from .. import aclose_forcefully
-
             await aclose_forcefully(stream)
             raise
