@@ -935,3 +935,47 @@ class TestFromSocket:
                 ValueError, match="socket type mismatch: expected SOCK_STREAM"
             ):
                 await SocketStream.from_socket(a)
+
+
+@needs_unix
+class TestDatagramBackpressure:
+    """Datagram sends wait for the kernel to take the datagram (UNIX datagram
+    sockets push back where loopback UDP never does)."""
+
+    async def test_send_waits_and_cancel_sends_nothing(self, short_tmp: Path) -> None:
+        peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        peer.bind(str(short_tmp / "peer"))
+        peer.setblocking(False)
+        with peer:
+            async with await create_connected_unix_datagram_socket(
+                short_tmp / "peer"
+            ) as sender:
+                raw = sender.extra(SocketAttribute.raw_socket)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024)
+                with socket.fromfd(raw.fileno(), raw.family, raw.type) as dup:
+                    dup.setblocking(False)
+                    with pytest.raises(BlockingIOError):
+                        while True:
+                            dup.send(b"\0" * 64)
+
+                with move_on_after(0.05) as scope:
+                    await sender.send(b"cancelled")
+
+                assert scope.cancelled_caught
+
+                async def drain() -> list[bytes]:
+                    received: list[bytes] = []
+                    while not received or received[-1] != b"last":
+                        try:
+                            received.append(peer.recv(65536))
+                        except BlockingIOError:
+                            await wait_readable(peer)
+
+                    return received
+
+                async with create_task_group() as tg:
+                    tg.start_soon(sender.send, b"last")
+                    received = await drain()
+
+                assert b"cancelled" not in received
+                assert received[-1] == b"last"

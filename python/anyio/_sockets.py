@@ -408,6 +408,9 @@ async def connect_tcp(
         results = await _resolve(target_host, remote_port, type=socket.SOCK_STREAM)
         targets = _interleave(results)
 
+    if not targets:
+        raise OSError(f"{target_host!r} has no IPv4 or IPv6 address to connect to")
+
     winner: socket.socket | None = None
     oserrors: list[OSError] = []
 
