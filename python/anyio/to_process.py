@@ -47,7 +47,13 @@ PosArgsT = TypeVarTuple("PosArgsT")
 WORKER_MAX_IDLE_TIME = 300
 
 _HEADER = struct.Struct("!Q")
-_WORKER_COMMAND = "from anyio.to_process import process_worker; process_worker()"
+# The worker must import this very package before it learns our sys.path, so
+# the directory holding it goes first (the init message then replaces sys.path)
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_WORKER_COMMAND = (
+    f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+    "from anyio.to_process import process_worker; process_worker()"
+)
 
 _process_pool_workers: RunVar[set[Process]] = RunVar("_process_pool_workers")
 _process_pool_idle_workers: RunVar[deque[tuple[Process, float]]] = RunVar(
