@@ -82,7 +82,32 @@ from ._typedattr import typed_attribute as typed_attribute
 # -- concurrency utilities (gather, as_completed, amap) -----------------------
 
 # -- networking, subprocesses, signals ----------------------------------------
+from ._signals import open_signal_receiver as open_signal_receiver
+from ._sockets import TCPConnectable as TCPConnectable
+from ._sockets import UNIXConnectable as UNIXConnectable
+from ._sockets import as_connectable as as_connectable
+from ._sockets import connect_tcp as connect_tcp
+from ._sockets import connect_unix as connect_unix
+from ._sockets import create_connected_udp_socket as create_connected_udp_socket
+from ._sockets import (
+    create_connected_unix_datagram_socket as create_connected_unix_datagram_socket,
+)
+from ._sockets import create_tcp_listener as create_tcp_listener
+from ._sockets import create_udp_socket as create_udp_socket
+from ._sockets import create_unix_datagram_socket as create_unix_datagram_socket
+from ._sockets import create_unix_listener as create_unix_listener
+from ._sockets import getaddrinfo as getaddrinfo
+from ._sockets import getnameinfo as getnameinfo
+from ._sockets import notify_closing as notify_closing
+from ._sockets import wait_readable as wait_readable
+from ._sockets import wait_socket_readable as wait_socket_readable
+from ._sockets import wait_socket_writable as wait_socket_writable
+from ._sockets import wait_writable as wait_writable
+from ._subprocesses import open_process as open_process
+from ._subprocesses import run_process as run_process
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
 from . import lowlevel as lowlevel
+from . import to_interpreter as to_interpreter
+from . import to_process as to_process
