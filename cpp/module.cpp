@@ -55,6 +55,7 @@ void init_globals() {
   G.s_cancelled = intern("cancelled");
   G.s_exception = intern("exception");
   G.s_get_loop = intern("get_loop");
+  G.s_must_cancel = intern("_must_cancel");
   // Cold paths and the Trio side are Python; the module stays importable
   // without Trio installed.
   G.glue = py::module_::import("anyio._glue").release().ptr();
