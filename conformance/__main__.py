@@ -54,6 +54,18 @@ def _apply_import_guards(root: Path, guards: list[dict[str, str]]) -> None:
             path.write_text("".join(lines), encoding="utf-8")
 
 
+def _apply_text_patches(root: Path, patches: list[dict[str, str]]) -> None:
+    for patch in patches:
+        path = root / patch["file"]
+        text = path.read_text(encoding="utf-8")
+        if patch["old"] in text:
+            path.write_text(text.replace(patch["old"], patch["new"]), encoding="utf-8")
+        elif patch["new"] not in text:
+            raise SystemExit(
+                f"text patch no longer applies to {patch['file']}: {patch['old']!r}"
+            )
+
+
 def _read_expected() -> set[str]:
     if not EXPECTED.exists():
         return set()
@@ -130,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     root = fetch(args.cache)
     config = _load_toml(EXCLUSIONS)
     _apply_import_guards(root, config.get("import_guard", []))
+    _apply_text_patches(root, config.get("text_patch", []))
 
     # The recorder plugin lives in this package; anyio itself must come from the
     # installed distribution, never from the repository's python/ directory.
@@ -150,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(),
         "excluded": excluded,
         "import_guards": config.get("import_guard", []),
+        "text_patches": config.get("text_patch", []),
         "marker": config.get("marker", {}),
     }
 

@@ -66,6 +66,12 @@ class TestRunner(AbstractContextManager["TestRunner"]):
     """Base of the backend runners: run coroutines and fixtures on one loop."""
 
     _busy = False
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once closed, or abandoned after an interrupt broke out of a job."""
+        return self._closed
 
     def run_test(
         self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
@@ -85,6 +91,11 @@ class TestRunner(AbstractContextManager["TestRunner"]):
         value: T = self._call(agen.__anext__, {})
 
         def teardown() -> None:
+            if self._closed:
+                # The runner was torn down under the fixture (an interrupt broke
+                # out of a test); the loop already finalised the generator.
+                return
+
             async def finish() -> None:
                 try:
                     await agen.__anext__()
@@ -225,7 +236,7 @@ class AsyncioTestRunner(TestRunner):
                 )
 
     async def _serve(self, jobs: asyncio.Queue[_Job | None]) -> None:
-        while True:
+        while not self._closed:
             try:
                 job = await jobs.get()
             except asyncio.CancelledError:
@@ -297,7 +308,11 @@ class AsyncioTestRunner(TestRunner):
         self._closed = True
         root = self._root
         if root is not None and not root.done():
+            # The job may absorb the cancellation (a cancel scope of its own
+            # can claim it); the closed flag then ends the serve loop.
             root.cancel()
+            if self._jobs is not None:
+                self._jobs.put_nowait(None)
         try:
             self._runner.close()
         except BaseException:
@@ -396,7 +411,8 @@ class TrioTestRunner(TestRunner):
             raise
 
         if not job.done:
-            outcome, self._run_outcome = self._run_outcome, None
+            outcome: Any = self._run_outcome
+            self._run_outcome = None
             self._closed = True
             outcome.unwrap()
             raise RuntimeError("The Trio test runner stopped while running a job")
@@ -423,7 +439,8 @@ class TrioTestRunner(TestRunner):
 
         self._token.run_sync_soon(self._send.send_nowait, None)
         self._drive_until(lambda: self._run_outcome is not None)
-        outcome, self._run_outcome = self._run_outcome, None
+        outcome: Any = self._run_outcome
+        self._run_outcome = None
         outcome.unwrap()
 
 
