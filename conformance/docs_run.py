@@ -159,12 +159,37 @@ def _entry_point(tree: ast.Module) -> bool:
     return False
 
 
+def _undefined_names(tree: ast.Module) -> set[str]:
+    """Names the code reads but never binds (ignoring scopes: a cheap, lenient check)."""
+    import builtins
+
+    bound: set[str] = set(dir(builtins)) | {"__name__", "__file__"}
+    loaded: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return loaded - bound
+
+
 def _why_not_runnable(example: DocExample) -> str | None:
     try:
         tree = ast.parse(example.source)
     except SyntaxError:
         return (
             "fragment: not a complete Python module (e.g. top-level await/async with)"
+        )
+    undefined = _undefined_names(tree)
+    if undefined:
+        return (
+            f"fragment: uses names defined elsewhere ({', '.join(sorted(undefined))})"
         )
     if not _entry_point(tree):
         if any(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .tests_run import BACKEND_IDS, NO_BACKEND, OUTCOMES, FileResult, backend_of
@@ -41,6 +42,20 @@ def tests_summary(files: list[FileResult]) -> dict[str, Any]:
         "outcomes": outcomes,
         "failure_messages": failures,
     }
+
+
+def _first_error(message: str) -> str:
+    """The exception line of a collection error, e.g. "ImportError: cannot import name 'X'"."""
+    found = re.findall(r"^E\s+(\w+(?:Error|Exception)\b.*)$", message, re.MULTILINE)
+    text = (
+        found[-1]
+        if found
+        else message.strip().splitlines()[-1]
+        if message.strip()
+        else "?"
+    )
+    text = re.sub(r" \(/[^)]*\)", "", text)  # drop absolute paths
+    return text.replace("|", "\\|")[:120]
 
 
 def _cell(counts: dict[str, int]) -> str:
@@ -122,6 +137,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
         for path, info in tests["files"].items():
             status = f" ({info['status']})" if info["status"] != "ok" else ""
+            if info["collect_errors"]:
+                status += f" (not collected: {_first_error(info['collect_errors'][0])})"
             lines.append(
                 f"| {path}{status} | "
                 + " | ".join(_cell(info["counts"][c]) for c in COLUMNS)
@@ -138,6 +155,26 @@ def markdown(results: dict[str, Any]) -> str:
     for entry in results.get("excluded", []):
         lines.append(f"| `{entry['test']}` | {entry['reason']} |")
     lines.append("")
+    edits = [
+        (
+            guard["file"],
+            f"`{guard['line']}` wrapped in try/except ImportError",
+            guard["reason"],
+        )
+        for guard in results.get("import_guards", [])
+    ] + [
+        (patch["file"], f"`{patch['old']}` → `{patch['new']}`", patch["reason"])
+        for patch in results.get("text_patches", [])
+    ]
+    if edits:
+        lines += [
+            "Edits to the cached copy of upstream's tests (nothing else is changed):",
+            "",
+            "| file | edit | reason |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {file} | {edit} | {reason} |" for file, edit, reason in edits]
+        lines.append("")
 
     docs = results.get("docs")
     if docs:
