@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import sys
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -20,6 +21,9 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 T = TypeVar("T")
+
+# How long an interrupted Trio run may take to wind down before we give up on it.
+_ABANDON_TIMEOUT = 5.0
 
 _REENTRY_MESSAGE = (
     "Cannot schedule a coroutine in the test runner while another is already "
@@ -355,9 +359,21 @@ class TrioTestRunner(TestRunner):
         self._started = False
         self._closed = False
 
-    def _drive_until(self, predicate: Callable[[], bool]) -> None:
+    def _drive_until(
+        self, predicate: Callable[[], bool], timeout: float | None = None
+    ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not predicate():
-            callback = self._callbacks.get()
+            if deadline is None:
+                callback = self._callbacks.get()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    callback = self._callbacks.get(timeout=remaining)
+                except queue.Empty:
+                    return
             callback()
 
     def _set_outcome(self, run_outcome: Any) -> None:
@@ -423,9 +439,12 @@ class TrioTestRunner(TestRunner):
         if self._token is None or self._run_outcome is not None:
             return
 
+        # Bounded: a task that ignores cancellation must not hang the session.
         try:
             self._token.run_sync_soon(self._scope.cancel)
-            self._drive_until(lambda: self._run_outcome is not None)
+            self._drive_until(
+                lambda: self._run_outcome is not None, timeout=_ABANDON_TIMEOUT
+            )
         except BaseException:
             pass
 
