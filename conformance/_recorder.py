@@ -35,6 +35,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _stream = None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # A resumed run skips the tests an earlier, crashed process already ran.
+    path = os.environ.get("CONFORMANCE_SKIP")
+    if not path:
+        return
+
+    with open(path, encoding="utf-8") as file:
+        done = {line.strip() for line in file if line.strip()}
+    skipped = [item for item in items if item.nodeid in done]
+    if skipped:
+        items[:] = [item for item in items if item.nodeid not in done]
+        config.hook.pytest_deselected(items=skipped)
+
+
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
         _emit(

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,9 +123,7 @@ def plugin_argument(env: dict[str, str]) -> str:
     return "anyio" if output.strip() == "True" else "anyio.pytest_plugin"
 
 
-def _command(
-    options: RunOptions, path: str, record: Path, skip: Iterable[str]
-) -> list[str]:
+def _command(options: RunOptions, path: str) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -159,7 +156,7 @@ def _command(
         options.marker_expr,
         path,
     ]
-    for nodeid in [*options.deselect, *skip]:
+    for nodeid in options.deselect:
         command += ["--deselect", nodeid]
     return command
 
@@ -226,6 +223,11 @@ def run_file(path: str, options: RunOptions) -> FileResult:
         with tempfile.TemporaryDirectory() as tmp:
             record = Path(tmp) / "record.jsonl"
             env = {**options.env, "CONFORMANCE_RECORD": str(record)}
+            if attempt:
+                # Resume after the crash: skip everything already reported.
+                done_file = Path(tmp) / "done.txt"
+                done_file.write_text("\n".join([*reports, *skip]), encoding="utf-8")
+                env["CONFORMANCE_SKIP"] = str(done_file)
             log = (
                 open(
                     options.log_dir / (path.replace("/", "_") + f".{attempt}.log"), "w"
@@ -235,7 +237,7 @@ def run_file(path: str, options: RunOptions) -> FileResult:
             )
             try:
                 exit_code = run_bounded(
-                    _command(options, path, record, skip),
+                    _command(options, path),
                     cwd=options.root,
                     env=env,
                     stdout=log,
@@ -261,7 +263,7 @@ def run_file(path: str, options: RunOptions) -> FileResult:
                     result.collect_errors.append(
                         f"{nodeid}: {event.get('message', '')}"
                     )
-                elif kind == "deselected" and attempt == 0:
+                elif kind == "deselected" and attempt == 0 and nodeid not in reports:
                     result.deselected += 1
 
         if running is None and not killed:
