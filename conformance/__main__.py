@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--logs", type=Path, help="keep each pytest process's output in this directory"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="test files run at the same time"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
