@@ -69,6 +69,7 @@ class _Job:
 class TestRunner(AbstractContextManager["TestRunner"]):
     """Base of the backend runners: run coroutines and fixtures on one loop."""
 
+    __test__ = False  # not a pytest test class, whatever its name says
     _busy = False
     _closed = False
 
@@ -116,6 +117,8 @@ class TestRunner(AbstractContextManager["TestRunner"]):
     def _call(self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
         if self._busy:
             raise RuntimeError(_REENTRY_MESSAGE)
+        if self._closed:
+            raise RuntimeError("This test runner has already been closed")
 
         async def invoke() -> Any:
             return await func(**kwargs)
