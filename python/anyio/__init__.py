@@ -39,9 +39,26 @@ from ._exceptions import WouldBlock as WouldBlock
 # -- typed attributes, resources, context manager mixins ----------------------
 
 # -- files, paths, temporary files --------------------------------------------
+from ._fileio import AsyncFile as AsyncFile
+from ._fileio import Path as Path
+from ._fileio import open_file as open_file
+from ._fileio import wrap_file as wrap_file
+from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
+from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
+from ._tempfile import TemporaryDirectory as TemporaryDirectory
+from ._tempfile import TemporaryFile as TemporaryFile
+from ._tempfile import gettempdir as gettempdir
+from ._tempfile import gettempdirb as gettempdirb
+from ._tempfile import mkdtemp as mkdtemp
+from ._tempfile import mkstemp as mkstemp
 
 # -- concurrency utilities (gather, as_completed, amap) -----------------------
+from ._concurrency_utils import amap as amap
+from ._concurrency_utils import as_completed as as_completed
+from ._concurrency_utils import gather as gather
 
 # -- networking, subprocesses, signals ----------------------------------------
 
 # -- submodules ----------------------------------------------------------------
+from . import functools as functools
+from . import itertools as itertools
