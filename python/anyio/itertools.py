@@ -92,15 +92,20 @@ class _Source(Generic[T]):
 
 
 async def _collect(iterable: Iterable[T] | AsyncIterable[T]) -> tuple[T, ...]:
-    """All items of an input as a tuple (for the combinatoric functions)."""
-    if not isinstance(iterable, AsyncIterable):
-        return tuple(iterable)
+    """All items of an input as a tuple (for the combinatoric functions).
 
-    items: list[T] = []
-    async for item in iterable:
-        items.append(item)
+    Ends with a checkpoint of its own: together with the one before each result
+    (or at the end), the first step of a combinatoric iterator then lets every
+    other ready task run even on Trio, which may run a batch of ready tasks in
+    either order.
+    """
+    if isinstance(iterable, AsyncIterable):
+        items = tuple([item async for item in iterable])
+    else:
+        items = tuple(iterable)
 
-    return tuple(items)
+    await checkpoint()
+    return items
 
 
 async def _operator_add(first: Any, second: Any) -> Any:
