@@ -36,24 +36,16 @@ __all__ = [
 ]
 
 
-async def _create(factory: Callable[[], T], discard: Callable[[T], object]) -> T:
-    """Make something on disk in a worker thread, never losing it to cancellation.
+async def _create(factory: Callable[[], T]) -> T:
+    """Make something on disk in a worker thread.
 
-    If the task was cancelled meanwhile, ``discard`` undoes the creation before
-    the cancellation is raised.
+    A cancellation already pending prevents the creation; one that arrives
+    while the thread works is left for the next checkpoint (typically in the
+    ``async with`` block, whose exit then removes what was made).
     """
+    await checkpoint_if_cancelled()
     with CancelScope(shield=True):
-        created = await to_thread.run_sync(factory)
-
-    try:
-        await checkpoint_if_cancelled()
-    except BaseException:
-        with CancelScope(shield=True):
-            await to_thread.run_sync(discard, created)
-
-        raise
-
-    return created
+        return await to_thread.run_sync(factory)
 
 
 class TemporaryFile(Generic[AnyStr]):
@@ -89,7 +81,7 @@ class TemporaryFile(Generic[AnyStr]):
         }
 
     async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp = await _create(partial(tempfile.TemporaryFile, **self._params), _close)
+        fp = await _create(partial(tempfile.TemporaryFile, **self._params))
         self._async_file = AsyncFile(fp)
         return self._async_file
 
@@ -141,7 +133,7 @@ class NamedTemporaryFile(Generic[AnyStr]):
             self._params["delete_on_close"] = delete_on_close
 
     async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp = await _create(partial(tempfile.NamedTemporaryFile, **self._params), _close)
+        fp = await _create(partial(tempfile.NamedTemporaryFile, **self._params))
         self._async_file = AsyncFile(fp)
         return self._async_file
 
@@ -152,10 +144,6 @@ class NamedTemporaryFile(Generic[AnyStr]):
         traceback: TracebackType | None,
     ) -> None:
         await self._async_file.aclose()
-
-
-def _close(fp: IO[Any]) -> None:
-    fp.close()
 
 
 class SpooledTemporaryFile(AsyncFile[AnyStr]):
@@ -218,7 +206,9 @@ class SpooledTemporaryFile(AsyncFile[AnyStr]):
         if self._rolled:
             return
 
-        # Shielded as a whole: stopping half-way would lose the buffered data.
+        # A cancellation that is already pending stops it before it starts;
+        # once started, it is shielded: stopping half-way would lose the data.
+        await checkpoint_if_cancelled()
         with CancelScope(shield=True):
             disk_file = await to_thread.run_sync(
                 partial(tempfile.TemporaryFile, **self._params)
@@ -388,7 +378,7 @@ class TemporaryDirectory(Generic[AnyStr]):
 
     async def __aenter__(self) -> AnyStr:
         self._tempdir = await _create(
-            partial(tempfile.TemporaryDirectory, **self._params), _remove_dir
+            partial(tempfile.TemporaryDirectory, **self._params)
         )
         if not self._delete and sys.version_info < (3, 12):
             # Before 3.12 the stdlib object removes the directory when garbage
@@ -417,10 +407,6 @@ class TemporaryDirectory(Generic[AnyStr]):
                 await to_thread.run_sync(self._tempdir.cleanup)
 
         await checkpoint_if_cancelled()
-
-
-def _remove_dir(tempdir: tempfile.TemporaryDirectory[Any]) -> None:
-    tempdir.cleanup()
 
 
 @overload
