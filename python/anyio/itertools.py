@@ -31,11 +31,11 @@ from .lowlevel import checkpoint
 T = TypeVar("T")
 R = TypeVar("R")
 
+# As upstream, ``chain`` (an instance, not a function) is not in ``__all__``.
 __all__ = (
     "Chain",
     "accumulate",
     "batched",
-    "chain",
     "combinations",
     "combinations_with_replacement",
     "compress",
