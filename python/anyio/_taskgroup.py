@@ -10,15 +10,15 @@ from __future__ import annotations
 import enum
 import sys
 from asyncio import CancelledError, get_running_loop
-from ._cpp import running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from . import _cpp
-from ._cancel import CancelScope
 from ._callables import callable_name
+from ._cancel import CancelScope
+from ._cpp import running_loop as _get_running_loop
 from ._exceptions import TaskCancelled, TaskFailed, TaskNotFinished
 from ._glue import check_coroutine
 from .abc._tasks import TaskGroup as _AbstractTaskGroup

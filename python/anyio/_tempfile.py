@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from functools import partial
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, AnyStr, Generic, TypeVar, cast, overload
 
 from . import CancelScope, to_thread
 from ._fileio import AsyncFile
@@ -45,7 +45,9 @@ async def _create(factory: Callable[[], T]) -> T:
     """
     await checkpoint_if_cancelled()
     with CancelScope(shield=True):
-        return await to_thread.run_sync(factory)
+        created = await to_thread.run_sync(factory)
+
+    return created
 
 
 class TemporaryFile(Generic[AnyStr]):
@@ -81,7 +83,7 @@ class TemporaryFile(Generic[AnyStr]):
         }
 
     async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp = await _create(partial(tempfile.TemporaryFile, **self._params))
+        fp: Any = await _create(partial(tempfile.TemporaryFile, **self._params))
         self._async_file = AsyncFile(fp)
         return self._async_file
 
@@ -133,7 +135,7 @@ class NamedTemporaryFile(Generic[AnyStr]):
             self._params["delete_on_close"] = delete_on_close
 
     async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp = await _create(partial(tempfile.NamedTemporaryFile, **self._params))
+        fp: Any = await _create(partial(tempfile.NamedTemporaryFile, **self._params))
         self._async_file = AsyncFile(fp)
         return self._async_file
 
@@ -183,7 +185,7 @@ class SpooledTemporaryFile(AsyncFile[AnyStr]):
             "errors": errors,
         }
         self._text = "b" not in mode
-        memory: IO[Any]
+        memory: Any
         if self._text:
             memory = io.TextIOWrapper(
                 io.BytesIO(),
@@ -246,7 +248,7 @@ class SpooledTemporaryFile(AsyncFile[AnyStr]):
             await checkpoint()
             return self._fp.read(size)  # type: ignore[no-any-return]
 
-        return await super().read(size)
+        return await super().read(size)  # type: ignore[return-value]
 
     async def read1(self: SpooledTemporaryFile[bytes], size: int = -1) -> bytes:
         if not self._rolled:
@@ -260,14 +262,14 @@ class SpooledTemporaryFile(AsyncFile[AnyStr]):
             await checkpoint()
             return self._fp.readline()  # type: ignore[no-any-return]
 
-        return await super().readline()
+        return await super().readline()  # type: ignore[return-value]
 
     async def readlines(self) -> list[AnyStr]:
         if not self._rolled:
             await checkpoint()
             return self._fp.readlines()  # type: ignore[no-any-return]
 
-        return await super().readlines()
+        return await super().readlines()  # type: ignore[return-value]
 
     async def readinto(self: SpooledTemporaryFile[bytes], b: WriteableBuffer) -> int:
         if not self._rolled:
@@ -377,17 +379,20 @@ class TemporaryDirectory(Generic[AnyStr]):
         self._tempdir: tempfile.TemporaryDirectory[AnyStr] | None = None
 
     async def __aenter__(self) -> AnyStr:
-        self._tempdir = await _create(
-            partial(tempfile.TemporaryDirectory, **self._params)
+        factory = cast(
+            "Callable[[], tempfile.TemporaryDirectory[AnyStr]]",
+            partial(tempfile.TemporaryDirectory, **self._params),
         )
+        tempdir = await _create(factory)
+        self._tempdir = tempdir
         if not self._delete and sys.version_info < (3, 12):
             # Before 3.12 the stdlib object removes the directory when garbage
             # collected, whatever ``delete`` says; drop that finalizer.
-            finalizer = getattr(self._tempdir, "_finalizer", None)
+            finalizer = getattr(tempdir, "_finalizer", None)
             if finalizer is not None:
                 finalizer.detach()
 
-        return self._tempdir.name
+        return tempdir.name
 
     async def __aexit__(
         self,

@@ -272,7 +272,7 @@ class _LRUCacheWrapper(Generic[T]):
         self._ttl = ttl
 
     @overload
-    def __call__(
+    def __call__(  # type: ignore[overload-overlap]
         self, func: Callable[P, Coroutine[Any, Any, T]], /
     ) -> AsyncLRUCacheWrapper[P, T]: ...
 
@@ -284,7 +284,7 @@ class _LRUCacheWrapper(Generic[T]):
     def __call__(
         self, f: Callable[P, Coroutine[Any, Any, T]] | Callable[..., T], /
     ) -> AsyncLRUCacheWrapper[P, T] | functools._lru_cache_wrapper[T]:
-        return _decorate(
+        return _decorate(  # type: ignore[no-any-return]
             f, self._maxsize, self._typed, self._always_checkpoint, self._ttl
         )
 
@@ -320,7 +320,7 @@ def _decorate(
 
 
 @overload
-def cache(
+def cache(  # type: ignore[overload-overlap]
     func: Callable[P, Coroutine[Any, Any, T]], /
 ) -> AsyncLRUCacheWrapper[P, T]: ...
 
@@ -340,11 +340,11 @@ def cache(
     if _is_coroutine_function(func):
         return lru_cache(maxsize=None)(func)
 
-    return functools.cache(func)
+    return functools.cache(cast("Callable[..., T]", func))
 
 
 @overload
-def lru_cache(
+def lru_cache(  # type: ignore[overload-overlap]
     func: Callable[P, Coroutine[Any, Any, T]], /
 ) -> AsyncLRUCacheWrapper[P, T]: ...
 
@@ -427,7 +427,7 @@ async def reduce(
 ) -> T: ...
 
 
-async def reduce(
+async def reduce(  # type: ignore[misc]
     function: Callable[[T, T], Awaitable[T]] | Callable[[T, S], Awaitable[T]],
     iterable: Iterable[T] | Iterable[S] | AsyncIterable[T] | AsyncIterable[S],
     /,
