@@ -64,6 +64,9 @@ class AsyncFile(AsyncResource, Generic[AnyStr]):
         self._limiter = limiter
 
     def __getattr__(self, name: str) -> object:
+        if name == "_fp":  # not set yet (copy, unpickling): avoid recursing
+            raise AttributeError(name)
+
         return getattr(self._fp, name)
 
     @property
@@ -552,7 +555,9 @@ class Path:
     # -- directory listing -------------------------------------------------
 
     async def iterdir(self) -> AsyncIterator[Self]:
-        entries = _PathIterator(self._path.iterdir(), self._wrap, self._limiter)
+        # Newer Pythons list the directory when iterdir() is called, not lazily.
+        listing = await self._run(self._path.iterdir)
+        entries = _PathIterator(listing, self._wrap, self._limiter)
         async for entry in entries:
             yield entry  # type: ignore[misc]
 
