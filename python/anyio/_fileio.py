@@ -283,6 +283,11 @@ class Path:
     def __str__(self) -> str:
         return self._path.__str__()
 
+    if sys.version_info >= (3, 15):
+
+        def __vfspath__(self) -> str:
+            return self._path.__vfspath__()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.as_posix()!r})"
 
