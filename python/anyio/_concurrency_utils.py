@@ -8,10 +8,12 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import BrokenResourceError, create_memory_object_stream, create_task_group
+from ._exceptions import BrokenResourceError
+from ._taskgroup import create_task_group
+from .streams.memory import create_memory_object_stream
 
 if TYPE_CHECKING:
-    from . import TaskHandle
+    from ._taskgroup import TaskHandle
     from .abc import TaskGroup
     from .streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 

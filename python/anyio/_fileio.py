@@ -22,7 +22,8 @@ from typing import (
     overload,
 )
 
-from . import CancelScope, to_thread
+from . import to_thread
+from ._cancel import CancelScope
 from .abc import AsyncResource
 
 if sys.version_info >= (3, 11):
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
         WriteableBuffer,
     )
 
-    from . import CapacityLimiter
+    from ._sync import CapacityLimiter
 
 T = TypeVar("T")
 

@@ -15,7 +15,8 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, AnyStr, Generic, TypeVar, cast, overload
 
-from . import CancelScope, to_thread
+from . import to_thread
+from ._cancel import CancelScope
 from ._fileio import AsyncFile
 from .lowlevel import checkpoint, checkpoint_if_cancelled
 

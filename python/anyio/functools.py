@@ -30,7 +30,8 @@ from typing import (
     overload,
 )
 
-from . import Lock, current_time
+from ._sync import Lock
+from ._time import current_time
 from .lowlevel import checkpoint
 
 T = TypeVar("T")

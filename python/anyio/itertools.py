@@ -25,7 +25,7 @@ from collections.abc import (
 )
 from typing import Any, Generic, TypeVar, cast, overload
 
-from . import Lock
+from ._sync import Lock
 from .lowlevel import checkpoint
 
 T = TypeVar("T")
