@@ -6,31 +6,6 @@ API and imports from the private module that implements it.
 
 from __future__ import annotations
 
-# -- networking, subprocesses, signals ----------------------------------------
-# -- submodules ----------------------------------------------------------------
-from . import abc as abc
-from . import functools as functools
-from . import itertools as itertools
-from . import lowlevel as lowlevel
-
-# -- running, backends, time (foundation) -------------------------------------
-from ._backend import get_all_backends as get_all_backends
-from ._backend import get_available_backends as get_available_backends
-from ._backend import get_cancelled_exc_class as get_cancelled_exc_class
-
-# -- cancel scopes, task groups, task introspection ---------------------------
-from ._cancel import CancelScope as CancelScope
-from ._cancel import current_effective_deadline as current_effective_deadline
-from ._cancel import fail_after as fail_after
-from ._cancel import fail_at as fail_at
-from ._cancel import move_on_after as move_on_after
-from ._cancel import move_on_at as move_on_at
-
-# -- concurrency utilities (gather, as_completed, amap) -----------------------
-from ._concurrency_utils import amap as amap
-from ._concurrency_utils import as_completed as as_completed
-from ._concurrency_utils import gather as gather
-
 # -- exceptions ---------------------------------------------------------------
 from ._exceptions import BrokenResourceError as BrokenResourceError
 from ._exceptions import BrokenWorkerInterpreter as BrokenWorkerInterpreter
@@ -53,15 +28,23 @@ from ._exceptions import TaskNotFinished as TaskNotFinished
 from ._exceptions import TypedAttributeLookupError as TypedAttributeLookupError
 from ._exceptions import WouldBlock as WouldBlock
 
-# -- synchronization primitives -----------------------------------------------
-# -- memory object streams ----------------------------------------------------
-# -- typed attributes, resources, context manager mixins ----------------------
-# -- files, paths, temporary files --------------------------------------------
-from ._fileio import AsyncFile as AsyncFile
-from ._fileio import Path as Path
-from ._fileio import open_file as open_file
-from ._fileio import wrap_file as wrap_file
+# -- running, backends, time (foundation) -------------------------------------
+from ._backend import get_all_backends as get_all_backends
+from ._backend import get_available_backends as get_available_backends
+from ._backend import get_cancelled_exc_class as get_cancelled_exc_class
 from ._run import run as run
+from ._time import current_time as current_time
+from ._time import sleep as sleep
+from ._time import sleep_forever as sleep_forever
+from ._time import sleep_until as sleep_until
+
+# -- cancel scopes, task groups, task introspection ---------------------------
+from ._cancel import CancelScope as CancelScope
+from ._cancel import current_effective_deadline as current_effective_deadline
+from ._cancel import fail_after as fail_after
+from ._cancel import fail_at as fail_at
+from ._cancel import move_on_after as move_on_after
+from ._cancel import move_on_at as move_on_at
 from ._taskgroup import TASK_STATUS_IGNORED as TASK_STATUS_IGNORED
 from ._taskgroup import TaskHandle as TaskHandle
 from ._taskgroup import create_task_group as create_task_group
@@ -69,6 +52,18 @@ from ._tasks_info import TaskInfo as TaskInfo
 from ._tasks_info import get_current_task as get_current_task
 from ._tasks_info import get_running_tasks as get_running_tasks
 from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
+
+# -- synchronization primitives -----------------------------------------------
+
+# -- memory object streams ----------------------------------------------------
+
+# -- typed attributes, resources, context manager mixins ----------------------
+
+# -- files, paths, temporary files --------------------------------------------
+from ._fileio import AsyncFile as AsyncFile
+from ._fileio import Path as Path
+from ._fileio import open_file as open_file
+from ._fileio import wrap_file as wrap_file
 from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
 from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
 from ._tempfile import TemporaryDirectory as TemporaryDirectory
@@ -77,7 +72,16 @@ from ._tempfile import gettempdir as gettempdir
 from ._tempfile import gettempdirb as gettempdirb
 from ._tempfile import mkdtemp as mkdtemp
 from ._tempfile import mkstemp as mkstemp
-from ._time import current_time as current_time
-from ._time import sleep as sleep
-from ._time import sleep_forever as sleep_forever
-from ._time import sleep_until as sleep_until
+
+# -- concurrency utilities (gather, as_completed, amap) -----------------------
+from ._concurrency_utils import amap as amap
+from ._concurrency_utils import as_completed as as_completed
+from ._concurrency_utils import gather as gather
+
+# -- networking, subprocesses, signals ----------------------------------------
+
+# -- submodules ----------------------------------------------------------------
+from . import abc as abc
+from . import functools as functools
+from . import itertools as itertools
+from . import lowlevel as lowlevel
