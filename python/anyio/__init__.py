@@ -58,6 +58,12 @@ from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
 # -- memory object streams ----------------------------------------------------
 
 # -- typed attributes, resources, context manager mixins ----------------------
+from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
+from ._contextmanagers import ContextManagerMixin as ContextManagerMixin
+from ._resources import aclose_forcefully as aclose_forcefully
+from ._typedattr import TypedAttributeProvider as TypedAttributeProvider
+from ._typedattr import TypedAttributeSet as TypedAttributeSet
+from ._typedattr import typed_attribute as typed_attribute
 
 # -- files, paths, temporary files --------------------------------------------
 
