@@ -56,6 +56,7 @@ from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
 # -- synchronization primitives -----------------------------------------------
 
 # -- memory object streams ----------------------------------------------------
+from .streams.memory import create_memory_object_stream as create_memory_object_stream
 
 # -- typed attributes, resources, context manager mixins ----------------------
 from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
