@@ -10,6 +10,7 @@ int register_task_coro(PyObject* module);
 int register_task_group(PyObject* module);
 int register_checkpoint(PyObject* module);
 int register_sync(PyObject* module);
+int register_memory(PyObject* module);
 }  // namespace anyio
 
 namespace py = pybind11;
@@ -76,4 +77,5 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_task_group(mod));
   check(anyio::register_checkpoint(mod));
   check(anyio::register_sync(mod));
+  check(anyio::register_memory(mod));
 }

@@ -68,6 +68,7 @@ from ._sync import Semaphore as Semaphore
 from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- memory object streams ----------------------------------------------------
+from .streams.memory import create_memory_object_stream as create_memory_object_stream
 
 # -- typed attributes, resources, context manager mixins ----------------------
 from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
