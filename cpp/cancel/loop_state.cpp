@@ -270,7 +270,7 @@ LoopState* new_loop_state(PyObject* loop) {
 
 }  // namespace
 
-PyObject* running_loop() {
+PyObject* running_loop_slow() {
   PyObject* loop = PyObject_Vectorcall(G.get_running_loop, nullptr, 0, nullptr);
   if (!loop) return nullptr;
   Py_DECREF(loop);  // the running loop is kept alive by the thread running it

@@ -2,7 +2,10 @@
 // delivery of cancellation are implemented here; on Trio the scope wraps a
 // trio.CancelScope through the Python glue (anyio._glue), since Trio already
 // does level cancellation natively.
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 
 #include "cancel/core.hpp"
 
@@ -18,11 +21,18 @@ constexpr const char kMarker[] = "Cancelled via cancel scope ";
 inline double inf() { return HUGE_VAL; }
 
 PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
-  PyObject* fn = PyObject_GetAttrString(G.glue, name);
-  if (!fn) return nullptr;
-  PyObject* r = PyObject_Vectorcall(fn, args, nargs, nullptr);
-  Py_DECREF(fn);
-  return r;
+  // Glue functions are looked up once per name; the module keeps them alive.
+  static std::unordered_map<std::string, PyObject*> cache;
+  auto it = cache.find(name);
+  PyObject* fn;
+  if (it == cache.end()) {
+    fn = PyObject_GetAttrString(G.glue, name);
+    if (!fn) return nullptr;
+    cache.emplace(name, fn);
+  } else {
+    fn = it->second;
+  }
+  return PyObject_Vectorcall(fn, args, nargs, nullptr);
 }
 
 bool on_trio() {
@@ -87,7 +97,9 @@ int deliver_tree(CancelScope* s) {
 }
 
 PyObject* build_cancel_msg(CancelScope* s, PyObject* reason) {
-  PyObject* msg = PyUnicode_FromFormat("%s%zx", kMarker, reinterpret_cast<size_t>(s));
+  char head[64];
+  std::snprintf(head, sizeof head, "%s%zx", kMarker, reinterpret_cast<size_t>(s));
+  PyObject* msg = PyUnicode_FromString(head);
   if (!msg) return nullptr;
   // Name the task that cancelled, as upstream does, so tracebacks say who.
   PyObject* loop = running_loop();
@@ -159,6 +171,7 @@ CancelScope* cs_alloc(PyTypeObject* type, double deadline, bool shield) {
   auto* self = reinterpret_cast<CancelScope*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   self->deadline = deadline;
+  self->created_at = -1;
   self->heap_index = -1;
   self->shield = shield;
   Py_INCREF(Py_None);
@@ -260,7 +273,11 @@ PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
   Py_INCREF(t->loop);
   self->loop = t->loop;
   if (self->deadline != inf()) {
-    double now = loop_time(self->loop);
+    // Timeout helpers read the clock when they build the scope; entering it
+    // follows at once, so that reading stands in for a second one. A deadline
+    // passing in between is caught by the timer on the next loop iteration.
+    double now = self->created_at;
+    if (now < 0) now = loop_time(self->loop);
     if (now == -1 && PyErr_Occurred()) return nullptr;
     if (self->deadline <= now) {
       if (scope_do_cancel(self, nullptr, true) < 0) return nullptr;
@@ -528,6 +545,7 @@ PyType_Spec cs_spec = {
 PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObject* reason,
                              bool relative, bool fail) {
   double value = inf();
+  double created_at = -1;
   if (deadline_obj != Py_None) {
     value = PyFloat_AsDouble(deadline_obj);
     if (value == -1.0 && PyErr_Occurred()) return nullptr;
@@ -550,10 +568,12 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
     Py_DECREF(now_obj);
     if (now == -1.0 && PyErr_Occurred()) return nullptr;
     value += now;
+    created_at = now;
   }
   CancelScope* s = cs_alloc(CancelScopeType, value, shield);
   if (!s) return nullptr;
   s->fail_on_timeout = fail;
+  s->created_at = created_at;
   if (reason && reason != Py_None) {
     Py_INCREF(reason);
     Py_SETREF(s->reason, reason);
@@ -673,7 +693,19 @@ CancelScope* effective_cancel_from(CancelScope* s) {
 
 CancelScope* effective_cancel(TaskState* t) {
   if (t->shielded_yield) return nullptr;
-  return effective_cancel_from(t->scope ? t->scope : t->root);
+  // The task's own scopes first, then the cancellation of the task alone
+  // (TaskHandle.cancel()), then the scopes it was spawned below.
+  CancelScope* s = t->scope;
+  for (; s && s->host == t; s = s->parent) {
+    if (s->cancel_called) return s;
+    if (s->shield) return nullptr;
+  }
+  if (t->self_scope) return t->self_scope;
+  return effective_cancel_from(s ? s : t->root);
+}
+
+PyObject* new_detached_scope() {
+  return reinterpret_cast<PyObject*>(cs_alloc(CancelScopeType, inf(), false));
 }
 
 bool is_scope_cancelled_error(PyObject* exc) {
@@ -745,6 +777,7 @@ void task_unlink(TaskState* t) {
 
 void task_detach_all(TaskState* t) {
   task_unlink(t);
+  Py_CLEAR(t->self_scope);
   Py_CLEAR(t->scope);
   Py_CLEAR(t->root);
   Py_CLEAR(t->waiting_on);

@@ -110,10 +110,36 @@ PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
   return r;
 }
 
+// A wrapper made before its loop ran (anyio.run, the pytest runner) learns its
+// task and loop on the first step.
+int bind_lazily(TaskCoro* self) {
+  if (self->st.task || self->st.finished) return 0;
+  PyObject* loop = running_loop();
+  if (!loop) return PyErr_Occurred() ? -1 : 0;
+  if (!self->st.loop) {
+    LoopState* ls = loop_state_for(loop);
+    if (!ls) return -1;
+    Py_INCREF(ls);
+    self->st.loop = ls;
+  }
+  PyObject* task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) return -1;
+  if (task == Py_None) {
+    Py_DECREF(task);
+    return 0;
+  }
+  self->st.task = task;
+  return 0;
+}
+
 PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   if (self->st.finished || !self->coro) {
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  if (!self->st.task && bind_lazily(self) < 0) {
     *out = nullptr;
     return PYGEN_ERROR;
   }
@@ -186,6 +212,7 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
     return nullptr;
   }
+  if (!self->st.task && bind_lazily(self) < 0) return nullptr;
   TaskState* prev = tls_current;
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
@@ -299,6 +326,19 @@ PyType_Spec tc_spec = {
     "anyio._cpp.TaskCoro", sizeof(TaskCoro), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tc_slots,
 };
 
+TaskCoro* new_wrapper(PyObject* coro) {
+  auto* w = PyObject_GC_New(TaskCoro, TaskCoroType);
+  if (!w) return nullptr;
+  new (&w->st) TaskState();
+  w->st.owner = reinterpret_cast<PyObject*>(w);
+  w->st.wrapped = true;
+  Py_INCREF(coro);
+  w->coro = coro;
+  w->weakreflist = nullptr;
+  PyObject_GC_Track(w);
+  return w;
+}
+
 }  // namespace
 
 // Wraps `coro` and starts it as an asyncio task below `root` (may be None).
@@ -312,22 +352,16 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   }
   LoopState* ls = loop_state_for(loop);
   if (!ls) return nullptr;
-  auto* w = PyObject_GC_New(TaskCoro, TaskCoroType);
+  TaskCoro* w = new_wrapper(coro);
   if (!w) return nullptr;
-  new (&w->st) TaskState();
-  w->st.owner = reinterpret_cast<PyObject*>(w);
-  w->st.wrapped = true;
   Py_INCREF(ls);
   w->st.loop = ls;
-  Py_INCREF(coro);
-  w->coro = coro;
-  w->weakreflist = nullptr;
+  if (tls_current && tls_current->task) w->st.parent_id = reinterpret_cast<size_t>(tls_current->task);
   if (root) {
     Py_INCREF(root);
     w->st.root = root;
     task_link(&w->st, root);
   }
-  PyObject_GC_Track(w);
   PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w)};
   size_t n = 2;
   PyObject* kwnames = nullptr;
@@ -374,6 +408,41 @@ namespace {
 PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
   return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr);
+}
+
+// wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
+PyObject* fn_wrap_coro(PyObject*, PyObject* coro) {
+  return reinterpret_cast<PyObject*>(new_wrapper(coro));
+}
+
+TaskState* state_of_task(PyObject* task) {
+  PyObject* coro = PyObject_CallMethod(task, "get_coro", nullptr);
+  if (!coro) return nullptr;
+  TaskState* t = nullptr;
+  if (Py_TYPE(coro) == TaskCoroType) {
+    t = &reinterpret_cast<TaskCoro*>(coro)->st;
+  }
+  Py_DECREF(coro);
+  if (!t) PyErr_SetString(PyExc_RuntimeError, "the task was not spawned by anyio");
+  return t;
+}
+
+// cancel_task(task, reason=None): cancel one task spawned by a task group,
+// as if its body ran in a cancel scope of its own (TaskHandle.cancel()).
+PyObject* fn_cancel_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) return raise(PyExc_TypeError, "cancel_task(task, reason=None)");
+  TaskState* t = state_of_task(args[0]);
+  if (!t) return nullptr;
+  if (t->finished || t->self_scope) Py_RETURN_NONE;
+  PyObject* scope = new_detached_scope();
+  if (!scope) return nullptr;
+  if (scope_do_cancel(reinterpret_cast<CancelScope*>(scope), nargs == 2 ? args[1] : Py_None, false) < 0) {
+    Py_DECREF(scope);
+    return nullptr;
+  }
+  t->self_scope = reinterpret_cast<CancelScope*>(scope);
+  if (deliver(t) < 0) return nullptr;
+  Py_RETURN_NONE;
 }
 
 // Marks the current task as parked where cancellation must not reach it (the
@@ -424,6 +493,13 @@ PyObject* fn_current_scope(PyObject*, PyObject*) {
   return r;
 }
 
+// task_parent_id(coro): id() of the task that spawned a wrapped task, or None.
+PyObject* fn_task_parent_id(PyObject*, PyObject* coro) {
+  if (Py_TYPE(coro) == TaskCoroType && reinterpret_cast<TaskCoro*>(coro)->st.parent_id)
+    return PyLong_FromSize_t(reinterpret_cast<TaskCoro*>(coro)->st.parent_id);
+  Py_RETURN_NONE;
+}
+
 // The wrapped coroutine of a task this package spawned, else the task's own.
 PyObject* fn_unwrap_coro(PyObject*, PyObject* coro) {
   if (Py_TYPE(coro) == TaskCoroType) {
@@ -458,15 +534,32 @@ PyObject* fn_task_cancel_pending(PyObject*, PyObject* const* args, Py_ssize_t na
   return PyBool_FromLong(effective_cancel(t) != nullptr);
 }
 
+// The running asyncio loop or None, without asyncio's getpid() inside tasks
+// we spawned.
+PyObject* fn_running_loop(PyObject*, PyObject*) {
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  Py_INCREF(loop);
+  return loop;
+}
+
 PyMethodDef module_fns[] = {
+    {"running_loop", fn_running_loop, METH_NOARGS, nullptr},
     {"create_wrapped_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)),
      METH_FASTCALL, nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
+    {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
+    {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)), METH_FASTCALL,
+     nullptr},
     {"current_cancel_origin", fn_current_cancel_origin, METH_NOARGS, nullptr},
     {"make_cancelled_error", fn_make_cancelled_error, METH_O, nullptr},
     {"is_scope_cancelled_error", fn_is_scope_cancelled_error, METH_O, nullptr},
     {"current_scope", fn_current_scope, METH_NOARGS, nullptr},
     {"unwrap_coro", fn_unwrap_coro, METH_O, nullptr},
+    {"task_parent_id", fn_task_parent_id, METH_O, nullptr},
     {"task_cancel_pending", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_task_cancel_pending)),
      METH_FASTCALL, nullptr},
     {nullptr, nullptr, 0, nullptr},
