@@ -54,6 +54,18 @@ from ._tasks_info import get_running_tasks as get_running_tasks
 from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
 
 # -- synchronization primitives -----------------------------------------------
+from ._sync import CapacityLimiter as CapacityLimiter
+from ._sync import CapacityLimiterStatistics as CapacityLimiterStatistics
+from ._sync import Condition as Condition
+from ._sync import ConditionStatistics as ConditionStatistics
+from ._sync import Event as Event
+from ._sync import EventStatistics as EventStatistics
+from ._sync import Future as Future
+from ._sync import Lock as Lock
+from ._sync import LockStatistics as LockStatistics
+from ._sync import ResourceGuard as ResourceGuard
+from ._sync import Semaphore as Semaphore
+from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- memory object streams ----------------------------------------------------
 
