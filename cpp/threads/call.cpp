@@ -930,20 +930,30 @@ PyMethodDef module_fns[] = {
 
 bool call_run_job(Pool* p, PyObject* call) {
   Call* c = C(call);
-  if (c->status == JOB_ABANDONED) {
-    p->outstanding--;
-    Py_DECREF(call);
-    return false;
-  }
-  c->status = JOB_RUNNING;
+  // An abandoned job still runs: the caller stopped waiting, but the work it
+  // asked for (say, setting an event another thread waits on) still happens.
+  if (c->status != JOB_ABANDONED) c->status = JOB_RUNNING;
   PyObject* prev = tls_call;
   tls_call = call;
+  // Libraries tell anyio worker threads apart by this thread-local; it is
+  // set only while a job runs so that an idle worker holds no loop alive.
+  if (TG.threadlocals && !p->worker_token && !p->closing) {
+    PyObject* mk = PyDict_GetItemString(TG.hooks, "make_worker_token");
+    p->worker_token = mk ? PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(p)) : nullptr;
+    if (!p->worker_token) PyErr_Clear();
+  }
+  PyObject* token = p->worker_token ? Py_NewRef(p->worker_token) : nullptr;
+  if (token && PyObject_SetAttr(TG.threadlocals, TG.s_current_token, token) < 0) PyErr_Clear();
   PyObject* res = nullptr;
   if (PyContext_Enter(c->ctx) == 0) {
     res = PyObject_Call(c->func, c->args, nullptr);
     PyContext_Exit(c->ctx);
   }
   PyObject* exc = res ? nullptr : fetch_exception();
+  if (token) {
+    if (PyObject_DelAttr(TG.threadlocals, TG.s_current_token) < 0) PyErr_Clear();
+    Py_DECREF(token);
+  }
   tls_call = prev;
   if (c->status == JOB_ABANDONED) {
     // Nobody waits any more: drop the outcome here, with the GIL we hold.

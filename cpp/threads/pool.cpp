@@ -220,6 +220,7 @@ Pool* pool_alloc(bool is_trio) {
   p->trio_token = nullptr;
   p->drain_cb = nullptr;
   p->default_limiter = nullptr;
+  p->worker_token = nullptr;
   p->weakreflist = nullptr;
   PyObject_GC_Track(p);
   p->drain_cb = PyCFunction_New(&drain_def, reinterpret_cast<PyObject*>(p));
@@ -290,27 +291,35 @@ Pool* new_asyncio_pool(PyObject* loop) {
   p->loop = loop;
   if (open_wakeup(p) < 0) goto fail;
   {
-    PyObject* fd = PyLong_FromLong(p->efd);
-    if (!fd) goto fail;
-    PyObject* r = call_method2(loop, TG.s_add_reader, fd, p->drain_cb);
-    Py_DECREF(fd);
-    if (!r) goto fail;
-    Py_DECREF(r);
-    p->reader_added = true;
-  }
-  {
-    PyObject* root = find_root_task(loop);
-    if (!root) goto fail;
-    if (root != Py_None) {
-      PyObject* cb = PyCFunction_New(&root_done_def, self);
-      PyObject* r = cb ? call_method1(root, G.s_add_done_callback, cb) : nullptr;
-      Py_XDECREF(cb);
-      Py_DECREF(root);
-      if (!r) goto fail;
-      Py_DECREF(r);
-    } else {
-      Py_DECREF(root);
+    // Registered from an empty context: the loop keeps the handle (and the
+    // context it captures) for as long as the pool lives, and the caller's
+    // context variables must not stay reachable through it.
+    PyObject* empty = PyContext_New();
+    if (!empty) goto fail;
+    if (PyContext_Enter(empty) < 0) {
+      Py_DECREF(empty);
+      goto fail;
     }
+    PyObject* fd = PyLong_FromLong(p->efd);
+    PyObject* r = fd ? call_method2(loop, TG.s_add_reader, fd, p->drain_cb) : nullptr;
+    Py_XDECREF(fd);
+    if (r) {
+      Py_DECREF(r);
+      p->reader_added = true;
+      PyObject* root = find_root_task(loop);
+      if (root && root != Py_None) {
+        PyObject* cb = PyCFunction_New(&root_done_def, self);
+        r = cb ? call_method1(root, G.s_add_done_callback, cb) : nullptr;
+        Py_XDECREF(cb);
+        Py_XDECREF(r);
+      } else {
+        r = root;
+      }
+      Py_XDECREF(root);
+    }
+    PyContext_Exit(empty);
+    Py_DECREF(empty);
+    if (!r) goto fail;
   }
   return p;
 fail:
@@ -340,6 +349,13 @@ void run_posted(Pool* p, PyObject* call) {
   }
   PyEval_RestoreThread(tls_tstate);
   bool wake = call_run_job(p, call);  // consumes the reference
+  {
+    // Idle again before the loop can see the outcome: a caller that submits
+    // its next job straight away then reuses this thread instead of starting
+    // another one.
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->idle++;
+  }
   tls_tstate = PyEval_SaveThread();
   // Wake the loop after letting go of the GIL, so it does not wake into a
   // GIL that this thread still holds.
@@ -354,20 +370,20 @@ PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
   name_os_thread();
   PyThreadState* saved_outer = tls_tstate;
   tls_tstate = PyEval_SaveThread();
+  {
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->idle++;  // the handler takes this down while it runs a job and back up after
+  }
   for (;;) {
     double secs = p->idle_timeout;
-    {
-      std::lock_guard<std::mutex> lk(*p->mu);
-      p->idle++;
-    }
     auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(secs > 0 ? secs : 0));
     size_t n = p->ioc->run_one_for(timeout);
-    if (n) continue;  // ran a job; `idle` was taken down by the handler
+    if (n) continue;
     std::lock_guard<std::mutex> lk(*p->mu);
+    // Stay if a job was posted that no other idle worker will pick up.
+    if (p->queued >= p->idle && p->queued > 0 && !p->ioc->stopped()) continue;
     p->idle--;
-    // Stay if a job was posted for us in the meantime.
-    if (p->queued > p->idle && !p->ioc->stopped()) continue;
     p->threads--;
     break;
   }
@@ -406,6 +422,7 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   Py_VISIT(self->trio_token);
   Py_VISIT(self->drain_cb);
   Py_VISIT(self->default_limiter);
+  Py_VISIT(self->worker_token);
   return 0;
 }
 
@@ -414,6 +431,7 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->trio_token);
   Py_CLEAR(self->drain_cb);
   Py_CLEAR(self->default_limiter);
+  Py_CLEAR(self->worker_token);
   return 0;
 }
 
@@ -583,6 +601,9 @@ PyObject* fn_set_hooks(PyObject*, PyObject* hooks) {
   if (!PyDict_Check(hooks)) return raise(PyExc_TypeError, "hooks must be a dict");
   Py_INCREF(hooks);
   Py_XSETREF(TG.hooks, hooks);
+  PyObject* tl = PyDict_GetItemString(hooks, "threadlocals");
+  Py_XINCREF(tl);
+  Py_XSETREF(TG.threadlocals, tl);
   Py_RETURN_NONE;
 }
 
@@ -701,6 +722,8 @@ int pool_close(Pool* p) {
   if (!p->closing) {
     p->closing = true;
     forget(p);
+    // The token refers to the loop; a finished run must not keep it alive.
+    Py_CLEAR(p->worker_token);
     // Without the guard the io_context stops once the last job is done, which
     // wakes the idle workers and lets them exit.
     p->guard->reset();
@@ -733,6 +756,7 @@ int register_threads_pool(PyObject* module) {
   TG.s_release = intern("release_on_behalf_of");
   TG.s_context = intern("context");
   TG.s_call_soon_threadsafe = intern("call_soon_threadsafe");
+  TG.s_current_token = intern("current_token");
   PyObject* exc = PyImport_ImportModule("anyio._exceptions");
   if (!exc) return -1;
   TG.WouldBlock = PyObject_GetAttrString(exc, "WouldBlock");

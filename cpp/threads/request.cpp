@@ -167,8 +167,13 @@ PyObject* await_iter(PyObject* obj) {
     }
     return it;
   }
-  if (PyGen_CheckExact(obj) && (reinterpret_cast<PyCodeObject*>(PyGen_GetCode(reinterpret_cast<PyGenObject*>(obj)))->co_flags & CO_ITERABLE_COROUTINE)) {
-    return Py_NewRef(obj);
+  if (PyGen_CheckExact(obj)) {
+    // A generator-based coroutine (@types.coroutine) is awaitable as is.
+    PyObject* code = PyObject_GetAttrString(obj, "gi_code");
+    bool ok = code && PyCode_Check(code) && (reinterpret_cast<PyCodeObject*>(code)->co_flags & CO_ITERABLE_COROUTINE);
+    Py_XDECREF(code);
+    PyErr_Clear();
+    if (ok) return Py_NewRef(obj);
   }
   PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression", tp->tp_name);
   return nullptr;
