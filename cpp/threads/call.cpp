@@ -688,6 +688,12 @@ PyObject* py_get_done(PyObject* self, void*) { return PyBool_FromLong(C(self)->s
 PyObject* py_get_abandon(PyObject* self, void*) { return PyBool_FromLong(C(self)->abandon); }
 PyObject* py_get_status(PyObject* self, void*) { return PyLong_FromLong(C(self)->status); }
 
+PyObject* py_get_backend(PyObject* self, void*) {
+  Call* c = C(self);
+  if (!c->pool) Py_RETURN_NONE;
+  return PyUnicode_FromString(c->pool->is_trio ? "trio" : "asyncio");
+}
+
 PyObject* py_get_limiter(PyObject* self, void*) {
   Call* c = C(self);
   return Py_NewRef(c->limiter ? c->limiter : Py_None);
@@ -786,6 +792,7 @@ PyGetSetDef call_getset[] = {
     {"abandon_on_cancel", py_get_abandon, nullptr, nullptr, nullptr},
     {"status", py_get_status, nullptr, nullptr, nullptr},
     {"limiter", py_get_limiter, nullptr, nullptr, nullptr},
+    {"backend", py_get_backend, nullptr, "The backend whose pool runs the call.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -858,13 +865,14 @@ constexpr const char kNotWorker[] = "Not running inside an AnyIO worker thread, 
 // worker_request(is_async, func, args): from a worker thread, run func(*args)
 // on the event loop (in a copy of this thread's context) and wait for it.
 PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 3 || !PyTuple_Check(args[2])) return raise(PyExc_TypeError, "worker_request(is_async, func, args)");
+  if (nargs < 3 || nargs > 4 || !PyTuple_Check(args[2]))
+    return raise(PyExc_TypeError, "worker_request(is_async, func, args, context=None)");
   PyObject* call = tls_call;
   if (!call) return no_worker_error(kNotWorker);
   int is_async = PyObject_IsTrue(args[0]);
   if (is_async < 0) return nullptr;
   Call* c = C(call);
-  PyObject* ctx = PyContext_CopyCurrent();
+  PyObject* ctx = nargs == 4 && args[3] != Py_None ? Py_NewRef(args[3]) : PyContext_CopyCurrent();
   if (!ctx) return nullptr;
   PyObject* req = request_new(is_async ? REQ_ASYNC : REQ_SYNC, args[1], args[2], ctx, call);
   Py_DECREF(ctx);

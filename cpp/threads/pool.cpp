@@ -68,8 +68,8 @@ std::vector<Item> take_items(Pool* p) {
 }
 
 PyObject* run_finished_error() {
-  return PyObject_CallOneArg(TG.RunFinishedError ? TG.RunFinishedError : PyExc_RuntimeError,
-                             PyUnicode_FromString("The event loop has already finished"));
+  if (TG.RunFinishedError) return PyObject_CallNoArgs(TG.RunFinishedError);
+  return PyObject_CallFunction(PyExc_RuntimeError, "s", "The event loop has already finished");
 }
 
 void fail_request(PyObject* req) {

@@ -58,12 +58,12 @@ def post(token: EventLoopToken, func: Callable[[], object], context: Context | N
             else:
                 native.run_sync_soon(context.run, func)
         except trio.RunFinishedError:
-            raise RunFinishedError("The event loop has already finished") from None
+            raise RunFinishedError() from None
     else:
         try:
             native.call_soon_threadsafe(func, context=context)
         except RuntimeError as exc:  # the loop is closed
-            raise RunFinishedError("The event loop has already finished") from exc
+            raise RunFinishedError() from exc
 
 
 class _PortalTaskStatus:
@@ -297,6 +297,7 @@ class BlockingPortal:
         """
         self._check_running()
         caller_token = current_token()
+        caller_cancelled = get_cancelled_exc_class()
         done = Event()
         state = _AsyncCallState(lambda: post(caller_token, done.set))
 
@@ -334,11 +335,11 @@ class BlockingPortal:
 
         try:
             await done.wait()
-        except self._cancelled_exc_class:
+        except caller_cancelled:
             try:
                 post(self._token, state.request_cancel)
             except RunFinishedError:
-                raise
+                pass
 
             if not abandon_on_cancel:
                 with CancelScope(shield=True):
@@ -352,7 +353,7 @@ class BlockingPortal:
         if state.error is not None:
             raise state.error
         if state.cancelled:
-            raise self._cancelled_exc_class()
+            raise RuntimeError("the portal task was cancelled")
         return cast(T_Retval, state.value)
 
     def start_task_soon(

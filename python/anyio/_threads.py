@@ -38,17 +38,24 @@ async def _run_request(request: Any) -> None:
         request.set_result(value)
 
 
-def _reset_sniffio(context: Context) -> None:
-    # A thread may carry sniffio's override into the copy; code on the loop
-    # must see the real library.
+def request_context(backend: str | None = None) -> Context | None:
+    """The context a request from this thread runs in on the loop: a copy of
+    this thread's. If sniffio is in use, the copy names the loop's library in
+    sniffio's override (sync requests run outside any task, where sniffio could
+    not tell). None means "a plain copy", made in C++."""
     sniffio = sys.modules.get("sniffio")
-    if sniffio is not None:
-        context.run(sniffio.current_async_library_cvar.set, None)
+    if sniffio is None:
+        return None
+    if backend is None:
+        call = _cpp.current_worker_call()
+        backend = call.backend if call is not None else None
+    context = copy_context()
+    context.run(sniffio.current_async_library_cvar.set, backend)
+    return context
 
 
 def _spawn_request(pool: Any, request: Any) -> None:
     """Run an async request as a task of its own (abandonable caller, token)."""
-    _reset_sniffio(request.context)
     if pool is None or not pool.is_trio:
         import asyncio
 
@@ -57,7 +64,8 @@ def _spawn_request(pool: Any, request: Any) -> None:
     else:
         import trio
 
-        trio.lowlevel.spawn_system_task(_run_request, request, context=request.context)
+        # _run_request enters the request's context itself for each step.
+        trio.lowlevel.spawn_system_task(_run_request, request)
 
 
 def _start_request(request: Any) -> None:
@@ -65,7 +73,6 @@ def _start_request(request: Any) -> None:
     if request.is_async:
         _spawn_request(None if _cpp.running_loop() is not None else _TrioMarker, request)
     else:
-        _reset_sniffio(request.context)
         request.run_sync()
 
 
@@ -76,21 +83,23 @@ class _TrioMarker:
 def request_via_token(token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """Run func(*args) on the loop behind `token` from any thread and wait."""
     native = token.native_token
-    request = _cpp.new_thread_request(is_async, func, args, copy_context())
-    if getattr(token.backend_class, "name", None) == "trio":
+    is_trio = getattr(token.backend_class, "name", None) == "trio"
+    context = request_context("trio" if is_trio else "asyncio")
+    request = _cpp.new_thread_request(is_async, func, args, context)
+    if is_trio:
         import trio
 
         try:
             native.run_sync_soon(_start_request, request)
         except trio.RunFinishedError:
-            raise RunFinishedError("The event loop has already finished") from None
+            raise RunFinishedError() from None
     else:
         if native.is_closed():
-            raise RunFinishedError("The event loop has already finished")
+            raise RunFinishedError()
         try:
             native.call_soon_threadsafe(_start_request, request)
         except RuntimeError as exc:
-            raise RunFinishedError("The event loop has already finished") from exc
+            raise RunFinishedError() from exc
 
     return request.wait()
 
@@ -199,7 +208,7 @@ async def _trio_check_cancelled() -> None:
 def check_cancelled() -> None:
     if _cpp.worker_check_cancelled():
         # Trio: only the host task can tell; ask it.
-        _cpp.worker_request(True, _trio_check_cancelled, ())
+        _cpp.worker_request(True, _trio_check_cancelled, (), None)
 
 
 def not_in_worker() -> NoEventLoopError:

@@ -25,6 +25,7 @@ PosArgsT = TypeVarTuple("PosArgsT")
 
 _worker_request = _cpp.worker_request
 _current_worker_call = _cpp.current_worker_call
+_request_context = _threads.request_context
 
 
 def run(
@@ -49,7 +50,7 @@ def run(
     if _current_worker_call() is None:
         raise _threads.not_in_worker()
 
-    return _worker_request(True, func, args)  # type: ignore[no-any-return]
+    return _worker_request(True, func, args, _request_context())  # type: ignore[no-any-return]
 
 
 def run_sync(
@@ -71,7 +72,7 @@ def run_sync(
     if _current_worker_call() is None:
         raise _threads.not_in_worker()
 
-    return _worker_request(False, func, args)  # type: ignore[no-any-return]
+    return _worker_request(False, func, args, _request_context())  # type: ignore[no-any-return]
 
 
 def check_cancelled() -> None:
