@@ -9,6 +9,7 @@ int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
 int register_task_group(PyObject* module);
 int register_checkpoint(PyObject* module);
+int register_threads(PyObject* module);
 int register_sync(PyObject* module);
 int register_memory(PyObject* module);
 }  // namespace anyio
@@ -76,6 +77,7 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_task_coro(mod));
   check(anyio::register_task_group(mod));
   check(anyio::register_checkpoint(mod));
+  check(anyio::register_threads(mod));
   check(anyio::register_sync(mod));
   check(anyio::register_memory(mod));
 }
