@@ -50,9 +50,6 @@ PySendResult result_of_call(PyObject* res, PyObject** out) {
   return PYGEN_ERROR;
 }
 
-PySendResult throw_in(TaskCoro* self, PyObject* exc, PyObject** out) {
-  return result_of_call(call_method1(self->coro, G.s_throw, exc), out);
-}
 
 void finish(TaskCoro* self) {
   self->st.finished = true;
@@ -77,15 +74,20 @@ int cancel_awaited(PyObject* y, CancelScope* origin) {
 PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
   if (r == PYGEN_NEXT) {
     PyObject* y = *out;
-    // About to suspend while cancelled: cancel what it waits on, as
-    // Task.cancel() would, and let the loop wake it with the error. Going
-    // through the loop (rather than throwing in at once) keeps the order of
-    // events asyncio code expects, e.g. a task.cancel() queued before the
-    // suspension still lands in the same wake-up, and never starves the loop
-    // when a coroutine keeps swallowing the error.
+    // About to suspend while cancelled: cancel the task as asyncio's own code
+    // would. The Task then cancels the future it is handed (or, for a bare
+    // yield, raises on the next step), so the error arrives through the loop,
+    // in the order asyncio code expects, and a coroutine that keeps swallowing
+    // it cannot starve the loop.
     CancelScope* origin = effective_cancel(&self->st);
-    if (origin) observe_cancel(&self->st);
-    if (origin && y != Py_None && cancel_awaited(y, origin) < 0) PyErr_WriteUnraisable(y);
+    if (origin) {
+      observe_cancel(&self->st);
+      if (self->st.task) {
+        if (cancel_task_natively(&self->st, origin) < 0) PyErr_WriteUnraisable(self->st.task);
+      } else if (y != Py_None && cancel_awaited(y, origin) < 0) {
+        PyErr_WriteUnraisable(y);
+      }
+    }
     if (y == Py_None) {
       self->st.bare_yield = true;
     } else {
@@ -134,25 +136,10 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   TaskState* prev = tls_current;
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
-  PySendResult r;
-  CancelScope* origin = nullptr;
-  if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
-    self->st.bare_yield = false;
-    observe_cancel(&self->st);
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      finish(self);
-      tls_current = prev;
-      return r;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  } else {
-    self->st.bare_yield = false;
-    r = PyIter_Send(self->coro, arg, out);
-  }
+  self->st.bare_yield = false;
+  self->st.delivery_pending = false;
+  self->st.started = true;
+  PySendResult r = PyIter_Send(self->coro, arg, out);
   r = after_step(self, r, out);
   tls_current = prev;
   return r;
@@ -206,6 +193,7 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
   self->st.bare_yield = false;
+  self->st.delivery_pending = false;
   PyObject* fwd[4] = {self->coro};
   for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
   PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
