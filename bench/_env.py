@@ -70,10 +70,19 @@ def upstream(log: object = print) -> Interpreter:
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return Interpreter("upstream", str(python), None)
     log(f"creating {UPSTREAM_VENV.relative_to(ROOT)} with {' '.join(wanted.split())}")  # type: ignore[operator]
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(UPSTREAM_VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *wanted.split()],
+        [sys.executable, "-m", "venv", "--clear", str(UPSTREAM_VENV)], check=True
+    )
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *wanted.split(),
+        ],
         check=True,
     )
     marker.write_text(wanted)
@@ -93,8 +102,9 @@ def _cpu_model() -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

@@ -25,7 +25,9 @@ def summarize(samples: list[float]) -> dict[str, float]:
     }
 
 
-def ratio(numerator: dict[str, Any] | None, denominator: dict[str, Any] | None) -> float | None:
+def ratio(
+    numerator: dict[str, Any] | None, denominator: dict[str, Any] | None
+) -> float | None:
     """numerator/denominator of two cells' medians; > 1 means the denominator is faster."""
     if not numerator or not denominator:
         return None
@@ -70,7 +72,10 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
             row = [f"{wl['name']} [{wl['unit']}]", backend]
             row += [cell_text(cells.get((*key, impl))) for impl in IMPLS]
             r = ratios.get(key, {})
-            row += [_ratio_text(r.get("upstream_over_ours")), _ratio_text(r.get("raw_over_ours"))]
+            row += [
+                _ratio_text(r.get("upstream_over_ours")),
+                _ratio_text(r.get("raw_over_ours")),
+            ]
             rows.append(row)
     return rows
 
@@ -92,29 +97,51 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def format_table(doc: dict[str, Any]) -> str:
-    head = ["workload", "backend", "ours", "upstream", "raw", "upstream/ours", "raw/ours"]
+    head = [
+        "workload",
+        "backend",
+        "ours",
+        "upstream",
+        "raw",
+        "upstream/ours",
+        "raw/ours",
+    ]
     rows = table_rows(doc)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cols: list[str]) -> str:
-        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=True))]
+        parts = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+        ]
         return "| " + " | ".join(parts) + " |"
 
     out = [*header_lines(doc), "", line(head)]
-    out.append("|" + "|".join(("-" * (w + 1) + ":") if i >= 2 else "-" * (w + 2)
-                              for i, w in enumerate(widths)) + "|")
+    out.append(
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if i >= 2 else "-" * (w + 2)
+            for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     out += [line(r) for r in rows]
 
     problems = [r for r in doc["results"] if r["status"] not in ("ok", "n/a")]
     if problems:
         out += ["", "failures:"]
-        out += [f"  {r['workload']} / {r['backend']} / {r['impl']}: {r['status']}: "
-                f"{r.get('detail', '')}" for r in problems]
+        out += [
+            f"  {r['workload']} / {r['backend']} / {r['impl']}: {r['status']}: "
+            f"{r.get('detail', '')}"
+            for r in problems
+        ]
     out += ["", "raw baselines:"]
     for wl in doc["workloads"]:
         labels = wl["raw"]
-        out.append(f"  {wl['name']}: asyncio/uvloop = {labels.get('asyncio') or '-'}; "
-                   f"trio = {labels.get('trio') or '-'}")
+        out.append(
+            f"  {wl['name']}: asyncio/uvloop = {labels.get('asyncio') or '-'}; "
+            f"trio = {labels.get('trio') or '-'}"
+        )
     return "\n".join(out)
 
 
@@ -133,8 +160,13 @@ def write_chart(doc: dict[str, Any], path: Path) -> None:
     impls = [i for i in IMPLS if i in doc["settings"]["impls"]]
     height = 0.8 / max(1, len(impls))
 
-    fig, axes = plt.subplots(1, len(backends), figsize=(6 * len(backends), 0.55 * len(workloads) + 2.2),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(backends),
+        figsize=(6 * len(backends), 0.55 * len(workloads) + 2.2),
+        sharey=True,
+        squeeze=False,
+    )
     labels = [f"{wl['name']} ({wl['unit']})" for wl in workloads]
     for ax, backend in zip(axes[0], backends, strict=True):
         for k, impl in enumerate(impls):
@@ -146,22 +178,43 @@ def write_chart(doc: dict[str, Any], path: Path) -> None:
                     xs.append(cell["median"])
                     lo.append(cell["median"] - cell["min"])
                     hi.append(cell["max"] - cell["median"])
-            ax.barh(ys, xs, height=height, xerr=[lo, hi], color=colors[impl], label=impl,
-                    error_kw={"elinewidth": 0.8, "capsize": 1.5})
+            ax.barh(
+                ys,
+                xs,
+                height=height,
+                xerr=[lo, hi],
+                color=colors[impl],
+                label=impl,
+                error_kw={"elinewidth": 0.8, "capsize": 1.5},
+            )
         for i, wl in enumerate(workloads):
             r = ratios.get((wl["name"], backend), {}).get("upstream_over_ours")
             ours = cells.get((wl["name"], backend, "ours"))
             if r is not None and ours:
-                ax.annotate(f"{r:.1f}x", (ours["max"], i - (len(impls) - 1) / 2 * height),
-                            xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+                ax.annotate(
+                    f"{r:.1f}x",
+                    (ours["max"], i - (len(impls) - 1) / 2 * height),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
             elif ours and ours["status"] != "ok":
-                ax.annotate(cell_text(ours), (1, i - (len(impls) - 1) / 2 * height),
-                            xycoords=("axes fraction", "data"), ha="right", va="center",
-                            fontsize=6, color="#1f77b4")
+                ax.annotate(
+                    cell_text(ours),
+                    (1, i - (len(impls) - 1) / 2 * height),
+                    xycoords=("axes fraction", "data"),
+                    ha="right",
+                    va="center",
+                    fontsize=6,
+                    color="#1f77b4",
+                )
         ax.set_xscale("log")
         ax.set_title(backend)
         ax.grid(axis="x", which="both", alpha=0.25)
-        ax.set_xlabel("ns per op (memory rows: bytes per task), log scale, lower is better")
+        ax.set_xlabel(
+            "ns per op (memory rows: bytes per task), log scale, lower is better"
+        )
     axes[0][0].set_yticks(range(len(workloads)), labels, fontsize=8)
     axes[0][0].invert_yaxis()
     handles, names = axes[0][0].get_legend_handles_labels()

@@ -28,8 +28,12 @@ class Task:
     warmup_n: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "n": self.n, "reps": self.reps,
-                "warmup_n": self.warmup_n}
+        return {
+            "workload": self.workload,
+            "n": self.n,
+            "reps": self.reps,
+            "warmup_n": self.warmup_n,
+        }
 
 
 @dataclass
@@ -53,17 +57,30 @@ def _stderr_tail(path: str, limit: int = 400) -> str:
     return " ".join(text.strip().splitlines()[-4:])[-limit:]
 
 
-def _run_once(interp: Interpreter, backend: str, tasks: list[Task], timeout: float,
-              out: BatchResult) -> list[Task]:
+def _run_once(
+    interp: Interpreter,
+    backend: str,
+    tasks: list[Task],
+    timeout: float,
+    out: BatchResult,
+) -> list[Task]:
     """Run tasks in one worker; return those left undone by a crash or hang."""
-    job = {"impl": interp.worker_impl, "backend": backend,
-           "tasks": [t.as_json() for t in tasks]}
+    job = {
+        "impl": interp.worker_impl,
+        "backend": backend,
+        "tasks": [t.as_json() for t in tasks],
+    }
     with tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False) as err:
         err_path = err.name
     with open(err_path, "w") as err_file:
         proc = subprocess.Popen(
-            [interp.python, "-m", "bench._worker"], cwd=ROOT, env=interp.env(),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True,
+            [interp.python, "-m", "bench._worker"],
+            cwd=ROOT,
+            env=interp.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
         )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(job))
@@ -83,8 +100,10 @@ def _run_once(interp: Interpreter, backend: str, tasks: list[Task], timeout: flo
                 proc.wait()
                 if current is None:  # hung before starting anything
                     current = next(iter(pending))
-                out.results[current] = {"status": "timeout",
-                                        "detail": f"no result within {timeout:.0f} s"}
+                out.results[current] = {
+                    "status": "timeout",
+                    "detail": f"no result within {timeout:.0f} s",
+                }
                 del pending[current]
                 return list(pending.values())
             if line is None:  # the worker exited
@@ -92,8 +111,10 @@ def _run_once(interp: Interpreter, backend: str, tasks: list[Task], timeout: flo
                 detail = f"worker exited with code {code}: {_stderr_tail(err_path)}"
                 if "import_error" in out.hello:
                     for name in pending:
-                        out.results[name] = {"status": "error",
-                                             "detail": "import anyio: " + out.hello["import_error"]}
+                        out.results[name] = {
+                            "status": "error",
+                            "detail": "import anyio: " + out.hello["import_error"],
+                        }
                     return []
                 victim = current if current in pending else next(iter(pending))
                 out.results[victim] = {"status": "crashed", "detail": detail}
@@ -122,7 +143,9 @@ def _run_once(interp: Interpreter, backend: str, tasks: list[Task], timeout: flo
             pass
 
 
-def run_batch(interp: Interpreter, backend: str, tasks: list[Task], timeout: float) -> BatchResult:
+def run_batch(
+    interp: Interpreter, backend: str, tasks: list[Task], timeout: float
+) -> BatchResult:
     out = BatchResult()
     remaining = list(tasks)
     while remaining:

@@ -48,7 +48,11 @@ def describe_exception(exc: BaseException) -> str:
     while getattr(exc, "exceptions", None):  # an exception group
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    where = (
+        f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"
+        if frames
+        else ""
+    )
     text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     return (text[:300] + where).replace("\n", " ")
 
@@ -75,7 +79,9 @@ def missing_names(anyio: Any, requires: tuple[str, ...]) -> list[str]:
 Driver = Callable[[], Coroutine[Any, Any, list[float]]]
 
 
-def make_driver(body: Callable[[int], Any], n: int, reps: int, warmup_n: int, kind: str) -> Driver:
+def make_driver(
+    body: Callable[[int], Any], n: int, reps: int, warmup_n: int, kind: str
+) -> Driver:
     scale = 1e9 if kind == "time" else 1.0
 
     async def driver() -> list[float]:
@@ -93,7 +99,9 @@ def make_driver(body: Callable[[int], Any], n: int, reps: int, warmup_n: int, ki
 
 def run_anyio(anyio: Any, backend: str, driver: Driver) -> list[float]:
     if backend == "uvloop":
-        result = anyio.run(driver, backend="asyncio", backend_options={"use_uvloop": True})
+        result = anyio.run(
+            driver, backend="asyncio", backend_options={"use_uvloop": True}
+        )
     else:
         result = anyio.run(driver, backend=backend)
     return list(result)
@@ -122,7 +130,9 @@ def run_raw(backend: str, driver: Driver) -> list[float]:
         loop.close()
 
 
-def run_task(impl: str, backend: str, task: dict[str, Any], anyio: Any) -> dict[str, Any]:
+def run_task(
+    impl: str, backend: str, task: dict[str, Any], anyio: Any
+) -> dict[str, Any]:
     workload: Workload = REGISTRY[task["workload"]]
     if impl == "raw":
         body, label = workload.raw_for(backend)
@@ -170,7 +180,9 @@ def main() -> int:
             hello["import_error"] = describe_exception(exc)
         else:
             hello["anyio_file"] = anyio.__file__
-            hello["anyio_version"] = getattr(anyio, "__version__", None) or dist_version("anyio")
+            hello["anyio_version"] = getattr(
+                anyio, "__version__", None
+            ) or dist_version("anyio")
     emit("hello", **hello)
     if impl == "anyio" and anyio is None:
         return 1

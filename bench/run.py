@@ -31,33 +31,69 @@ DEFAULT_CHART = _env.ROOT / "docs" / "bench.png"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="tiny sizes and one round: a smoke run of about a minute")
-    p.add_argument("--only", metavar="PATTERN",
-                   help="comma-separated workload names, globs or substrings")
-    p.add_argument("--json", metavar="PATH", type=Path,
-                   help=f"write results here (default for a complete full run: "
-                        f"{DEFAULT_JSON.relative_to(_env.ROOT)})")
-    p.add_argument("--chart", metavar="PATH", type=Path,
-                   help=f"write a PNG chart here (default for a complete full run: "
-                        f"{DEFAULT_CHART.relative_to(_env.ROOT)})")
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and one round: a smoke run of about a minute",
+    )
+    p.add_argument(
+        "--only",
+        metavar="PATTERN",
+        help="comma-separated workload names, globs or substrings",
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        type=Path,
+        help=f"write results here (default for a complete full run: "
+        f"{DEFAULT_JSON.relative_to(_env.ROOT)})",
+    )
+    p.add_argument(
+        "--chart",
+        metavar="PATH",
+        type=Path,
+        help=f"write a PNG chart here (default for a complete full run: "
+        f"{DEFAULT_CHART.relative_to(_env.ROOT)})",
+    )
     p.add_argument("--no-chart", action="store_true", help="never draw the chart")
-    p.add_argument("--impls", default="ours,upstream,raw",
-                   help="comma-separated subset of ours, upstream, raw (default: all)")
-    p.add_argument("--no-upstream", action="store_true",
-                   help="skip upstream anyio (and the creation of its venv)")
-    p.add_argument("--backends", default=",".join(BACKENDS),
-                   help="comma-separated subset of asyncio, uvloop, trio (default: all)")
-    p.add_argument("--rounds", type=int,
-                   help="worker rounds, interleaving implementations (default 3, quick 1)")
+    p.add_argument(
+        "--impls",
+        default="ours,upstream,raw",
+        help="comma-separated subset of ours, upstream, raw (default: all)",
+    )
+    p.add_argument(
+        "--no-upstream",
+        action="store_true",
+        help="skip upstream anyio (and the creation of its venv)",
+    )
+    p.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated subset of asyncio, uvloop, trio (default: all)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="worker rounds, interleaving implementations (default 3, quick 1)",
+    )
     p.add_argument("--reps", type=int, help="timed repetitions per round (default 3)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply every workload size by this factor")
-    p.add_argument("--timeout", type=float,
-                   help="seconds one workload may take before its worker is killed "
-                        "(default 180, quick 60)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every workload size by this factor",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds one workload may take before its worker is killed "
+        "(default 180, quick 60)",
+    )
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = p.parse_args(argv)
     args.impls = [i for i in args.impls.split(",") if i]
@@ -86,8 +122,11 @@ def select(only: str | None) -> list[Workload]:
     if not only:
         return workloads
     patterns = [p.strip() for p in only.split(",") if p.strip()]
-    chosen = [w for w in workloads
-              if any(fnmatch.fnmatchcase(w.name, p) or p in w.name for p in patterns)]
+    chosen = [
+        w
+        for w in workloads
+        if any(fnmatch.fnmatchcase(w.name, p) or p in w.name for p in patterns)
+    ]
     if not chosen:
         raise SystemExit(f"--only {only!r} matches no workload; try --list")
     return chosen
@@ -132,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             interps.append(_env.raw())
         else:
             interps.append(_env.upstream(log))
-    backends = [b for b in args.backends
-                if b != "uvloop" or _env.installed_version("uvloop")]
+    backends = [
+        b for b in args.backends if b != "uvloop" or _env.installed_version("uvloop")
+    ]
     backends = [b for b in backends if b != "trio" or _env.installed_version("trio")]
 
     timed = [w for w in workloads if w.kind == "time"]
@@ -153,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             if res["status"] == "ok":
                 samples.setdefault(key, []).extend(res["samples"])
                 if res.get("label"):
-                    labels[(name, "trio" if backend == "trio" else "asyncio")] = res["label"]
+                    labels[(name, "trio" if backend == "trio" else "asyncio")] = res[
+                        "label"
+                    ]
             else:
                 failures.setdefault(key, res)
 
@@ -164,8 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         shift = rnd % len(pairs)
         for interp, backend in pairs[shift:] + pairs[:shift]:
             t0 = time.monotonic()
-            tasks = [Task(w.name, size_of(w, args.quick, args.scale), args.reps,
-                          max(1, size_of(w, args.quick, args.scale) // 5)) for w in timed]
+            tasks = [
+                Task(
+                    w.name,
+                    size_of(w, args.quick, args.scale),
+                    args.reps,
+                    max(1, size_of(w, args.quick, args.scale) // 5),
+                )
+                for w in timed
+            ]
             if tasks:
                 absorb(interp, backend, run_batch(interp, backend, tasks, args.timeout))
             # Memory: one sample per fresh process, so nothing freed earlier
@@ -173,20 +222,33 @@ def main(argv: list[str] | None = None) -> int:
             for w in memory:
                 n = size_of(w, args.quick, args.scale)
                 task = Task(w.name, n, 1, min(50, n))
-                absorb(interp, backend, run_batch(interp, backend, [task], args.timeout))
-            log(f"[round {rnd + 1}/{args.rounds}] {interp.impl:8} {backend:7} "
-                f"{time.monotonic() - t0:6.1f} s")
+                absorb(
+                    interp, backend, run_batch(interp, backend, [task], args.timeout)
+                )
+            log(
+                f"[round {rnd + 1}/{args.rounds}] {interp.impl:8} {backend:7} "
+                f"{time.monotonic() - t0:6.1f} s"
+            )
 
     machine["loadavg_at_end"] = _env.machine()["loadavg_at_start"]
-    doc = build_document(args, machine, workloads, backends, samples, failures, labels, hellos)
+    doc = build_document(
+        args, machine, workloads, backends, samples, failures, labels, hellos
+    )
     doc["elapsed_s"] = round(time.monotonic() - started, 1)
     print(_report.format_table(doc))
     print(f"\n(total {doc['elapsed_s']} s)")
 
-    complete = (not args.quick and not args.only and args.scale == 1.0
-                and set(args.impls) == set(_report.IMPLS) and set(backends) == set(BACKENDS))
+    complete = (
+        not args.quick
+        and not args.only
+        and args.scale == 1.0
+        and set(args.impls) == set(_report.IMPLS)
+        and set(backends) == set(BACKENDS)
+    )
     json_path = args.json or (DEFAULT_JSON if complete else None)
-    chart_path = None if args.no_chart else (args.chart or (DEFAULT_CHART if complete else None))
+    chart_path = (
+        None if args.no_chart else (args.chart or (DEFAULT_CHART if complete else None))
+    )
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=1) + "\n")
@@ -201,18 +263,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build_document(args: argparse.Namespace, machine: dict[str, Any], workloads: list[Workload], backends: list[str],
-                   samples: dict[tuple[str, str, str], list[float]],
-                   failures: dict[tuple[str, str, str], dict[str, Any]],
-                   labels: dict[tuple[str, str], str],
-                   hellos: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def build_document(
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    workloads: list[Workload],
+    backends: list[str],
+    samples: dict[tuple[str, str, str], list[float]],
+    failures: dict[tuple[str, str, str], dict[str, Any]],
+    labels: dict[tuple[str, str], str],
+    hellos: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     results = []
     for wl in workloads:
         for backend in backends:
             for impl in args.impls:
                 key = (wl.name, backend, impl)
-                cell: dict[str, Any] = {"workload": wl.name, "backend": backend, "impl": impl,
-                                        "n": size_of(wl, args.quick, args.scale)}
+                cell: dict[str, Any] = {
+                    "workload": wl.name,
+                    "backend": backend,
+                    "impl": impl,
+                    "n": size_of(wl, args.quick, args.scale),
+                }
                 if key in samples:
                     cell["status"] = "ok"
                     cell.update(_report.summarize(samples[key]))
@@ -230,19 +301,29 @@ def build_document(args: argparse.Namespace, machine: dict[str, Any], workloads:
     for wl in workloads:
         for backend in backends:
             ours = by_key.get((wl.name, backend, "ours"))
-            ratios.append({
-                "workload": wl.name,
-                "backend": backend,
-                "upstream_over_ours": _report.ratio(by_key.get((wl.name, backend, "upstream")), ours),
-                "raw_over_ours": _report.ratio(by_key.get((wl.name, backend, "raw")), ours),
-                "raw_over_upstream": _report.ratio(by_key.get((wl.name, backend, "raw")),
-                                                   by_key.get((wl.name, backend, "upstream"))),
-            })
+            ratios.append(
+                {
+                    "workload": wl.name,
+                    "backend": backend,
+                    "upstream_over_ours": _report.ratio(
+                        by_key.get((wl.name, backend, "upstream")), ours
+                    ),
+                    "raw_over_ours": _report.ratio(
+                        by_key.get((wl.name, backend, "raw")), ours
+                    ),
+                    "raw_over_upstream": _report.ratio(
+                        by_key.get((wl.name, backend, "raw")),
+                        by_key.get((wl.name, backend, "upstream")),
+                    ),
+                }
+            )
 
     timed_samples = args.rounds * args.reps
     return {
         "schema": 1,
-        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
         "mode": "quick" if args.quick else "full",
         "command": " ".join(["python -m bench", *(sys.argv[1:] if sys.argv else [])]),
         "machine": machine,
@@ -264,8 +345,10 @@ def build_document(args: argparse.Namespace, machine: dict[str, Any], workloads:
                 "kind": wl.kind,
                 "unit": wl.unit_label,
                 "n": size_of(wl, args.quick, args.scale),
-                "raw": {"asyncio": labels.get((wl.name, "asyncio"), wl.raw_asyncio_label),
-                        "trio": labels.get((wl.name, "trio"), wl.raw_trio_label)},
+                "raw": {
+                    "asyncio": labels.get((wl.name, "asyncio"), wl.raw_asyncio_label),
+                    "trio": labels.get((wl.name, "trio"), wl.raw_trio_label),
+                },
             }
             for wl in workloads
         ],

@@ -343,9 +343,21 @@ def _trio_async_with(factory_name: str, *args: Any) -> Any:
 
 
 for _name, _factory, _args, _asyncio_factory, _title in (
-    ("limiter", "CapacityLimiter", (10,), "Semaphore", "async with CapacityLimiter(10), uncontended"),
+    (
+        "limiter",
+        "CapacityLimiter",
+        (10,),
+        "Semaphore",
+        "async with CapacityLimiter(10), uncontended",
+    ),
     ("lock", "Lock", (), "Lock", "async with Lock(), uncontended"),
-    ("semaphore", "Semaphore", (5,), "Semaphore", "async with Semaphore(5), uncontended"),
+    (
+        "semaphore",
+        "Semaphore",
+        (5,),
+        "Semaphore",
+        "async with Semaphore(5), uncontended",
+    ),
 ):
     register(
         Workload(

@@ -90,7 +90,12 @@ register(
         group="shape",
         kind="time",
         sizes=(300, 3_000),
-        requires=("create_task_group", "fail_after", "CapacityLimiter", "lowlevel.checkpoint"),
+        requires=(
+            "create_task_group",
+            "fail_after",
+            "CapacityLimiter",
+            "lowlevel.checkpoint",
+        ),
         anyio=anyio_requests,
         raw_asyncio=asyncio_requests,
         raw_asyncio_label="TaskGroup + asyncio.timeout + Semaphore",
@@ -422,7 +427,11 @@ register(
         group="shape",
         kind="time",
         sizes=(200, 2_000),
-        requires=("to_thread.run_sync", "create_memory_object_stream", "create_task_group"),
+        requires=(
+            "to_thread.run_sync",
+            "create_memory_object_stream",
+            "create_task_group",
+        ),
         anyio=anyio_offload,
         raw_asyncio=asyncio_offload,
         raw_asyncio_label="asyncio.to_thread + Queue(100)",
@@ -605,7 +614,9 @@ async def trio_tcp_echo(n: int) -> Result:
 
     with trio.fail_after(ECHO_DEADLINE):
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, echo, 0, host="127.0.0.1"))
+            listeners = await nursery.start(
+                partial(trio.serve_tcp, echo, 0, host="127.0.0.1")
+            )
             port = listeners[0].socket.getsockname()[1]
             async with await trio.open_tcp_stream("127.0.0.1", port) as client:
                 t0 = now()
@@ -626,7 +637,12 @@ register(
         group="shape",
         kind="time",
         sizes=(100, 2_000),
-        requires=("create_tcp_listener", "connect_tcp", "abc.SocketAttribute", "fail_after"),
+        requires=(
+            "create_tcp_listener",
+            "connect_tcp",
+            "abc.SocketAttribute",
+            "fail_after",
+        ),
         anyio=anyio_tcp_echo,
         raw_asyncio=asyncio_tcp_echo,
         raw_asyncio_label="asyncio streams (start_server/open_connection)",
