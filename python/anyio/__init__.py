@@ -29,8 +29,29 @@ from ._exceptions import TypedAttributeLookupError as TypedAttributeLookupError
 from ._exceptions import WouldBlock as WouldBlock
 
 # -- running, backends, time (foundation) -------------------------------------
+from ._backend import get_all_backends as get_all_backends
+from ._backend import get_available_backends as get_available_backends
+from ._backend import get_cancelled_exc_class as get_cancelled_exc_class
+from ._run import run as run
+from ._time import current_time as current_time
+from ._time import sleep as sleep
+from ._time import sleep_forever as sleep_forever
+from ._time import sleep_until as sleep_until
 
 # -- cancel scopes, task groups, task introspection ---------------------------
+from ._cancel import CancelScope as CancelScope
+from ._cancel import current_effective_deadline as current_effective_deadline
+from ._cancel import fail_after as fail_after
+from ._cancel import fail_at as fail_at
+from ._cancel import move_on_after as move_on_after
+from ._cancel import move_on_at as move_on_at
+from ._taskgroup import TASK_STATUS_IGNORED as TASK_STATUS_IGNORED
+from ._taskgroup import TaskHandle as TaskHandle
+from ._taskgroup import create_task_group as create_task_group
+from ._tasks_info import TaskInfo as TaskInfo
+from ._tasks_info import get_current_task as get_current_task
+from ._tasks_info import get_running_tasks as get_running_tasks
+from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
 
 # -- synchronization primitives -----------------------------------------------
 
@@ -45,3 +66,5 @@ from ._exceptions import WouldBlock as WouldBlock
 # -- networking, subprocesses, signals ----------------------------------------
 
 # -- submodules ----------------------------------------------------------------
+from . import abc as abc
+from . import lowlevel as lowlevel

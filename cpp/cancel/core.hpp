@@ -1,0 +1,135 @@
+// The asyncio side of cancel scopes: per-task state, the scope tree, level
+// cancellation delivery and the per-loop deadline heap.
+//
+// Scopes form one tree across tasks: a task spawned into a task group hangs
+// below the group's scope (its `root`), and every scope entered in a task hangs
+// below the task's previous innermost scope (or its root). Cancelling a scope
+// walks its subtree, stopping at shielded scopes, and wakes the tasks found.
+//
+// Delivery is event driven. Tasks spawned by this package run their coroutine
+// through a TaskCoro wrapper that sees every suspension and resumption: a task
+// that is effectively cancelled gets CancelledError thrown into its coroutine
+// there, every time, with no polling. Tasks we did not spawn (the task that
+// asyncio.run created, say) are cancelled with task.cancel(); they are checked
+// again only after they have run, because a done callback on the future they
+// were woken from (or a call_soon queued behind their step) fires then.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "common/py.hpp"
+
+namespace anyio {
+
+struct CancelScope;
+struct LoopState;
+
+struct TaskState {
+  PyObject* owner = nullptr;      // the PyObject this state is embedded in (not owned)
+  PyObject* task = nullptr;       // the asyncio.Task (strong)
+  LoopState* loop = nullptr;      // strong
+  CancelScope* scope = nullptr;   // innermost scope entered in this task (strong)
+  CancelScope* root = nullptr;    // scope the task was spawned into (strong) or null
+  CancelScope* home = nullptr;    // scope whose task list holds us (scope ? scope : root)
+  TaskState* lprev = nullptr;     // links in home->first_task
+  TaskState* lnext = nullptr;
+  PyObject* waiting_on = nullptr; // wrapped: the future the coroutine waits on (strong)
+  CancelScope* self_scope = nullptr; // set by TaskHandle.cancel(): cancels this task alone (strong)
+  bool wrapped = false;
+  bool bare_yield = false;        // wrapped: suspended on a bare yield
+  bool shielded_yield = false;    // inside cancel_shielded_checkpoint
+  bool delivery_pending = false;  // unwrapped: task.cancel() issued, not yet seen to run
+  bool finished = false;
+  int native_cancels = 0;         // unwrapped: task.cancel() calls not yet uncancelled
+};
+
+struct CancelScope {
+  PyObject_HEAD
+  double deadline;
+  double created_at;      // clock reading when a timeout helper built it, else -1
+  PyObject* reason;       // str or None (strong)
+  PyObject* cancel_msg;   // message of the CancelledError we deliver (strong), once cancelled
+  CancelScope* parent;    // strong while active
+  PyObject* host_owner;   // strong: owner of host TaskState while active
+  TaskState* host;
+  CancelScope* first_child;
+  CancelScope* sib_prev;
+  CancelScope* sib_next;
+  TaskState* first_task;
+  LoopState* loop;        // strong while active (asyncio)
+  Py_ssize_t heap_index;  // position in loop->heap, -1 if not there
+  PyObject* trio_scope;   // the wrapped trio.CancelScope when used on trio (strong)
+  PyObject* weakreflist;
+  unsigned char shield;
+  unsigned char cancel_called;
+  unsigned char cancelled_caught;
+  unsigned char state;    // 0 new, 1 active, 2 exited
+  unsigned char fail_on_timeout;
+  unsigned char deadline_reached;
+};
+
+enum ScopeStateE : unsigned char { SCOPE_NEW = 0, SCOPE_ACTIVE = 1, SCOPE_EXITED = 2 };
+
+struct LoopState {
+  PyObject_HEAD
+  PyObject* loop;          // borrowed: kept valid by `loop_ref` invalidation
+  PyObject* loop_ref;      // weakref to the loop whose callback retires this state
+  PyObject* hosts;         // dict: asyncio.Task -> HostState for tasks we did not spawn
+  std::vector<CancelScope*>* heap;  // min-heap on deadline, strong refs
+  PyObject* timer_handle;  // armed loop.call_at handle or null
+  double timer_when;
+  PyObject* fire_cb;       // bound callable the timer calls
+  PyObject* recheck_cb;    // bound callable: recheck(host_state)
+  bool alive;
+};
+
+// The TaskState of the wrapped task whose coroutine is running on this thread.
+extern thread_local TaskState* tls_current;
+
+extern PyTypeObject* CancelScopeType;
+extern PyTypeObject* LoopStateType;
+extern PyTypeObject* HostStateType;
+extern PyTypeObject* TaskCoroType;
+
+
+// Returns the running asyncio loop (borrowed) or nullptr (no error set) if none.
+// asyncio's own lookup calls getpid() each time (~150 ns on 3.11); inside a
+// task we spawned the loop is known already, so look there first.
+PyObject* running_loop_slow();
+inline PyObject* running_loop() {
+  if (tls_current && tls_current->loop && tls_current->loop->alive) return tls_current->loop->loop;
+  return running_loop_slow();
+}
+// The LoopState of the running loop (borrowed), created on first use.
+LoopState* loop_state_for(PyObject* loop);
+// The state of the current asyncio task; creates one for foreign tasks when
+// `create`. Returns nullptr with an error set when there is no current task.
+TaskState* current_task_state(bool create);
+
+// The scope whose cancellation reaches this task now, or nullptr.
+CancelScope* effective_cancel(TaskState* t);
+// Same, starting from an arbitrary scope.
+CancelScope* effective_cancel_from(CancelScope* s);
+// A new CancelledError carrying the scope's message.
+PyObject* make_cancelled_error(CancelScope* origin);
+// Marks the scope cancelled (with `reason`), delivers to every task below it.
+int scope_do_cancel(CancelScope* s, PyObject* reason, bool from_deadline);
+// Task list management (tasks whose innermost scope is `s`).
+void task_link(TaskState* t, CancelScope* s);
+void task_unlink(TaskState* t);
+// Called when a task finishes: drops every scope link.
+void task_detach_all(TaskState* t);
+// Wake one task so that it sees its cancellation (no-op if it cannot be now).
+int deliver(TaskState* t);
+// Deadline heap.
+int heap_add(LoopState* ls, CancelScope* s);
+void heap_remove(LoopState* ls, CancelScope* s);
+double loop_time(LoopState* ls);
+bool is_scope_cancelled_error(PyObject* exc);
+
+int register_cancel(PyObject* module);
+int register_task_coro(PyObject* module);
+PyObject* new_detached_scope();
+
+}  // namespace anyio

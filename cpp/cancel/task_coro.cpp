@@ -1,0 +1,567 @@
+// TaskCoro: the coroutine wrapper that asyncio's Task steps for every task this
+// package spawns. It forwards send/throw to the user's coroutine and, because it
+// sees each suspension and resumption, delivers level cancellation there:
+//  - the coroutine is about to suspend while its task is effectively cancelled:
+//    the awaited future is cancelled (as Task.cancel() would) and CancelledError
+//    is thrown in at once -- at most once per step, so a coroutine that keeps
+//    swallowing the error still lets the loop run between attempts;
+//  - it is resumed after a bare `yield` (sleep(0)) while cancelled: the
+//    CancelledError is thrown in instead of resuming it;
+//  - it is resumed with the value of a future: the value is delivered (a result
+//    is never lost) and the cancellation waits for the next suspension.
+
+
+#include "cancel/core.hpp"
+
+namespace anyio {
+
+PyTypeObject* TaskCoroType = nullptr;
+
+namespace {
+
+struct TaskCoro {
+  PyObject_HEAD
+  TaskState st;  // first after the header: deliver_tree relies on this layout
+  PyObject* coro;
+  PyObject* weakreflist;
+};
+
+// Converts a throw()/close() call result into a send result.
+PySendResult result_of_call(PyObject* res, PyObject** out) {
+  if (res) {
+    *out = res;
+    return PYGEN_NEXT;
+  }
+  if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject* rv = value ? PyObject_GetAttrString(value, "value") : nullptr;
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (!rv) {
+      *out = nullptr;
+      return PYGEN_ERROR;
+    }
+    *out = rv;
+    return PYGEN_RETURN;
+  }
+  *out = nullptr;
+  return PYGEN_ERROR;
+}
+
+PySendResult throw_in(TaskCoro* self, PyObject* exc, PyObject** out) {
+  return result_of_call(call_method1(self->coro, G.s_throw, exc), out);
+}
+
+void finish(TaskCoro* self) {
+  self->st.finished = true;
+  task_detach_all(&self->st);
+  Py_CLEAR(self->st.task);  // breaks task -> coro -> state -> task
+}
+
+int cancel_awaited(PyObject* y, CancelScope* origin) {
+  PyObject* cancel = PyObject_GetAttr(y, G.s_cancel);
+  if (!cancel) {
+    PyErr_Clear();
+    return 0;
+  }
+  PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
+  PyObject* r = PyObject_CallOneArg(cancel, msg);
+  Py_DECREF(cancel);
+  if (!r) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
+  int thrown = 0;
+  while (r == PYGEN_NEXT) {
+    CancelScope* origin = effective_cancel(&self->st);
+    if (!origin) break;
+    PyObject* y = *out;
+    if (y != Py_None && cancel_awaited(y, origin) < 0) {
+      // Keep going: the coroutine still needs its CancelledError.
+      PyErr_WriteUnraisable(y);
+    }
+    if (thrown++) break;
+    Py_DECREF(y);
+    PyObject* exc = make_cancelled_error(origin);
+    if (!exc) {
+      *out = nullptr;
+      r = PYGEN_ERROR;
+      break;
+    }
+    r = throw_in(self, exc, out);
+    Py_DECREF(exc);
+  }
+  if (r == PYGEN_NEXT) {
+    PyObject* y = *out;
+    if (y == Py_None) {
+      self->st.bare_yield = true;
+    } else {
+      Py_INCREF(y);
+      Py_XSETREF(self->st.waiting_on, y);
+    }
+  } else {
+    finish(self);
+  }
+  return r;
+}
+
+// A wrapper made before its loop ran (anyio.run, the pytest runner) learns its
+// task and loop on the first step.
+int bind_lazily(TaskCoro* self) {
+  if (self->st.task || self->st.finished) return 0;
+  PyObject* loop = running_loop();
+  if (!loop) return PyErr_Occurred() ? -1 : 0;
+  if (!self->st.loop) {
+    LoopState* ls = loop_state_for(loop);
+    if (!ls) return -1;
+    Py_INCREF(ls);
+    self->st.loop = ls;
+  }
+  PyObject* task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) return -1;
+  if (task == Py_None) {
+    Py_DECREF(task);
+    return 0;
+  }
+  self->st.task = task;
+  return 0;
+}
+
+PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  if (self->st.finished || !self->coro) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  if (!self->st.task && bind_lazily(self) < 0) {
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  TaskState* prev = tls_current;
+  tls_current = &self->st;
+  Py_CLEAR(self->st.waiting_on);
+  PySendResult r;
+  CancelScope* origin = nullptr;
+  if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
+    self->st.bare_yield = false;
+    PyObject* exc = make_cancelled_error(origin);
+    if (!exc) {
+      *out = nullptr;
+      r = PYGEN_ERROR;
+      finish(self);
+      tls_current = prev;
+      return r;
+    }
+    r = throw_in(self, exc, out);
+    Py_DECREF(exc);
+  } else {
+    self->st.bare_yield = false;
+    r = PyIter_Send(self->coro, arg, out);
+  }
+  r = after_step(self, r, out);
+  tls_current = prev;
+  return r;
+}
+
+PyObject* return_or_raise(PySendResult r, PyObject* value) {
+  if (r == PYGEN_NEXT) return value;
+  if (r == PYGEN_RETURN) {
+    if (value == Py_None) {
+      Py_DECREF(value);
+      PyErr_SetNone(PyExc_StopIteration);
+    } else {
+      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
+      Py_DECREF(value);
+      if (e) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+      }
+    }
+  }
+  return nullptr;
+}
+
+PyObject* tc_iternext(PyObject* self) {
+  PyObject* out = nullptr;
+  PySendResult r = tc_send(self, Py_None, &out);
+  if (r == PYGEN_RETURN) {
+    if (out == Py_None) {
+      Py_DECREF(out);
+      return nullptr;  // StopIteration with no value
+    }
+    return return_or_raise(r, out);
+  }
+  return r == PYGEN_NEXT ? out : nullptr;
+}
+
+PyObject* tc_send_method(PyObject* self, PyObject* arg) {
+  PyObject* out = nullptr;
+  PySendResult r = tc_send(self, arg, &out);
+  return return_or_raise(r, out);
+}
+
+PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  if (self->st.finished || !self->coro) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    return nullptr;
+  }
+  if (!self->st.task && bind_lazily(self) < 0) return nullptr;
+  TaskState* prev = tls_current;
+  tls_current = &self->st;
+  Py_CLEAR(self->st.waiting_on);
+  self->st.bare_yield = false;
+  PyObject* fwd[4] = {self->coro};
+  for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
+  PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
+  PyObject* out = nullptr;
+  PySendResult r = result_of_call(res, &out);
+  r = after_step(self, r, &out);
+  tls_current = prev;
+  return return_or_raise(r, out);
+}
+
+PyObject* tc_close(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  if (!self->coro) Py_RETURN_NONE;
+  PyObject* r = call_method0(self->coro, G.s_close);
+  finish(self);
+  return r;
+}
+
+PyObject* forward_attr(PyObject* self_obj, void* name) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  return PyObject_GetAttrString(self->coro, static_cast<const char*>(name));
+}
+
+PyObject* tc_get_inner(PyObject* self_obj, void*) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  Py_INCREF(self->coro);
+  return self->coro;
+}
+
+PyObject* tc_repr(PyObject* self_obj) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
+  return PyObject_Repr(self->coro);
+}
+
+PyObject* tc_await(PyObject* self) {
+  Py_INCREF(self);
+  return self;
+}
+
+int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->coro);
+  Py_VISIT(self->st.task);
+  Py_VISIT(reinterpret_cast<PyObject*>(self->st.loop));
+  Py_VISIT(reinterpret_cast<PyObject*>(self->st.scope));
+  Py_VISIT(reinterpret_cast<PyObject*>(self->st.root));
+  Py_VISIT(self->st.waiting_on);
+  return 0;
+}
+
+int tc_clear(TaskCoro* self) {
+  task_detach_all(&self->st);
+  Py_CLEAR(self->st.task);
+  Py_CLEAR(self->st.loop);
+  Py_CLEAR(self->coro);
+  return 0;
+}
+
+void tc_dealloc(TaskCoro* self) {
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
+  tc_clear(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef tc_methods[] = {
+    {"send", tc_send_method, METH_O, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tc_throw)), METH_FASTCALL, nullptr},
+    {"close", tc_close, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef tc_getset[] = {
+    {"cr_code", forward_attr, nullptr, nullptr, const_cast<char*>("cr_code")},
+    {"cr_frame", forward_attr, nullptr, nullptr, const_cast<char*>("cr_frame")},
+    {"cr_running", forward_attr, nullptr, nullptr, const_cast<char*>("cr_running")},
+    {"cr_await", forward_attr, nullptr, nullptr, const_cast<char*>("cr_await")},
+    {"__name__", forward_attr, nullptr, nullptr, const_cast<char*>("__name__")},
+    {"__qualname__", forward_attr, nullptr, nullptr, const_cast<char*>("__qualname__")},
+    {"coro", tc_get_inner, nullptr, "The wrapped coroutine.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMemberDef tc_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TaskCoro, weakreflist), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot tc_slots[] = {
+    {Py_am_send, reinterpret_cast<void*>(tc_send)},
+    {Py_am_await, reinterpret_cast<void*>(tc_await)},
+    {Py_tp_iter, reinterpret_cast<void*>(tc_await)},
+    {Py_tp_iternext, reinterpret_cast<void*>(tc_iternext)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(tc_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(tc_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(tc_clear)},
+    {Py_tp_methods, tc_methods},
+    {Py_tp_getset, tc_getset},
+    {Py_tp_members, tc_members},
+    {Py_tp_repr, reinterpret_cast<void*>(tc_repr)},
+    {0, nullptr},
+};
+
+PyType_Spec tc_spec = {
+    "anyio._cpp.TaskCoro", sizeof(TaskCoro), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tc_slots,
+};
+
+TaskCoro* new_wrapper(PyObject* coro) {
+  auto* w = PyObject_GC_New(TaskCoro, TaskCoroType);
+  if (!w) return nullptr;
+  new (&w->st) TaskState();
+  w->st.owner = reinterpret_cast<PyObject*>(w);
+  w->st.wrapped = true;
+  Py_INCREF(coro);
+  w->coro = coro;
+  w->weakreflist = nullptr;
+  PyObject_GC_Track(w);
+  return w;
+}
+
+}  // namespace
+
+// Wraps `coro` and starts it as an asyncio task below `root` (may be None).
+// Returns the new task. `done_cb` (may be null) is added as a done callback.
+PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObject* done_cb,
+                        PyObject* context) {
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no running event loop");
+    return nullptr;
+  }
+  LoopState* ls = loop_state_for(loop);
+  if (!ls) return nullptr;
+  TaskCoro* w = new_wrapper(coro);
+  if (!w) return nullptr;
+  Py_INCREF(ls);
+  w->st.loop = ls;
+  if (root) {
+    Py_INCREF(root);
+    w->st.root = root;
+    task_link(&w->st, root);
+  }
+  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w)};
+  size_t n = 2;
+  PyObject* kwnames = nullptr;
+  if (context && context != Py_None) {
+    args[n++] = name;
+    args[n++] = context;
+    kwnames = Py_BuildValue("(ss)", "name", "context");
+  } else {
+    args[n++] = name;
+    kwnames = Py_BuildValue("(s)", "name");
+  }
+  if (!kwnames) {
+    Py_DECREF(w);
+    return nullptr;
+  }
+  PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+  Py_DECREF(kwnames);
+  if (!task) {
+    // The coroutine never ran; close it so no "never awaited" warning leaks.
+    finish(w);
+    Py_DECREF(w);
+    return nullptr;
+  }
+  if (!w->st.finished) {
+    Py_INCREF(task);
+    w->st.task = task;
+  }
+  Py_DECREF(w);
+  if (done_cb) {
+    PyObject* r = call_method1(task, G.s_add_done_callback, done_cb);
+    if (!r) {
+      Py_DECREF(task);
+      return nullptr;
+    }
+    Py_DECREF(r);
+  }
+  return task;
+}
+
+namespace {
+
+// create_wrapped_task(coro, name, context=None): a root task for anyio.run and
+// the pytest runner, outside any task group.
+PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
+  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr);
+}
+
+// wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
+PyObject* fn_wrap_coro(PyObject*, PyObject* coro) {
+  return reinterpret_cast<PyObject*>(new_wrapper(coro));
+}
+
+TaskState* state_of_task(PyObject* task) {
+  PyObject* coro = PyObject_CallMethod(task, "get_coro", nullptr);
+  if (!coro) return nullptr;
+  TaskState* t = nullptr;
+  if (Py_TYPE(coro) == TaskCoroType) {
+    t = &reinterpret_cast<TaskCoro*>(coro)->st;
+  }
+  Py_DECREF(coro);
+  if (!t) PyErr_SetString(PyExc_RuntimeError, "the task was not spawned by anyio");
+  return t;
+}
+
+// cancel_task(task, reason=None): cancel one task spawned by a task group,
+// as if its body ran in a cancel scope of its own (TaskHandle.cancel()).
+PyObject* fn_cancel_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) return raise(PyExc_TypeError, "cancel_task(task, reason=None)");
+  TaskState* t = state_of_task(args[0]);
+  if (!t) return nullptr;
+  if (t->finished || t->self_scope) Py_RETURN_NONE;
+  PyObject* scope = new_detached_scope();
+  if (!scope) return nullptr;
+  if (scope_do_cancel(reinterpret_cast<CancelScope*>(scope), nargs == 2 ? args[1] : Py_None, false) < 0) {
+    Py_DECREF(scope);
+    return nullptr;
+  }
+  t->self_scope = reinterpret_cast<CancelScope*>(scope);
+  if (deliver(t) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// Marks the current task as parked where cancellation must not reach it (the
+// host of a task group waiting for its children, cancel_shielded_checkpoint).
+PyObject* fn_set_shielded_yield(PyObject*, PyObject* flag) {
+  TaskState* t = current_task_state(true);
+  if (!t) return nullptr;
+  t->shielded_yield = flag == Py_True;
+  Py_RETURN_NONE;
+}
+
+// Whether the current task is effectively cancelled, for Python-side checks.
+PyObject* fn_current_cancel_origin(PyObject*, PyObject*) {
+  TaskState* t = tls_current;
+  if (!t) {
+    if (!running_loop()) {
+      if (PyErr_Occurred()) return nullptr;
+      Py_RETURN_NONE;
+    }
+    t = current_task_state(false);
+    if (!t) {
+      PyErr_Clear();
+      Py_RETURN_NONE;
+    }
+  }
+  CancelScope* s = effective_cancel(t);
+  PyObject* r = s ? reinterpret_cast<PyObject*>(s) : Py_None;
+  Py_INCREF(r);
+  return r;
+}
+
+PyObject* fn_make_cancelled_error(PyObject*, PyObject* scope) {
+  if (!PyObject_TypeCheck(scope, CancelScopeType)) return raise(PyExc_TypeError, "expected a CancelScope");
+  return make_cancelled_error(reinterpret_cast<CancelScope*>(scope));
+}
+
+PyObject* fn_is_scope_cancelled_error(PyObject*, PyObject* exc) {
+  return PyBool_FromLong(is_scope_cancelled_error(exc));
+}
+
+// The innermost scope of the current task (or its root), for TaskInfo and tests.
+PyObject* fn_current_scope(PyObject*, PyObject*) {
+  TaskState* t = current_task_state(true);
+  if (!t) return nullptr;
+  CancelScope* s = t->scope ? t->scope : t->root;
+  PyObject* r = s ? reinterpret_cast<PyObject*>(s) : Py_None;
+  Py_INCREF(r);
+  return r;
+}
+
+// The wrapped coroutine of a task this package spawned, else the task's own.
+PyObject* fn_unwrap_coro(PyObject*, PyObject* coro) {
+  if (Py_TYPE(coro) == TaskCoroType) {
+    PyObject* inner = reinterpret_cast<TaskCoro*>(coro)->coro;
+    Py_INCREF(inner);
+    return inner;
+  }
+  Py_INCREF(coro);
+  return coro;
+}
+
+// For TaskInfo.has_pending_cancellation(): is `task` (any asyncio task)
+// effectively cancelled by a cancel scope right now?
+PyObject* fn_task_cancel_pending(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) return raise(PyExc_TypeError, "task_cancel_pending(task, coro)");
+  PyObject* coro = args[1];
+  TaskState* t = nullptr;
+  if (Py_TYPE(coro) == TaskCoroType) {
+    t = &reinterpret_cast<TaskCoro*>(coro)->st;
+  } else {
+    PyObject* loop = running_loop();
+    if (!loop) Py_RETURN_FALSE;
+    LoopState* ls = loop_state_for(loop);
+    if (!ls) return nullptr;
+    PyObject* hs = PyDict_GetItemWithError(ls->hosts, args[0]);
+    if (!hs) {
+      if (PyErr_Occurred()) return nullptr;
+      Py_RETURN_FALSE;
+    }
+    t = reinterpret_cast<TaskState*>(reinterpret_cast<char*>(hs) + sizeof(PyObject));
+  }
+  return PyBool_FromLong(effective_cancel(t) != nullptr);
+}
+
+// The running asyncio loop or None, without asyncio's getpid() inside tasks
+// we spawned.
+PyObject* fn_running_loop(PyObject*, PyObject*) {
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  Py_INCREF(loop);
+  return loop;
+}
+
+PyMethodDef module_fns[] = {
+    {"running_loop", fn_running_loop, METH_NOARGS, nullptr},
+    {"create_wrapped_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)),
+     METH_FASTCALL, nullptr},
+    {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
+    {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
+    {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)), METH_FASTCALL,
+     nullptr},
+    {"current_cancel_origin", fn_current_cancel_origin, METH_NOARGS, nullptr},
+    {"make_cancelled_error", fn_make_cancelled_error, METH_O, nullptr},
+    {"is_scope_cancelled_error", fn_is_scope_cancelled_error, METH_O, nullptr},
+    {"current_scope", fn_current_scope, METH_NOARGS, nullptr},
+    {"unwrap_coro", fn_unwrap_coro, METH_O, nullptr},
+    {"task_cancel_pending", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_task_cancel_pending)),
+     METH_FASTCALL, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int register_task_coro(PyObject* module) {
+  TaskCoroType = add_type(module, &tc_spec);
+  if (!TaskCoroType) return -1;
+  return PyModule_AddFunctions(module, module_fns);
+}
+
+}  // namespace anyio

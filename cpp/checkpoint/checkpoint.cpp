@@ -1,0 +1,255 @@
+// Checkpoints as C awaitables: no Python coroutine per call. On asyncio a
+// checkpoint is a cancellation check plus one bare `yield` (one loop step); on
+// Trio it forwards to trio.lowlevel's own checkpoint coroutines.
+
+
+#include "cancel/core.hpp"
+
+namespace anyio {
+namespace {
+
+enum Kind : unsigned char { CHECKPOINT = 0, IF_CANCELLED = 1, SHIELDED = 2 };
+
+struct Checkpoint {
+  PyObject_HEAD
+  unsigned char kind;
+  unsigned char state;     // 0 fresh, 1 yielded, 2 done
+  PyObject* shielded;      // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;         // the trio coroutine we forward to
+};
+
+PyTypeObject* CheckpointType = nullptr;
+
+void release_shield(Checkpoint* self) {
+  if (self->shielded) {
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield = false;
+    Py_CLEAR(self->shielded);
+  }
+}
+
+PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
+  auto* self = reinterpret_cast<Checkpoint*>(self_obj);
+  if (self->inner) {
+    PySendResult r = PyIter_Send(self->inner, arg, out);
+    if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
+    return r;
+  }
+  if (self->state == 1) {
+    release_shield(self);
+    self->state = 2;
+    Py_INCREF(Py_None);
+    *out = Py_None;
+    return PYGEN_RETURN;
+  }
+  if (self->state == 2) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited checkpoint");
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  TaskState* t = tls_current;
+  if (!t) {
+    PyObject* loop = running_loop();
+    if (!loop) {
+      if (PyErr_Occurred()) {
+        *out = nullptr;
+        return PYGEN_ERROR;
+      }
+      // Not asyncio: hand over to the Trio glue (or raise NoEventLoopError).
+      PyObject* fn = PyObject_GetAttrString(G.glue, "trio_checkpoint");
+      if (!fn) {
+        *out = nullptr;
+        return PYGEN_ERROR;
+      }
+      PyObject* kind = PyLong_FromLong(self->kind);
+      self->inner = kind ? PyObject_CallOneArg(fn, kind) : nullptr;
+      Py_XDECREF(kind);
+      Py_DECREF(fn);
+      if (!self->inner) {
+        *out = nullptr;
+        return PYGEN_ERROR;
+      }
+      PySendResult r = PyIter_Send(self->inner, arg, out);
+      if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
+      return r;
+    }
+    t = current_task_state(false);
+    if (!t) PyErr_Clear();  // a task with no scopes cannot be cancelled by one
+  }
+  if (t && self->kind != SHIELDED) {
+    CancelScope* origin = effective_cancel(t);
+    if (origin) {
+      PyObject* exc = make_cancelled_error(origin);
+      if (exc) {
+        PyErr_SetObject(G.CancelledError, exc);
+        Py_DECREF(exc);
+      }
+      *out = nullptr;
+      return PYGEN_ERROR;
+    }
+  }
+  if (self->kind == IF_CANCELLED) {
+    self->state = 2;
+    Py_INCREF(Py_None);
+    *out = Py_None;
+    return PYGEN_RETURN;
+  }
+  if (self->kind == SHIELDED && t) {
+    t->shielded_yield = true;
+    Py_INCREF(t->owner);
+    self->shielded = t->owner;
+  }
+  self->state = 1;
+  Py_INCREF(Py_None);
+  *out = Py_None;
+  return PYGEN_NEXT;
+}
+
+PyObject* cp_iternext(PyObject* self) {
+  PyObject* out = nullptr;
+  PySendResult r = cp_send(self, Py_None, &out);
+  if (r == PYGEN_NEXT) return out;
+  if (r == PYGEN_RETURN) {
+    if (out != Py_None) {
+      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
+      if (e) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+      }
+    }
+    Py_DECREF(out);
+  }
+  return nullptr;
+}
+
+PyObject* cp_send_method(PyObject* self, PyObject* arg) {
+  PyObject* out = nullptr;
+  PySendResult r = cp_send(self, arg, &out);
+  if (r == PYGEN_NEXT) return out;
+  if (r == PYGEN_RETURN) {
+    Py_DECREF(out);
+    PyErr_SetNone(PyExc_StopIteration);
+  }
+  return nullptr;
+}
+
+PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<Checkpoint*>(self_obj);
+  release_shield(self);
+  self->state = 2;
+  if (self->inner) {
+    PyObject* fwd[4] = {self->inner};
+    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
+    PyObject* r = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
+    if (!r) Py_CLEAR(self->inner);
+    return r;
+  }
+  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
+  PyObject* typ = args[0];
+  PyObject* val = nargs > 1 ? args[1] : nullptr;
+  if (PyExceptionInstance_Check(typ)) {
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+  } else if (val && val != Py_None) {
+    PyErr_SetObject(typ, val);
+  } else {
+    PyErr_SetNone(typ);
+  }
+  return nullptr;
+}
+
+PyObject* cp_close(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<Checkpoint*>(self_obj);
+  release_shield(self);
+  self->state = 2;
+  if (self->inner) {
+    PyObject* r = call_method0(self->inner, G.s_close);
+    Py_CLEAR(self->inner);
+    return r;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* cp_await(PyObject* self) {
+  Py_INCREF(self);
+  return self;
+}
+
+int cp_traverse(Checkpoint* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->shielded);
+  Py_VISIT(self->inner);
+  return 0;
+}
+
+int cp_clear(Checkpoint* self) {
+  release_shield(self);
+  Py_CLEAR(self->inner);
+  return 0;
+}
+
+void cp_dealloc(Checkpoint* self) {
+  PyObject_GC_UnTrack(self);
+  cp_clear(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef cp_methods[] = {
+    {"send", cp_send_method, METH_O, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cp_throw)), METH_FASTCALL, nullptr},
+    {"close", cp_close, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot cp_slots[] = {
+    {Py_am_send, reinterpret_cast<void*>(cp_send)},
+    {Py_am_await, reinterpret_cast<void*>(cp_await)},
+    {Py_tp_iter, reinterpret_cast<void*>(cp_await)},
+    {Py_tp_iternext, reinterpret_cast<void*>(cp_iternext)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(cp_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(cp_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(cp_clear)},
+    {Py_tp_methods, cp_methods},
+    {0, nullptr},
+};
+
+PyType_Spec cp_spec = {
+    "anyio._cpp.Checkpoint", sizeof(Checkpoint), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, cp_slots,
+};
+
+PyObject* make(unsigned char kind) {
+  auto* self = PyObject_GC_New(Checkpoint, CheckpointType);
+  if (!self) return nullptr;
+  self->kind = kind;
+  self->state = 0;
+  self->shielded = nullptr;
+  self->inner = nullptr;
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+PyObject* fn_checkpoint(PyObject*, PyObject*) { return make(CHECKPOINT); }
+PyObject* fn_checkpoint_if_cancelled(PyObject*, PyObject*) { return make(IF_CANCELLED); }
+PyObject* fn_cancel_shielded_checkpoint(PyObject*, PyObject*) { return make(SHIELDED); }
+
+PyMethodDef module_fns[] = {
+    {"checkpoint", fn_checkpoint, METH_NOARGS,
+     "checkpoint()\n--\n\nCheck for cancellation and let other tasks run (one loop step)."},
+    {"checkpoint_if_cancelled", fn_checkpoint_if_cancelled, METH_NOARGS,
+     "checkpoint_if_cancelled()\n--\n\nRaise the cancellation exception if the current "
+     "task is cancelled; never yields otherwise."},
+    {"cancel_shielded_checkpoint", fn_cancel_shielded_checkpoint, METH_NOARGS,
+     "cancel_shielded_checkpoint()\n--\n\nLet other tasks run (one loop step) without "
+     "checking for cancellation."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int register_checkpoint(PyObject* module) {
+  CheckpointType = add_type(module, &cp_spec);
+  if (!CheckpointType) return -1;
+  return PyModule_AddFunctions(module, module_fns);
+}
+
+}  // namespace anyio

@@ -1,0 +1,125 @@
+"""Python side of the C++ core: the Trio paths and the cold paths.
+
+The extension calls these functions where Python is the clearer tool: Trio
+already implements level cancellation, so on Trio a CancelScope wraps a
+``trio.CancelScope``; error messages and rare branches live here too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from ._exceptions import NoEventLoopError
+
+_NO_LOOP_MESSAGE = (
+    "Not currently running on any asynchronous event loop. "
+    "Available async backends: asyncio, trio"
+)
+
+
+def in_trio() -> bool:
+    trio = sys.modules.get("trio")
+    return trio is not None and bool(trio.lowlevel.in_trio_run())
+
+
+def raise_no_event_loop() -> None:
+    raise NoEventLoopError(_NO_LOOP_MESSAGE)
+
+
+def current_time() -> float:
+    if in_trio():
+        import trio
+
+        return float(trio.current_time())
+
+    raise NoEventLoopError(_NO_LOOP_MESSAGE)
+
+
+def trio_checkpoint(kind: int) -> Coroutine[Any, Any, None]:
+    if not in_trio():
+        raise NoEventLoopError(_NO_LOOP_MESSAGE)
+
+    import trio
+
+    if kind == 0:
+        return trio.lowlevel.checkpoint()
+    elif kind == 1:
+        return trio.lowlevel.checkpoint_if_cancelled()
+    else:
+        return trio.lowlevel.cancel_shielded_checkpoint()
+
+
+def trio_current_effective_deadline() -> float:
+    if not in_trio():
+        raise NoEventLoopError(_NO_LOOP_MESSAGE)
+
+    import trio
+
+    return float(trio.current_effective_deadline())
+
+
+def trio_scope_enter(scope: Any) -> Any:
+    import trio
+
+    deadline, shield, cancel_called, reason = scope._raw
+    trio_scope = trio.CancelScope(deadline=deadline, shield=shield)
+    if cancel_called:
+        trio_scope.cancel(reason)
+
+    scope._trio_scope = trio_scope
+    trio_scope.__enter__()
+    return scope
+
+
+def trio_scope_exit(scope: Any, exc_type: Any, exc: Any, tb: Any) -> bool:
+    import trio
+
+    trio_scope = scope._trio_scope
+    swallowed = bool(trio_scope.__exit__(exc_type, exc, tb))
+    if (
+        swallowed
+        and scope._fail_on_timeout
+        and trio_scope.cancelled_caught
+        and trio.current_time() >= trio_scope.deadline
+    ):
+        reason = scope._reason
+        raise TimeoutError(reason) if reason is not None else TimeoutError()
+
+    return swallowed
+
+
+def trio_scope_cancel(scope: Any, reason: str | None) -> None:
+    scope._trio_scope.cancel(reason)
+
+
+def check_coroutine(func: Any, coro: object) -> None:
+    if not isinstance(coro, Coroutine):
+        from ._callables import callable_name
+
+        raise TypeError(
+            f"Expected {callable_name(func)}() to return a coroutine, but the return "
+            f"value ({coro!r}) is not a coroutine object"
+        )
+
+
+def finish_start_future(future: Any, task: Any, exc: BaseException | None) -> bool:
+    """Route the outcome of a task spawned by start() to its caller.
+
+    Returns True if the caller was still waiting (the outcome was its), False if
+    the task had already called ``task_status.started()``.
+    """
+    if future.done():
+        return False
+
+    if task.cancelled():
+        future.cancel()
+    elif exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_exception(
+            RuntimeError("Child exited without calling task_status.started()")
+        )
+
+    return True

@@ -1,0 +1,506 @@
+"""Task groups and task handles.
+
+On asyncio the spawning and completion bookkeeping is C++ (TaskGroupCore); this
+module orchestrates ``__aexit__``: waiting for the children and turning their
+errors into an exception group. On Trio a task group wraps a Trio nursery.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from asyncio import CancelledError, get_running_loop
+from ._cpp import running_loop as _get_running_loop
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import Context
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from . import _cpp
+from ._cancel import CancelScope
+from ._callables import callable_name
+from ._exceptions import TaskCancelled, TaskFailed, TaskNotFinished
+from ._glue import check_coroutine
+from .abc._tasks import TaskGroup as _AbstractTaskGroup
+from .abc._tasks import TaskStatus
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+_GROUP_MESSAGE = "unhandled errors in a TaskGroup"
+
+
+def _task_name(func: Any, name: object) -> str:
+    return callable_name(func) if name is None else str(name)
+
+
+class TaskHandle(Generic[T_co]):
+    """A task started in a task group: its status, its outcome, and a way to
+    cancel it alone. Awaiting the handle waits for the task and returns its
+    return value (or raises :exc:`TaskFailed` / :exc:`TaskCancelled`)."""
+
+    class Status(enum.Enum):
+        PENDING = 1
+        FINISHED = 2
+        CANCELLING = 3
+        CANCELLED = 4
+        FAILED = 5
+
+    __slots__ = (
+        "_task",
+        "_coro",
+        "_name",
+        "_cancel_requested",
+        "_start_value",
+        "_outcome",
+        "_trio_scope",
+        "_trio_done",
+        "__weakref__",
+    )
+
+    def __init__(self, task: Any, coro: Coroutine[Any, Any, T_co], name: str) -> None:
+        self._task = task  # the asyncio.Task (None on Trio)
+        self._coro = coro
+        self._name = name
+        self._cancel_requested = False
+        self._start_value: Any = _NOT_STARTED
+        # Trio only: (value, exception, cancelled) once the task finished.
+        self._outcome: tuple[Any, BaseException | None, bool] | None = None
+        self._trio_scope: Any = None
+        self._trio_done: Any = None
+
+    @property
+    def coro(self) -> Coroutine[Any, Any, T_co]:
+        """The coroutine the task runs."""
+        return self._coro
+
+    @property
+    def name(self) -> str:
+        """The task's name."""
+        return self._name
+
+    def _result(self) -> tuple[Any, BaseException | None, bool] | None:
+        task = self._task
+        if task is None:
+            return self._outcome
+
+        if not task.done():
+            return None
+
+        if task.cancelled():
+            try:
+                task.result()
+            except CancelledError as exc:
+                return None, exc, True
+
+        exc = task.exception()
+        if exc is not None:
+            return None, exc, isinstance(exc, CancelledError)
+
+        return task.result(), None, False
+
+    @property
+    def status(self) -> TaskHandle.Status:
+        """Where the task is in its life."""
+        outcome = self._result()
+        if outcome is None:
+            return self.Status.CANCELLING if self._cancel_requested else self.Status.PENDING
+
+        _, exc, cancelled = outcome
+        if cancelled:
+            return self.Status.CANCELLED
+        if exc is not None:
+            return self.Status.FAILED
+
+        return self.Status.FINISHED
+
+    @property
+    def return_value(self) -> T_co:
+        """The task's return value.
+
+        :raises TaskNotFinished: if it is still running
+        :raises TaskFailed: if it raised (the exception is the ``__cause__``)
+        :raises TaskCancelled: if it was cancelled
+        """
+        outcome = self._result()
+        if outcome is None:
+            raise TaskNotFinished("the task has not finished yet")
+
+        value, exc, cancelled = outcome
+        if cancelled:
+            raise TaskCancelled("the task was cancelled") from exc
+        if exc is not None:
+            raise TaskFailed("the task raised an exception") from exc
+
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception the task raised, or None if it returned normally.
+
+        :raises TaskNotFinished: if it is still running
+        :raises TaskCancelled: if it was cancelled
+        """
+        outcome = self._result()
+        if outcome is None:
+            raise TaskNotFinished("the task has not finished yet")
+
+        _, exc, cancelled = outcome
+        if cancelled:
+            raise TaskCancelled("the task was cancelled") from exc
+
+        return exc
+
+    @property
+    def start_value(self) -> Any:
+        """The value the task passed to ``task_status.started()``."""
+        if self._start_value is _NOT_STARTED:
+            raise RuntimeError("the task was not started with TaskGroup.start()")
+
+        return self._start_value
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel this task alone (no effect once it has finished)."""
+        if self._result() is not None:
+            return
+
+        self._cancel_requested = True
+        if self._task is not None:
+            _cpp.cancel_task(self._task, reason)
+        elif self._trio_scope is not None:
+            self._trio_scope.cancel(reason)
+
+    async def wait(self) -> None:
+        """Wait until the task has finished (without affecting it)."""
+        if self._task is not None:
+            if not self._task.done():
+                loop = get_running_loop()
+                waiter = loop.create_future()
+
+                def wake(_: Any) -> None:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+                self._task.add_done_callback(wake)
+                try:
+                    await waiter
+                finally:
+                    self._task.remove_done_callback(wake)
+            else:
+                await _cpp.checkpoint()
+        else:
+            await self._trio_done.wait()
+
+    def __await__(self) -> Generator[Any, Any, T_co]:
+        yield from self.wait().__await__()
+        return self.return_value
+
+    def __repr__(self) -> str:
+        return (
+            f"<TaskHandle {self.status.name.lower()} name={self._name!r} "
+            f"coro={self._coro!r}>"
+        )
+
+
+class _NotStarted:
+    def __repr__(self) -> str:
+        return "<not started>"
+
+
+_NOT_STARTED = _NotStarted()
+
+
+class _AsyncioTaskStatus(TaskStatus[Any]):
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def started(self, value: Any = None) -> None:
+        if self._future.done():
+            raise RuntimeError("called 'started' twice on the same task status")
+
+        self._future.set_result(value)
+
+
+class _IgnoredTaskStatus(TaskStatus[Any]):
+    def started(self, value: Any = None) -> None:
+        pass
+
+
+#: A task status for tasks that may be started with ``start()`` or ``start_soon()``.
+TASK_STATUS_IGNORED: TaskStatus[Any] = _IgnoredTaskStatus()
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, CancelledError)
+
+
+class TaskGroup(_AbstractTaskGroup):
+    """A group of tasks (see :func:`create_task_group`)."""
+
+    def __init__(self) -> None:
+        self.cancel_scope: CancelScope = CancelScope()
+        self._core: Any = None
+        self._nursery: Any = None
+        self._nursery_cm: Any = None
+        self._entered = False
+
+    # --- entering and leaving -------------------------------------------------
+
+    async def __aenter__(self) -> TaskGroup:
+        if self._entered:
+            raise RuntimeError("This task group has already been entered")
+
+        self._entered = True
+        if _get_running_loop() is not None:
+            self.cancel_scope.__enter__()
+            self._core = _cpp.TaskGroupCore(self.cancel_scope)
+        else:
+            await self._trio_enter()
+
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool:
+        if self._nursery_cm is not None:
+            return await self._trio_exit(exc_type, exc_val, exc_tb)
+
+        core = self._core
+        if core is None:
+            raise RuntimeError("This task group is not active")
+
+        if exc_val is not None:
+            self.cancel_scope.cancel()
+            if not _is_cancellation(exc_val):
+                core.exceptions.append(exc_val)
+
+        cancelled_while_waiting: BaseException | None = None
+        if core.pending:
+            loop = get_running_loop()
+            # The host waits for its children whatever happens to it; the scope
+            # tree already carries any cancellation to the children.
+            _cpp.set_shielded_yield(True)
+            try:
+                while core.pending:
+                    core.waiter = waiter = loop.create_future()
+                    try:
+                        await waiter
+                    except CancelledError as exc:
+                        # A native cancellation (task.cancel()) of the host.
+                        self.cancel_scope.cancel()
+                        cancelled_while_waiting = exc
+            finally:
+                _cpp.set_shielded_yield(False)
+                core.waiter = None
+
+        core.active = False
+        if core.exceptions:
+            group = BaseExceptionGroup(_GROUP_MESSAGE, list(core.exceptions))
+            core.exceptions.clear()
+            self.cancel_scope.__exit__(type(group), group, group.__traceback__)
+            try:
+                raise group from None
+            finally:
+                del group
+
+        exc = exc_val if exc_val is not None else cancelled_while_waiting
+        if exc is None:
+            origin = _cpp.current_cancel_origin()
+            if origin is not None and origin is not self.cancel_scope:
+                # Cancelled from outside while waiting: let the scope that
+                # cancelled us see it, as if the wait had raised.
+                exc = _cpp.make_cancelled_error(origin)
+
+        if self.cancel_scope.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None):
+            return True
+
+        if exc is not None and exc is not exc_val:
+            raise exc
+
+        return False
+
+    # --- spawning ---------------------------------------------------------------
+
+    def start_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+    ) -> TaskHandle[Any]:
+        coro = func(*args)
+        check_coroutine(func, coro)
+        return self._spawn(coro, _task_name(func, name), None)
+
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: object = None,
+        context: Context | None = None,
+    ) -> TaskHandle[T]:
+        if not isinstance(coro, Coroutine):
+            raise TypeError(f"Expected a coroutine object, got {coro!r}")
+
+        task_name = str(name) if name is not None else _coro_name(coro)
+        if context is not None:
+            return self._spawn(coro, task_name, None, context)
+
+        return self._spawn(coro, task_name, None)
+
+    def _spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str,
+        start_future: Any,
+        context: Context | None = None,
+    ) -> TaskHandle[Any]:
+        core = self._core
+        if core is not None:
+            if not core.active:
+                coro.close()
+                raise RuntimeError(
+                    "This task group is not active; no new tasks can be started."
+                )
+            if context is not None:
+                task = context.run(core.spawn, coro, name, start_future)
+            else:
+                task = core.spawn(coro, name, start_future)
+            return TaskHandle(task, coro, name)
+
+        if self._nursery is None:
+            coro.close()
+            raise RuntimeError(
+                "This task group is not active; no new tasks can be started."
+            )
+
+        handle: TaskHandle[Any] = TaskHandle(None, coro, name)
+        self._trio_spawn(handle, coro, name)
+        return handle
+
+    async def start(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        *args: object,
+        name: object = None,
+        return_handle: bool = False,
+    ) -> Any:
+        if self._nursery is not None:
+            return await self._trio_start(func, args, name, return_handle)
+
+        if self._core is None or not self._core.active:
+            raise RuntimeError(
+                "This task group is not active; no new tasks can be started."
+            )
+
+        future = get_running_loop().create_future()
+        coro = func(*args, task_status=_AsyncioTaskStatus(future))
+        check_coroutine(func, coro)
+        handle = self._spawn(coro, _task_name(func, name), future)
+        try:
+            value = await future
+        except CancelledError:
+            # The caller was cancelled before the child signalled readiness:
+            # the child belongs to the caller until then, so it goes too.
+            handle.cancel()
+            raise
+
+        handle._start_value = value
+        return handle if return_handle else value
+
+    # --- Trio -------------------------------------------------------------------
+
+    async def _trio_enter(self) -> None:
+        import trio
+
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        self.cancel_scope._trio_scope = self._nursery.cancel_scope
+
+    async def _trio_exit(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool:
+        try:
+            return bool(await self._nursery_cm.__aexit__(exc_type, exc_val, exc_tb))
+        except BaseExceptionGroup as group:
+            import trio
+
+            # Trio groups cancellations with real errors; anyio reports the
+            # errors (Cancelled is noise once something failed).
+            _, rest = group.split(trio.Cancelled)
+            if rest is None:
+                raise
+            raise BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions)) from None
+        finally:
+            self._nursery = None
+
+    def _trio_spawn(self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str) -> None:
+        import trio
+
+        handle._trio_scope = trio.CancelScope()
+        handle._trio_done = trio.Event()
+        self._nursery.start_soon(_run_trio_child, handle, coro, name=name)
+
+    async def _trio_start(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        name: object,
+        return_handle: bool,
+    ) -> Any:
+        import trio
+
+        handle: TaskHandle[Any] = TaskHandle(None, None, _task_name(func, name))  # type: ignore[arg-type]
+        handle._trio_scope = trio.CancelScope()
+        handle._trio_done = trio.Event()
+
+        async def child(*, task_status: Any) -> Any:
+            coro = func(*args, task_status=task_status)
+            check_coroutine(func, coro)
+            handle._coro = coro
+            return await _run_trio_child(handle, coro)
+
+        value = await self._nursery.start(child, name=handle.name)
+        handle._start_value = value
+        return handle if return_handle else value
+
+
+async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:
+    import trio
+
+    try:
+        with handle._trio_scope:
+            try:
+                value = await coro
+            except trio.Cancelled as exc:
+                handle._outcome = (None, exc, True)
+                raise
+            except BaseException as exc:
+                handle._outcome = (None, exc, False)
+                raise
+            handle._outcome = (value, None, False)
+            return value
+    finally:
+        if handle._outcome is None:
+            handle._outcome = (None, None, True)
+        handle._trio_done.set()
+
+
+def _coro_name(coro: Any) -> str:
+    code = getattr(coro, "cr_code", None)
+    qualname = getattr(coro, "__qualname__", None) or getattr(code, "co_name", repr(coro))
+    frame = getattr(coro, "cr_frame", None)
+    module = frame.f_globals.get("__name__") if frame is not None else None
+    return f"{module}.{qualname}" if module else str(qualname)
+
+
+def create_task_group() -> TaskGroup:
+    """Create a task group: ``async with create_task_group() as tg: ...``."""
+    return TaskGroup()

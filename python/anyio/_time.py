@@ -1,0 +1,46 @@
+"""Sleeping and the event loop's clock."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from ._cpp import running_loop as _get_running_loop
+
+from . import _cpp
+from ._glue import current_time as _trio_current_time
+
+
+async def sleep(delay: float) -> None:
+    """Pause the current task for `delay` seconds (a checkpoint if <= 0)."""
+    if _get_running_loop() is None:
+        import trio
+
+        await trio.sleep(delay)
+        return
+
+    if delay <= 0:
+        await _cpp.checkpoint()
+        return
+
+    await _cpp.checkpoint_if_cancelled()
+    await asyncio.sleep(delay)
+
+
+async def sleep_forever() -> None:
+    """Pause the current task until it is cancelled."""
+    await sleep(math.inf)
+
+
+async def sleep_until(deadline: float) -> None:
+    """Pause the current task until the event loop's clock reaches `deadline`."""
+    now = current_time()
+    await sleep(max(deadline - now, 0))
+
+
+def current_time() -> float:
+    """The current time on the event loop's clock (monotonic, in seconds)."""
+    loop = _get_running_loop()
+    if loop is not None:
+        return loop.time()
+
+    return _trio_current_time()
