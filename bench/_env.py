@@ -45,7 +45,12 @@ def installed_version(name: str) -> str | None:
 
 
 def ours() -> Interpreter:
-    return Interpreter("ours", sys.executable, str(ROOT / "python"))
+    """Our package: the source tree once its extension is built in place
+    (the developer build), else whatever this interpreter has installed
+    (``pip install .``); the worker's report tells which one it got."""
+    if any((ROOT / "python" / "anyio").glob("_cpp*")):
+        return Interpreter("ours", sys.executable, str(ROOT / "python"))
+    return Interpreter("ours", sys.executable, None)
 
 
 def raw() -> Interpreter:

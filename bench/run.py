@@ -143,13 +143,18 @@ def log(message: str) -> None:
 def check_identity(interp: _env.Interpreter, batch: BatchResult) -> str | None:
     """Refuse results that came from the wrong anyio."""
     hello = batch.hello
-    if interp.impl == "ours" and "anyio_file" in hello:
-        expected = str(_env.ROOT / "python" / "anyio")
-        if not hello["anyio_file"].startswith(expected):
-            return f"imported anyio from {hello['anyio_file']}, not {expected}"
-    if interp.impl == "upstream" and "anyio_file" in hello:
-        if hello.get("anyio_version") != _env.UPSTREAM_ANYIO:
-            return f"upstream venv has anyio {hello.get('anyio_version')}"
+    if "anyio_file" not in hello:
+        return None
+    version = str(hello.get("anyio_version") or "")
+    if interp.impl == "ours":
+        source_tree = str(_env.ROOT / "python" / "anyio")
+        if not hello["anyio_file"].startswith(source_tree) and "+cpp" not in version:
+            return (
+                f"imported anyio {version or '?'} from {hello['anyio_file']}: neither "
+                f"{source_tree} (build the extension in place) nor an installed copy of ours"
+            )
+    if interp.impl == "upstream" and version != _env.UPSTREAM_ANYIO:
+        return f"upstream venv has anyio {version or '?'}"
     return None
 
 
