@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench._targets import format_checks
+
 IMPLS = ("ours", "upstream", "raw")
 NA_NOT_IMPLEMENTED = "n/a (not implemented)"
 
@@ -135,6 +137,7 @@ def format_table(doc: dict[str, Any]) -> str:
             f"{r.get('detail', '')}"
             for r in problems
         ]
+    out += format_checks(doc.get("targets", []))
     out += ["", "raw baselines:"]
     for wl in doc["workloads"]:
         labels = wl["raw"]

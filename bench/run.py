@@ -21,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # started as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _env, _report
+from bench import _env, _report, _targets
 from bench._runner import BatchResult, Task, run_batch
 from bench.workloads import REGISTRY, Workload
 
@@ -81,7 +81,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="worker rounds, interleaving implementations (default 3, quick 1)",
     )
-    p.add_argument("--reps", type=int, help="timed repetitions per round (default 3)")
+    p.add_argument(
+        "--reps", type=int, help="timed repetitions per round (default 5, quick 3)"
+    )
     p.add_argument(
         "--scale",
         type=float,
@@ -109,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.reps is None:
-        args.reps = 3
+        args.reps = 3 if args.quick else 5
     if args.timeout is None:
         args.timeout = 60.0 if args.quick else 180.0
     if args.rounds < 1 or args.reps < 1 or args.scale <= 0:
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = build_document(
         args, machine, workloads, backends, samples, failures, labels, hellos
     )
+    doc["targets"] = _targets.check(doc)
     doc["elapsed_s"] = round(time.monotonic() - started, 1)
     print(_report.format_table(doc))
     print(f"\n(total {doc['elapsed_s']} s)")
