@@ -83,10 +83,10 @@ async def test_unshielding_delivers() -> None:
             outer.cancel()
             await checkpoint()
             inner.shield = False
-            with pytest.raises(get_cancelled_exc_class()):
-                await checkpoint()
-            raise get_cancelled_exc_class()()  # pragma: no cover
+            await checkpoint()
+            pytest.fail("not cancelled after dropping the shield")
 
+    assert not inner.cancelled_caught
     assert outer.cancelled_caught
 
 
@@ -188,6 +188,15 @@ async def test_scope_reuse_raises() -> None:
             pass
 
 
+ASYNCIO_ONLY = pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")],
+)
+
+
+# On Trio the scopes are Trio's own, which report (and recover from) this
+# misuse with their own "Cancel scope stack corrupted" error.
+@ASYNCIO_ONLY
 async def test_exit_out_of_order_raises() -> None:
     outer = CancelScope()
     inner = CancelScope()

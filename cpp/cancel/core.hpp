@@ -42,6 +42,7 @@ struct TaskState {
   bool delivery_pending = false;  // unwrapped: task.cancel() issued, not yet seen to run
   bool finished = false;
   int native_cancels = 0;         // unwrapped: task.cancel() calls not yet uncancelled
+  size_t parent_id = 0;           // id() of the task that spawned this one, 0 if unknown
 };
 
 struct CancelScope {

@@ -356,6 +356,7 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   if (!w) return nullptr;
   Py_INCREF(ls);
   w->st.loop = ls;
+  if (tls_current && tls_current->task) w->st.parent_id = reinterpret_cast<size_t>(tls_current->task);
   if (root) {
     Py_INCREF(root);
     w->st.root = root;
@@ -492,6 +493,13 @@ PyObject* fn_current_scope(PyObject*, PyObject*) {
   return r;
 }
 
+// task_parent_id(coro): id() of the task that spawned a wrapped task, or None.
+PyObject* fn_task_parent_id(PyObject*, PyObject* coro) {
+  if (Py_TYPE(coro) == TaskCoroType && reinterpret_cast<TaskCoro*>(coro)->st.parent_id)
+    return PyLong_FromSize_t(reinterpret_cast<TaskCoro*>(coro)->st.parent_id);
+  Py_RETURN_NONE;
+}
+
 // The wrapped coroutine of a task this package spawned, else the task's own.
 PyObject* fn_unwrap_coro(PyObject*, PyObject* coro) {
   if (Py_TYPE(coro) == TaskCoroType) {
@@ -551,6 +559,7 @@ PyMethodDef module_fns[] = {
     {"is_scope_cancelled_error", fn_is_scope_cancelled_error, METH_O, nullptr},
     {"current_scope", fn_current_scope, METH_NOARGS, nullptr},
     {"unwrap_coro", fn_unwrap_coro, METH_O, nullptr},
+    {"task_parent_id", fn_task_parent_id, METH_O, nullptr},
     {"task_cancel_pending", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_task_cancel_pending)),
      METH_FASTCALL, nullptr},
     {nullptr, nullptr, 0, nullptr},

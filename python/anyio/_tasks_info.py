@@ -67,8 +67,8 @@ class TaskInfo:
 
 
 def _asyncio_info(task: asyncio.Task[Any]) -> TaskInfo:
-    coro = _cpp.unwrap_coro(task.get_coro())
-    info = TaskInfo(id(task), None, task.get_name(), coro)
+    wrapper = task.get_coro()
+    info = TaskInfo(id(task), _cpp.task_parent_id(wrapper), task.get_name(), _cpp.unwrap_coro(wrapper))
     info._task = task
     return info
 

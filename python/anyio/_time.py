@@ -7,12 +7,14 @@ import math
 from ._cpp import running_loop as _get_running_loop
 
 from . import _cpp
+from ._backend import current_backend
 from ._glue import current_time as _trio_current_time
 
 
 async def sleep(delay: float) -> None:
     """Pause the current task for `delay` seconds (a checkpoint if <= 0)."""
     if _get_running_loop() is None:
+        current_backend()  # NoEventLoopError outside any event loop
         import trio
 
         await trio.sleep(delay)

@@ -1,0 +1,207 @@
+"""Executes the Python examples in docs/*.md and README.md (see docs/writing-docs.md).
+
+Every ```python block is a complete program, run once per backend: asyncio,
+asyncio+uvloop and trio. Sybil's Markdown lexers find the blocks and the HTML
+comment directives; the evaluator below runs each block in a fresh namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sybil import Document, Example, Region, Sybil
+from sybil.integration.pytest import pytest_integration as _sybil_collector
+from sybil.parsers.markdown.lexers import (
+    DirectiveInHTMLCommentLexer,
+    FencedCodeBlockLexer,
+)
+
+# Test id -> (anyio backend name, backend options); the docs' own vocabulary for
+# the `backends:` directive maps onto these ids.
+DOC_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "asyncio": ("asyncio", {}),
+    "asyncio+uvloop": ("asyncio", {"use_uvloop": True}),
+    "trio": ("trio", {}),
+}
+_DIRECTIVE_NAMES = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}
+_BETWEEN_BLOCKS = re.compile(r"\s*")
+# Sybil ends a one-line directive's region before its closing "-->".
+_AFTER_DIRECTIVE = re.compile(r"\s*(?:-*->)?\s*")
+
+
+@dataclass
+class DocExample:
+    source: str
+    expected_output: str | None
+    backends: frozenset[str]
+    skip_reason: str | None
+
+
+def _adjacent(text: str, end: int, start: int) -> bool:
+    """Whether only whitespace separates text[end:start]."""
+    return end <= start and _BETWEEN_BLOCKS.fullmatch(text, end, start) is not None
+
+
+def _parse_backends(
+    arguments: str, document: Document, position: int
+) -> frozenset[str]:
+    names = [name.strip() for name in arguments.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _DIRECTIVE_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"{document.path}: {document.line_column(position)}: unknown backend(s) "
+            f"{unknown or arguments!r} in 'backends:' (use {', '.join(_DIRECTIVE_NAMES)})"
+        )
+
+    return frozenset(_DIRECTIVE_NAMES[name] for name in names)
+
+
+class ProgramBlockParser:
+    """Finds ```python blocks plus the directive before and the output after each."""
+
+    def __init__(self, backend_id: str) -> None:
+        self.backend_id = backend_id
+        self.code_lexer = FencedCodeBlockLexer(language=r"[\w+-]+")
+        self.directive_lexer = DirectiveInHTMLCommentLexer(
+            directive=r"backends|skip", arguments=".*?"
+        )
+
+    def __call__(self, document: Document) -> Iterable[Region]:
+        text = document.text
+        blocks = sorted(self.code_lexer(document), key=lambda region: region.start)
+        directives = list(self.directive_lexer(document))
+        for index, block in enumerate(blocks):
+            if block.lexemes["language"] != "python":
+                continue
+
+            expected = None
+            if index + 1 < len(blocks):
+                following = blocks[index + 1]
+                if following.lexemes["language"] == "output" and _adjacent(
+                    text, block.end, following.start
+                ):
+                    expected = str(following.lexemes["source"])
+
+            backends = frozenset(DOC_BACKENDS)
+            skip_reason = None
+            for directive in directives:
+                if directive.end > block.start or not _AFTER_DIRECTIVE.fullmatch(
+                    text, directive.end, block.start
+                ):
+                    continue
+                arguments = directive.lexemes["arguments"].strip()
+                if directive.lexemes["directive"] == "skip":
+                    skip_reason = arguments or "skipped in the documentation"
+                else:
+                    backends = _parse_backends(arguments, document, directive.start)
+
+            parsed = DocExample(
+                str(block.lexemes["source"]), expected, backends, skip_reason
+            )
+            yield Region(block.start, block.end, parsed, self.evaluate)
+
+    def evaluate(self, example: Example) -> None:
+        spec: DocExample = example.parsed
+        if spec.skip_reason is not None:
+            pytest.skip(spec.skip_reason)
+        if self.backend_id not in spec.backends:
+            pytest.skip(f"example runs on {', '.join(sorted(spec.backends))} only")
+
+        backend, options = DOC_BACKENDS[self.backend_id]
+        filename = f"{example.path}:{example.line}"
+        output = run_program(spec.source, filename, backend, options)
+        if spec.expected_output is not None and output != spec.expected_output:
+            raise AssertionError(
+                f"{filename}: the program printed\n{output!r}\nbut the docs show\n{spec.expected_output!r}"
+            )
+
+
+@contextlib.contextmanager
+def _default_backend(backend: str, options: dict[str, Any]) -> Iterator[None]:
+    """Make a bare anyio.run() pick `backend`; explicit choices stay untouched."""
+    import anyio
+
+    original: Callable[..., Any] | None = getattr(anyio, "run", None)
+    if original is None:
+        yield
+        return
+
+    def run(
+        func: Callable[..., Any],
+        *args: object,
+        backend: str | None = None,
+        backend_options: dict[str, Any] | None = None,
+    ) -> Any:
+        if backend is None:
+            backend, backend_options = (
+                default_backend,
+                {**default_options, **(backend_options or {})},
+            )
+        return original(func, *args, backend=backend, backend_options=backend_options)
+
+    default_backend, default_options = backend, options
+    anyio.run = run  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        anyio.run = original  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _uvloop_for_plain_asyncio(enabled: bool) -> Iterator[None]:
+    """Let asyncio.run() in asyncio-only examples create uvloop loops."""
+    if not enabled:
+        yield
+        return
+
+    import uvloop
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        previous = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(previous)
+
+
+def run_program(
+    source: str, filename: str, backend: str, options: dict[str, Any]
+) -> str:
+    """Execute `source` as a __main__ module; return what it printed."""
+    code = compile(source, filename, "exec", dont_inherit=True)
+    namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}
+    captured = io.StringIO()
+    with (
+        _default_backend(backend, options),
+        _uvloop_for_plain_asyncio(bool(options.get("use_uvloop"))),
+        contextlib.redirect_stdout(captured),
+    ):
+        exec(code, namespace)
+
+    sys.stdout.flush()
+    return captured.getvalue()
+
+
+_sybils = [
+    Sybil(
+        parsers=[ProgramBlockParser(backend_id)],
+        patterns=["docs/*.md", "README.md"],
+        name=backend_id,
+    )
+    for backend_id in DOC_BACKENDS
+]
+# One collector per file; each item's id names its backend (sybil:<id>,line:N,...).
+pytest_collect_file = _sybil_collector(*_sybils)
