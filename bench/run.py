@@ -98,6 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.impls = [i for i in args.impls.split(",") if i]
     if args.no_upstream and "upstream" in args.impls:
         args.impls.remove("upstream")
@@ -333,7 +334,7 @@ def build_document(
             "%Y-%m-%d %H:%M UTC"
         ),
         "mode": "quick" if args.quick else "full",
-        "command": " ".join(["python -m bench", *(sys.argv[1:] if sys.argv else [])]),
+        "command": " ".join(["python -m bench", *args.argv]),
         "machine": machine,
         "versions": _env.versions(),
         "interpreters": hellos,
