@@ -57,7 +57,7 @@ def cell_text(cell: dict[str, Any] | None) -> str:
         if detail.startswith("not implemented"):
             return NA_NOT_IMPLEMENTED
         return "n/a"
-    return status  # error / crashed / timeout; details are listed under the table
+    return str(status)  # error / crashed / timeout; details are listed under the table
 
 
 def _ratio_text(value: float | None) -> str:

@@ -114,6 +114,7 @@ def run_raw(backend: str, driver: Driver) -> list[float]:
         return trio.run(driver)
     import asyncio
 
+    loop: asyncio.AbstractEventLoop
     if backend == "uvloop":
         import uvloop
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-Body = Callable[[int], Awaitable[float]]
+Body = Callable[[int], Awaitable[tuple[float, int]]]
 Kind = Literal["time", "memory"]
 
 

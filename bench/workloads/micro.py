@@ -778,7 +778,8 @@ async def asyncio_from_thread(n: int) -> Result:
             future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
             def call(future: concurrent.futures.Future[None] = future) -> None:
-                future.set_result(noop_sync())
+                noop_sync()
+                future.set_result(None)
 
             loop.call_soon_threadsafe(call)
             future.result()
