@@ -9,6 +9,7 @@ int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
 int register_task_group(PyObject* module);
 int register_checkpoint(PyObject* module);
+int register_sync(PyObject* module);
 }  // namespace anyio
 
 namespace py = pybind11;
@@ -73,4 +74,5 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_task_coro(mod));
   check(anyio::register_task_group(mod));
   check(anyio::register_checkpoint(mod));
+  check(anyio::register_sync(mod));
 }

@@ -187,7 +187,7 @@ int parse_deadline(PyObject* obj, double* out) {
   double v = PyFloat_AsDouble(obj);
   if (v == -1.0 && PyErr_Occurred()) return -1;
   if (std::isnan(v)) {
-    PyErr_SetString(PyExc_ValueError, "deadline cannot be NaN");
+    PyErr_SetString(PyExc_ValueError, "deadline must not be NaN");
     return -1;
   }
   *out = v;
@@ -333,10 +333,37 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
 
   PyObject* exc = args[1];
   bool swallow = false;
-  if (self->cancel_called && exc != Py_None && is_scope_cancelled_error(exc)) {
+  PyObject* rest = nullptr;  // a group left after taking our cancellations out
+  bool ours = false;
+  if (self->cancel_called && exc != Py_None) {
+    if (is_scope_cancelled_error(exc)) {
+      ours = true;
+    } else if (PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(PyExc_BaseExceptionGroup))) {
+      PyObject* gargs[] = {exc};
+      PyObject* r = glue_call("split_scope_cancellations", gargs, 1);
+      if (!r) return nullptr;
+      ours = PyTuple_GET_ITEM(r, 0) == Py_True;
+      rest = PyTuple_GET_ITEM(r, 1);
+      Py_INCREF(rest);
+      Py_DECREF(r);
+    }
+  }
+  if (ours && t->task) {
+    // A native cancellation (task.cancel() by someone else) requested on top of
+    // ours must not be swallowed along with it.
+    PyObject* n = call_method0(t->task, G.s_cancelling);
+    if (!n) {
+      Py_XDECREF(rest);
+      return nullptr;
+    }
+    long requested = PyLong_AsLong(n);
+    Py_DECREF(n);
+    if (requested > t->native_cancels) ours = false;
+  }
+  if (ours) {
     bool parent_visible = !self->shield && parent && effective_cancel_from(parent);
     if (!parent_visible) {
-      swallow = true;
+      swallow = rest == nullptr || rest == Py_None;
       self->cancelled_caught = 1;
       // Give back the cancel requests we made on a foreign task, so asyncio's
       // own cancellation counting (asyncio.timeout, TaskGroup) stays right.
@@ -351,8 +378,23 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   bool timed_out = swallow && self->fail_on_timeout && self->deadline_reached;
   bool still_cancelled = !t->wrapped && !t->finished && effective_cancel(t);
   cs_release_links(self);
-  if (still_cancelled && deliver(t) < 0) return nullptr;
-  if (timed_out) return timeout_error(self);
+  if (still_cancelled && deliver(t) < 0) {
+    Py_XDECREF(rest);
+    return nullptr;
+  }
+  if (timed_out) {
+    Py_XDECREF(rest);
+    return timeout_error(self);
+  }
+  if (ours && !swallow && rest && rest != Py_None) {
+    // Raise what is left of the group with its own context: clear the handled
+    // exception first so raising here does not chain the original group.
+    PyErr_SetExcInfo(nullptr, nullptr, nullptr);
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(rest)), rest);
+    Py_DECREF(rest);
+    return nullptr;
+  }
+  Py_XDECREF(rest);
   if (swallow) Py_RETURN_TRUE;
   Py_RETURN_FALSE;
 }
@@ -549,7 +591,7 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
   if (deadline_obj != Py_None) {
     value = PyFloat_AsDouble(deadline_obj);
     if (value == -1.0 && PyErr_Occurred()) return nullptr;
-    if (std::isnan(value)) return raise(PyExc_ValueError, "deadline cannot be NaN");
+    if (std::isnan(value)) return raise(PyExc_ValueError, "deadline must not be NaN");
   }
   int shield = shield_obj ? PyObject_IsTrue(shield_obj) : 0;
   if (shield < 0) return nullptr;

@@ -296,6 +296,7 @@ PyGetSetDef tc_getset[] = {
     {"cr_frame", forward_attr, nullptr, nullptr, const_cast<char*>("cr_frame")},
     {"cr_running", forward_attr, nullptr, nullptr, const_cast<char*>("cr_running")},
     {"cr_await", forward_attr, nullptr, nullptr, const_cast<char*>("cr_await")},
+    {"cr_suspended", forward_attr, nullptr, nullptr, const_cast<char*>("cr_suspended")},
     {"__name__", forward_attr, nullptr, nullptr, const_cast<char*>("__name__")},
     {"__qualname__", forward_attr, nullptr, nullptr, const_cast<char*>("__qualname__")},
     {"coro", tc_get_inner, nullptr, "The wrapped coroutine.", nullptr},
@@ -344,7 +345,7 @@ TaskCoro* new_wrapper(PyObject* coro) {
 // Wraps `coro` and starts it as an asyncio task below `root` (may be None).
 // Returns the new task. `done_cb` (may be null) is added as a done callback.
 PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObject* done_cb,
-                        PyObject* context) {
+                        PyObject* context, size_t parent_id) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no running event loop");
@@ -356,7 +357,7 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   if (!w) return nullptr;
   Py_INCREF(ls);
   w->st.loop = ls;
-  if (tls_current && tls_current->task) w->st.parent_id = reinterpret_cast<size_t>(tls_current->task);
+  w->st.parent_id = parent_id;
   if (root) {
     Py_INCREF(root);
     w->st.root = root;
@@ -380,7 +381,14 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
   Py_DECREF(kwnames);
   if (!task) {
-    // The coroutine never ran; close it so no "never awaited" warning leaks.
+    // The coroutine never ran (or ran eagerly and the factory failed after):
+    // close it, so it does not warn that it was never awaited.
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject* r = call_method0(w->coro, G.s_close);
+    if (!r) PyErr_WriteUnraisable(w->coro);
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
     finish(w);
     Py_DECREF(w);
     return nullptr;
@@ -407,7 +415,7 @@ namespace {
 // the pytest runner, outside any task group.
 PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
-  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr);
+  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr, 0);
 }
 
 // wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
@@ -441,6 +449,46 @@ PyObject* fn_cancel_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   t->self_scope = reinterpret_cast<CancelScope*>(scope);
+  if (deliver(t) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// reparent_task(task, scope, parent_id): a task started with start() moves from
+// its caller's scope to the task group's once it calls task_status.started().
+PyObject* fn_reparent_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3 || !PyObject_TypeCheck(args[1], CancelScopeType))
+    return raise(PyExc_TypeError, "reparent_task(task, scope, parent_id)");
+  TaskState* t = state_of_task(args[0]);
+  if (!t) return nullptr;
+  size_t parent_id = PyLong_AsSize_t(args[2]);
+  if (parent_id == static_cast<size_t>(-1) && PyErr_Occurred()) return nullptr;
+  auto* scope = reinterpret_cast<CancelScope*>(args[1]);
+  bool at_root = t->home == t->root;
+  if (at_root) task_unlink(t);
+  Py_INCREF(scope);
+  Py_XSETREF(t->root, scope);
+  if (at_root) task_link(t, scope);
+  // Scopes the task entered meanwhile hang below the old root; move the
+  // outermost one across too.
+  CancelScope* outer = t->scope;
+  while (outer && outer->parent && outer->parent->host == t) outer = outer->parent;
+  if (outer && outer->parent != scope) {
+    PyObject* old = reinterpret_cast<PyObject*>(outer->parent);
+    if (outer->parent) {
+      // unlink from the old parent's child list
+      if (outer->sib_prev) outer->sib_prev->sib_next = outer->sib_next;
+      else outer->parent->first_child = outer->sib_next;
+      if (outer->sib_next) outer->sib_next->sib_prev = outer->sib_prev;
+    }
+    outer->sib_prev = nullptr;
+    outer->sib_next = scope->first_child;
+    if (scope->first_child) scope->first_child->sib_prev = outer;
+    scope->first_child = outer;
+    Py_INCREF(scope);
+    outer->parent = scope;
+    Py_XDECREF(old);
+  }
+  t->parent_id = parent_id;
   if (deliver(t) < 0) return nullptr;
   Py_RETURN_NONE;
 }
@@ -552,6 +600,8 @@ PyMethodDef module_fns[] = {
      METH_FASTCALL, nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
     {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
+    {"reparent_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_reparent_task)), METH_FASTCALL,
+     nullptr},
     {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)), METH_FASTCALL,
      nullptr},
     {"current_cancel_origin", fn_current_cancel_origin, METH_NOARGS, nullptr},

@@ -54,17 +54,60 @@ from ._tasks_info import get_running_tasks as get_running_tasks
 from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
 
 # -- synchronization primitives -----------------------------------------------
+from ._sync import CapacityLimiter as CapacityLimiter
+from ._sync import CapacityLimiterStatistics as CapacityLimiterStatistics
+from ._sync import Condition as Condition
+from ._sync import ConditionStatistics as ConditionStatistics
+from ._sync import Event as Event
+from ._sync import EventStatistics as EventStatistics
+from ._sync import Future as Future
+from ._sync import Lock as Lock
+from ._sync import LockStatistics as LockStatistics
+from ._sync import ResourceGuard as ResourceGuard
+from ._sync import Semaphore as Semaphore
+from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- memory object streams ----------------------------------------------------
 
 # -- typed attributes, resources, context manager mixins ----------------------
+from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
+from ._contextmanagers import ContextManagerMixin as ContextManagerMixin
+from ._resources import aclose_forcefully as aclose_forcefully
+from ._typedattr import TypedAttributeProvider as TypedAttributeProvider
+from ._typedattr import TypedAttributeSet as TypedAttributeSet
+from ._typedattr import typed_attribute as typed_attribute
 
 # -- files, paths, temporary files --------------------------------------------
 
 # -- concurrency utilities (gather, as_completed, amap) -----------------------
 
 # -- networking, subprocesses, signals ----------------------------------------
+from ._signals import open_signal_receiver as open_signal_receiver
+from ._sockets import TCPConnectable as TCPConnectable
+from ._sockets import UNIXConnectable as UNIXConnectable
+from ._sockets import as_connectable as as_connectable
+from ._sockets import connect_tcp as connect_tcp
+from ._sockets import connect_unix as connect_unix
+from ._sockets import create_connected_udp_socket as create_connected_udp_socket
+from ._sockets import (
+    create_connected_unix_datagram_socket as create_connected_unix_datagram_socket,
+)
+from ._sockets import create_tcp_listener as create_tcp_listener
+from ._sockets import create_udp_socket as create_udp_socket
+from ._sockets import create_unix_datagram_socket as create_unix_datagram_socket
+from ._sockets import create_unix_listener as create_unix_listener
+from ._sockets import getaddrinfo as getaddrinfo
+from ._sockets import getnameinfo as getnameinfo
+from ._sockets import notify_closing as notify_closing
+from ._sockets import wait_readable as wait_readable
+from ._sockets import wait_socket_readable as wait_socket_readable
+from ._sockets import wait_socket_writable as wait_socket_writable
+from ._sockets import wait_writable as wait_writable
+from ._subprocesses import open_process as open_process
+from ._subprocesses import run_process as run_process
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
 from . import lowlevel as lowlevel
+from . import to_interpreter as to_interpreter
+from . import to_process as to_process

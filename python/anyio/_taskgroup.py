@@ -7,6 +7,7 @@ errors into an exception group. On Trio a task group wraps a Trio nursery.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sys
 from asyncio import CancelledError, get_running_loop
@@ -127,6 +128,8 @@ class TaskHandle(Generic[T_co]):
         """
         outcome = self._result()
         if outcome is None:
+            if self._cancel_requested:
+                raise TaskCancelled("the task was cancelled")
             raise TaskNotFinished("the task has not finished yet")
 
         value, exc, cancelled = outcome
@@ -146,6 +149,8 @@ class TaskHandle(Generic[T_co]):
         """
         outcome = self._result()
         if outcome is None:
+            if self._cancel_requested:
+                raise TaskCancelled("the task was cancelled")
             raise TaskNotFinished("the task has not finished yet")
 
         _, exc, cancelled = outcome
@@ -214,16 +219,26 @@ _NOT_STARTED = _NotStarted()
 
 
 class _AsyncioTaskStatus(TaskStatus[Any]):
-    __slots__ = ("_future",)
+    """Until ``started()``, a task from ``start()`` belongs to the caller: it
+    hangs below the caller's scope. ``started()`` moves it into the group."""
 
-    def __init__(self, future: Any) -> None:
+    __slots__ = ("_future", "_task", "_core")
+
+    def __init__(self, future: Any, core: Any) -> None:
         self._future = future
+        self._core = core
+        self._task: Any = None
 
     def started(self, value: Any = None) -> None:
         if self._future.done():
+            # A start() whose caller was cancelled no longer waits for this.
+            if self._future.cancelled():
+                return
             raise RuntimeError("called 'started' twice on the same task status")
 
         self._future.set_result(value)
+        if self._task is not None:
+            _cpp.reparent_task(self._task, self._core.scope, self._core.host_id)
 
 
 class _IgnoredTaskStatus(TaskStatus[Any]):
@@ -253,7 +268,7 @@ class TaskGroup(_AbstractTaskGroup):
 
     async def __aenter__(self) -> TaskGroup:
         if self._entered:
-            raise RuntimeError("This task group has already been entered")
+            raise RuntimeError("TaskGroup cannot be entered more than once")
 
         self._entered = True
         if _get_running_loop() is not None:
@@ -271,7 +286,10 @@ class TaskGroup(_AbstractTaskGroup):
         exc_tb: TracebackType | None,
     ) -> bool:
         if self._nursery_cm is not None:
-            return await self._trio_exit(exc_type, exc_val, exc_tb)
+            try:
+                return await self._trio_exit(exc_type, exc_val, exc_tb)
+            finally:
+                del exc_val, exc_tb
 
         core = self._core
         if core is None:
@@ -283,7 +301,14 @@ class TaskGroup(_AbstractTaskGroup):
                 core.exceptions.append(exc_val)
 
         cancelled_while_waiting: BaseException | None = None
-        if core.pending:
+        waited = bool(core.pending)
+        if not waited:
+            # Leaving a task group is a scheduling point even with no children.
+            try:
+                await _cpp.cancel_shielded_checkpoint()
+            except CancelledError as exc:
+                cancelled_while_waiting = exc  # a native task.cancel() of the host
+        else:
             loop = get_running_loop()
             # The host waits for its children whatever happens to it; the scope
             # tree already carries any cancellation to the children.
@@ -312,7 +337,7 @@ class TaskGroup(_AbstractTaskGroup):
                 del group
 
         exc = exc_val if exc_val is not None else cancelled_while_waiting
-        if exc is None:
+        if exc is None and waited:
             origin = _cpp.current_cancel_origin()
             if origin is not None and origin is not self.cancel_scope:
                 # Cancelled from outside while waiting: let the scope that
@@ -344,7 +369,7 @@ class TaskGroup(_AbstractTaskGroup):
         context: Context | None = None,
     ) -> TaskHandle[T]:
         if not isinstance(coro, Coroutine):
-            raise TypeError(f"Expected a coroutine object, got {coro!r}")
+            raise TypeError(f"expected a coroutine, got {coro!r}")
 
         task_name = str(name) if name is not None else _coro_name(coro)
         if context is not None:
@@ -379,7 +404,11 @@ class TaskGroup(_AbstractTaskGroup):
             )
 
         handle: TaskHandle[Any] = TaskHandle(None, coro, name)
-        self._trio_spawn(handle, coro, name)
+        if context is not None:
+            # Trio copies the spawner's context: spawn from inside the given one.
+            context.run(self._trio_spawn, handle, coro, name)
+        else:
+            self._trio_spawn(handle, coro, name)
         return handle
 
     async def start(
@@ -398,15 +427,24 @@ class TaskGroup(_AbstractTaskGroup):
             )
 
         future = get_running_loop().create_future()
-        coro = func(*args, task_status=_AsyncioTaskStatus(future))
+        status = _AsyncioTaskStatus(future, self._core)
+        coro = func(*args, task_status=status)
         check_coroutine(func, coro)
-        handle = self._spawn(coro, _task_name(func, name), future)
+        caller = asyncio.current_task()
+        task = self._core.spawn(
+            coro, _task_name(func, name), future, _cpp.current_scope(), id(caller)
+        )
+        status._task = task
+        handle: TaskHandle[Any] = TaskHandle(task, coro, _task_name(func, name))
         try:
             value = await future
         except CancelledError:
             # The caller was cancelled before the child signalled readiness:
-            # the child belongs to the caller until then, so it goes too.
+            # the child belongs to the caller until then, so it goes too, and
+            # the caller returns only once it is gone.
             handle.cancel()
+            with CancelScope(shield=True):
+                await handle.wait()
             raise
 
         handle._start_value = value
@@ -427,19 +465,24 @@ class TaskGroup(_AbstractTaskGroup):
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool:
+        replacement: BaseException | None = None
         try:
             return bool(await self._nursery_cm.__aexit__(exc_type, exc_val, exc_tb))
         except BaseExceptionGroup as group:
-            import trio
-
-            # Trio groups cancellations with real errors; anyio reports the
-            # errors (Cancelled is noise once something failed).
-            _, rest = group.split(trio.Cancelled)
-            if rest is None:
+            replacement = _translate_trio_group(group)
+            if replacement is None:
                 raise
-            raise BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions)) from None
         finally:
-            self._nursery = None
+            # The nursery keeps its collected exceptions: let go of it.
+            self._nursery = self._nursery_cm = None
+            del exc_val, exc_tb
+
+        # Raised outside the except block, and dropped from this frame, so that
+        # no traceback frame keeps the exceptions alive (reference cycles).
+        try:
+            raise replacement from None
+        finally:
+            del replacement
 
     def _trio_spawn(self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str) -> None:
         import trio
@@ -457,19 +500,70 @@ class TaskGroup(_AbstractTaskGroup):
     ) -> Any:
         import trio
 
-        handle: TaskHandle[Any] = TaskHandle(None, None, _task_name(func, name))  # type: ignore[arg-type]
+        status = _TrioTaskStatus()
+        # Called here, in the caller, so that errors raised while creating the
+        # coroutine (or by a synchronous wrapper) reach the caller directly.
+        coro = func(*args, task_status=status)
+        check_coroutine(func, coro)
+        handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))  # type: ignore[arg-type]
         handle._trio_scope = trio.CancelScope()
         handle._trio_done = trio.Event()
 
         async def child(*, task_status: Any) -> Any:
-            coro = func(*args, task_status=task_status)
-            check_coroutine(func, coro)
-            handle._coro = coro
+            status._attach(task_status)
             return await _run_trio_child(handle, coro)
 
-        value = await self._nursery.start(child, name=handle.name)
+        try:
+            value = await self._nursery.start(child, name=handle.name)
+        except BaseException:
+            coro.close()
+            raise
         handle._start_value = value
         return handle if return_handle else value
+
+
+class _TrioTaskStatus(TaskStatus[Any]):
+    """Collects a ``started()`` made before Trio's own task status exists (the
+    coroutine function is called in the caller), then forwards to it."""
+
+    __slots__ = ("_trio_status", "_pending")
+
+    def __init__(self) -> None:
+        self._trio_status: Any = None
+        self._pending: list[Any] = []
+
+    def _attach(self, trio_status: Any) -> None:
+        self._trio_status = trio_status
+        if self._pending:
+            trio_status.started(self._pending[0])
+
+    def started(self, value: Any = None) -> None:
+        if self._trio_status is not None:
+            try:
+                self._trio_status.started(value)
+            except RuntimeError:
+                raise RuntimeError("called 'started' twice on the same task status") from None
+        elif self._pending:
+            raise RuntimeError("called 'started' twice on the same task status")
+        else:
+            self._pending.append(value)
+
+
+def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """What a task group raises for a nursery's exception group: a lone
+    cancellation for the scope above when nothing else failed; else anyio's
+    group of the real errors (Trio's Cancelled is noise once something failed).
+    None means the group is raised as it is."""
+    import trio
+
+    cancelled, rest = group.split(trio.Cancelled)
+    if rest is None:
+        first: BaseException | None = cancelled
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first
+
+    return BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions))
 
 
 async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:

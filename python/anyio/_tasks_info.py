@@ -54,7 +54,8 @@ class TaskInfo:
             return False
 
         if isinstance(task, asyncio.Task):
-            if task.cancelling():
+            # A native cancellation counts until it has been delivered.
+            if getattr(task, "_must_cancel", False):
                 return True
             return bool(_cpp.task_cancel_pending(task, task.get_coro()))
 
