@@ -68,6 +68,7 @@ from ._sync import Semaphore as Semaphore
 from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- memory object streams ----------------------------------------------------
+from .streams.memory import create_memory_object_stream as create_memory_object_stream
 
 # -- typed attributes, resources, context manager mixins ----------------------
 from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
@@ -78,8 +79,23 @@ from ._typedattr import TypedAttributeSet as TypedAttributeSet
 from ._typedattr import typed_attribute as typed_attribute
 
 # -- files, paths, temporary files --------------------------------------------
+from ._fileio import AsyncFile as AsyncFile
+from ._fileio import Path as Path
+from ._fileio import open_file as open_file
+from ._fileio import wrap_file as wrap_file
+from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
+from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
+from ._tempfile import TemporaryDirectory as TemporaryDirectory
+from ._tempfile import TemporaryFile as TemporaryFile
+from ._tempfile import gettempdir as gettempdir
+from ._tempfile import gettempdirb as gettempdirb
+from ._tempfile import mkdtemp as mkdtemp
+from ._tempfile import mkstemp as mkstemp
 
 # -- concurrency utilities (gather, as_completed, amap) -----------------------
+from ._concurrency_utils import amap as amap
+from ._concurrency_utils import as_completed as as_completed
+from ._concurrency_utils import gather as gather
 
 # -- networking, subprocesses, signals ----------------------------------------
 from ._signals import open_signal_receiver as open_signal_receiver
@@ -108,6 +124,8 @@ from ._subprocesses import run_process as run_process
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
+from . import functools as functools
+from . import itertools as itertools
 from . import lowlevel as lowlevel
 from . import to_interpreter as to_interpreter
 from . import to_process as to_process
