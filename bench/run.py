@@ -79,10 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--rounds",
         type=int,
-        help="worker rounds, interleaving implementations (default 3, quick 1)",
+        help="worker rounds, interleaving implementations (default 5, quick 1)",
     )
     p.add_argument(
-        "--reps", type=int, help="timed repetitions per round (default 5, quick 3)"
+        "--reps", type=int, help="timed repetitions per round (default 3)"
     )
     p.add_argument(
         "--scale",
@@ -110,9 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name not in BACKENDS:
             p.error(f"unknown backend {name!r}")
     if args.rounds is None:
-        args.rounds = 1 if args.quick else 3
+        args.rounds = 1 if args.quick else 5
     if args.reps is None:
-        args.reps = 3 if args.quick else 5
+        args.reps = 3
     if args.timeout is None:
         args.timeout = 60.0 if args.quick else 180.0
     if args.rounds < 1 or args.reps < 1 or args.scale <= 0:
