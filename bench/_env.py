@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 UPSTREAM_ANYIO = "4.16.0"
@@ -48,7 +49,8 @@ def ours() -> Interpreter:
     """Our package: the source tree once its extension is built in place
     (the developer build), else whatever this interpreter has installed
     (``pip install .``); the worker's report tells which one it got."""
-    if any((ROOT / "python" / "anyio").glob("_cpp*")):
+    package = ROOT / "python" / "anyio"
+    if any((package / f"_cpp{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
         return Interpreter("ours", sys.executable, str(ROOT / "python"))
     return Interpreter("ours", sys.executable, None)
 
