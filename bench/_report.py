@@ -98,6 +98,38 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def markdown_table(head: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Aligned Markdown table; the first `left` columns left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cols: list[str]) -> str:
+        parts = [
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+        ]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = "|".join(
+        ("-" * (w + 1) + ":") if i >= left else "-" * (w + 2)
+        for i, w in enumerate(widths)
+    )
+    return [line(head), f"|{rule}|", *(line(r) for r in rows)]
+
+
+def glance_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """upstream/ours per workload, one column per backend."""
+    ratios = {(r["workload"], r["backend"]): r for r in doc["ratios"]}
+    return [
+        [wl["name"]]
+        + [
+            _ratio_text(ratios.get((wl["name"], b), {}).get("upstream_over_ours"))
+            or "-"
+            for b in doc["settings"]["backends"]
+        ]
+        for wl in doc["workloads"]
+    ]
+
+
 def format_table(doc: dict[str, Any]) -> str:
     head = [
         "workload",
@@ -108,26 +140,13 @@ def format_table(doc: dict[str, Any]) -> str:
         "upstream/ours",
         "raw/ours",
     ]
-    rows = table_rows(doc)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cols: list[str]) -> str:
-        parts = [
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    out = [*header_lines(doc), "", line(head)]
-    out.append(
-        "|"
-        + "|".join(
-            ("-" * (w + 1) + ":") if i >= 2 else "-" * (w + 2)
-            for i, w in enumerate(widths)
+    out = [*header_lines(doc), ""]
+    out += markdown_table(head, table_rows(doc), left=2)
+    if {"ours", "upstream"} <= set(doc["settings"]["impls"]):
+        out += ["", "upstream/ours at a glance (> 1: ours is faster or smaller):", ""]
+        out += markdown_table(
+            ["workload", *doc["settings"]["backends"]], glance_rows(doc), left=1
         )
-        + "|"
-    )
-    out += [line(r) for r in rows]
 
     problems = [r for r in doc["results"] if r["status"] not in ("ok", "n/a")]
     if problems:

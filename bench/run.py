@@ -81,9 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="worker rounds, interleaving implementations (default 5, quick 1)",
     )
-    p.add_argument(
-        "--reps", type=int, help="timed repetitions per round (default 3)"
-    )
+    p.add_argument("--reps", type=int, help="timed repetitions per round (default 3)")
     p.add_argument(
         "--scale",
         type=float,
