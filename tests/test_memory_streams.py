@@ -74,9 +74,23 @@ def test_subscripted_and_types() -> None:
         assert MemoryObjectReceiveStream[str] is not None
 
 
+def test_generic_variance() -> None:
+    # Checked by mypy: receive streams are covariant, send streams contravariant.
+    send, receive = create_memory_object_stream[int]()
+    with send, receive:
+        wider: MemoryObjectReceiveStream[object] = receive
+        wider_abc: ObjectReceiveStream[float] = receive
+        narrower: MemoryObjectSendStream[bool] = send
+        narrower_abc: ObjectSendStream[bool] = send
+        assert wider is receive and wider_abc is receive
+        assert narrower is send and narrower_abc is send
+
+
 def test_item_type_deprecated() -> None:
-    with pytest.warns(DeprecationWarning, match="item_type argument has been deprecated"):
-        send, receive = create_memory_object_stream(item_type=int)
+    with pytest.warns(
+        DeprecationWarning, match="item_type argument has been deprecated"
+    ):
+        send, receive = create_memory_object_stream(item_type=int)  # type: ignore[var-annotated]
 
     send.close()
     receive.close()
@@ -122,11 +136,15 @@ def test_unclosed_warning() -> None:
         gc.collect()
 
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
-    with pytest.warns(ResourceWarning, match=r"Unclosed <MemoryObjectSendStream at [0-9a-f]+>"):
+    with pytest.warns(
+        ResourceWarning, match=r"Unclosed <MemoryObjectSendStream at [0-9a-f]+>"
+    ):
         del send
         gc.collect()
 
-    with pytest.warns(ResourceWarning, match=r"Unclosed <MemoryObjectReceiveStream at [0-9a-f]+>"):
+    with pytest.warns(
+        ResourceWarning, match=r"Unclosed <MemoryObjectReceiveStream at [0-9a-f]+>"
+    ):
         del receive
         gc.collect()
 

@@ -39,7 +39,9 @@ class Model:
     buffer: deque[int] = field(default_factory=deque)
     send_closed: list[bool] = field(default_factory=lambda: [False])
     recv_closed: list[bool] = field(default_factory=lambda: [False])
-    waiting_send: list[tuple[int, int, int]] = field(default_factory=list)  # tid, clone, item
+    waiting_send: list[tuple[int, int, int]] = field(
+        default_factory=list
+    )  # tid, clone, item
     waiting_recv: list[tuple[int, int]] = field(default_factory=list)  # tid, clone
     outcomes: dict[int, Any] = field(default_factory=dict)
 
@@ -206,7 +208,9 @@ async def run_program(max_size: float, program: list[tuple[str, int]]) -> None:
                 item, next_item = next_item, next_item + 1
                 send_items[tid] = item
                 expected = model.send(tid, clone, item)
-                await tg.start(run_task, tid, lambda s=senders[clone], i=item: s.send(i))
+                await tg.start(
+                    run_task, tid, lambda s=senders[clone], i=item: s.send(i)
+                )
                 if expected != PARKED:
                     model.outcomes[tid] = expected
             elif name == "spawn_receive":
@@ -295,8 +299,10 @@ async def run_program(max_size: float, program: list[tuple[str, int]]) -> None:
     # Exactly once: every item reported delivered was received (or is still
     # buffered), and nothing else was.
     assert sorted(received) == sorted(delivered)
-    for stream in [*senders, *receivers]:
-        stream.close()
+    for send_handle in senders:
+        send_handle.close()
+    for receive_handle in receivers:
+        receive_handle.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=["asyncio", "asyncio+uvloop", "trio"])
@@ -312,4 +318,6 @@ async def run_program(max_size: float, program: list[tuple[str, int]]) -> None:
 def test_against_model(
     backend: tuple[str, dict[str, Any]], max_size: int, program: list[tuple[str, int]]
 ) -> None:
-    anyio.run(run_program, max_size, program, backend=backend[0], backend_options=backend[1])
+    anyio.run(
+        run_program, max_size, program, backend=backend[0], backend_options=backend[1]
+    )
