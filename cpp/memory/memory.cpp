@@ -20,7 +20,8 @@
 // (send) so nothing is lost or duplicated.
 //
 // Trio: the Op forwards to a small Python coroutine (anyio.streams.memory) that
-// parks with trio.lowlevel.wait_task_rescheduled; the queues and items stay here.
+// checkpoints and runs the operation here, parking if needed with
+// trio.lowlevel.wait_task_rescheduled; the queues and items stay here.
 #include <cstdio>
 #include <cstring>
 #include <cstdint>
@@ -607,8 +608,8 @@ PyObject* op_await(PyObject* self) { return Py_NewRef(self); }
 
 // --- the Trio side's entry points (called by the Python coroutine) ----------
 
-// _try(task): True when the operation completed at once; False when it parked
-// (linked, to be woken through trio.lowlevel.reschedule(task)).
+// _try(task): the operation's value when it completed at once; the op itself
+// when it parked (linked, to be woken through trio.lowlevel.reschedule(task)).
 PyObject* op_trio_try(PyObject* self_obj, PyObject* task) {
   auto* op = reinterpret_cast<Op*>(self_obj);
   if (op->phase != P_TRIO || op->linked || op->outcome != O_WAITING) {
@@ -618,11 +619,29 @@ PyObject* op_trio_try(PyObject* self_obj, PyObject* task) {
   if (r < 0) return nullptr;
   if (r == 1) {
     op->outcome = O_GRANTED;
-    Py_RETURN_TRUE;
+    return take_value(op);
   }
   Py_XSETREF(op->waker, Py_NewRef(task));
   q_push(queue_of(op->stream->state, op), op);
-  Py_RETURN_FALSE;
+  return Py_NewRef(self_obj);
+}
+
+// _ready(): whether the operation would complete (or fail) without parking.
+// Lets the Trio side choose between a full checkpoint before the operation and
+// a mere cancellation check before parking (parking is the scheduling point).
+PyObject* op_trio_ready(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  Stream* s = op->stream;
+  State* st = s->state;
+  bool ready;
+  if (s->closed) {
+    ready = true;
+  } else if (op->kind == K_SEND) {
+    ready = st->open_recv <= 0 || st->receivers->head || static_cast<Py_ssize_t>(st->buffer->size()) < st->max;
+  } else {
+    ready = !st->buffer->empty() || st->senders->head || st->open_send <= 0;
+  }
+  return PyBool_FromLong(ready);
 }
 
 // _abort(raise_cancel): Trio's abort function for a parked operation.
@@ -641,18 +660,6 @@ PyObject* op_trio_result(PyObject* self_obj, PyObject*) {
   op_unlink(op);
   raise_outcome(op);
   return nullptr;
-}
-
-// _undo(): the coroutine was interrupted after the operation completed.
-PyObject* op_trio_undo(PyObject* self_obj, PyObject*) {
-  auto* op = reinterpret_cast<Op*>(self_obj);
-  op_unlink(op);
-  if (op->outcome == O_GRANTED && op->kind != K_SEND && op->item) {
-    give_back(op->stream->state, op->item);
-    op->item = nullptr;
-  }
-  op->outcome = O_CLOSED;
-  Py_RETURN_NONE;
 }
 
 int op_traverse(Op* self, visitproc visit, void* arg) {
@@ -689,8 +696,8 @@ PyMethodDef op_methods[] = {
     {"close", op_close, METH_NOARGS, nullptr},
     {"_try", op_trio_try, METH_O, nullptr},
     {"_abort", op_trio_abort, METH_O, nullptr},
+    {"_ready", op_trio_ready, METH_NOARGS, nullptr},
     {"_result", op_trio_result, METH_NOARGS, nullptr},
-    {"_undo", op_trio_undo, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -203,39 +203,45 @@ class create_memory_object_stream(
 
 # --- Trio ---------------------------------------------------------------------
 # On Trio an operation's awaitable forwards to this coroutine. The queues and
-# items stay in C++; Trio parks and wakes the task (reschedule / abort).
+# items stay in C++; Trio parks and wakes the task (reschedule / abort). An
+# operation that can complete does so right after a full checkpoint, as on
+# Trio's own channels; one that must wait only checks for cancellation first,
+# since parking is itself the scheduling point.
 
-_trio_configured = False
+_trio_lowlevel: Any = None
 
 
-def _configure_trio() -> None:
-    global _trio_configured
+def _configure_trio() -> Any:
+    global _trio_lowlevel
     import trio
 
     _cpp._memory_configure_trio(trio.lowlevel.reschedule, trio.lowlevel.Abort.SUCCEEDED)
-    _trio_configured = True
+    _trio_lowlevel = trio.lowlevel
+    return _trio_lowlevel
 
 
 async def _run_on_trio(op: Any) -> Any:
-    trio = sys.modules.get("trio")
-    if trio is None or not trio.lowlevel.in_trio_run():
+    lowlevel = _trio_lowlevel
+    if lowlevel is None:
+        if "trio" not in sys.modules:
+            raise_no_event_loop()
+        lowlevel = _configure_trio()
+
+    try:
+        task = lowlevel.current_task()
+    except RuntimeError:
         raise_no_event_loop()
-        raise NoEventLoopError  # not reached: keeps type checkers informed
+        raise NoEventLoopError from None  # not reached: keeps type checkers informed
 
-    if not _trio_configured:
-        _configure_trio()
+    if op._ready():
+        await lowlevel.checkpoint()
+    else:
+        await lowlevel.checkpoint_if_cancelled()
 
-    lowlevel = trio.lowlevel
-    await lowlevel.checkpoint_if_cancelled()
-    if op._try(lowlevel.current_task()):
-        # Done at once; the scheduling point must not lose the moved item.
-        try:
-            await lowlevel.cancel_shielded_checkpoint()
-        except BaseException:
-            op._undo()
-            raise
-
-        return op._result()
+    # Returns the operation's value, or the op itself once it has parked.
+    result = op._try(task)
+    if result is not op:
+        return result
 
     await lowlevel.wait_task_rescheduled(op._abort)
     return op._result()
