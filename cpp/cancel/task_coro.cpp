@@ -1,10 +1,9 @@
 // TaskCoro: the coroutine wrapper that asyncio's Task steps for every task this
 // package spawns. It forwards send/throw to the user's coroutine and, because it
 // sees each suspension and resumption, delivers level cancellation there:
-//  - the coroutine is about to suspend while its task is effectively cancelled:
-//    the awaited future is cancelled (as Task.cancel() would) and CancelledError
-//    is thrown in at once -- at most once per step, so a coroutine that keeps
-//    swallowing the error still lets the loop run between attempts;
+//  - the coroutine is about to suspend on a future while its task is
+//    effectively cancelled: the future is cancelled (as Task.cancel() would),
+//    so the task wakes on the next loop pass with CancelledError;
 //  - it is resumed after a bare `yield` (sleep(0)) while cancelled: the
 //    CancelledError is thrown in instead of resuming it;
 //  - it is resumed with the value of a future: the value is delivered (a result
@@ -51,9 +50,6 @@ PySendResult result_of_call(PyObject* res, PyObject** out) {
   return PYGEN_ERROR;
 }
 
-PySendResult throw_in(TaskCoro* self, PyObject* exc, PyObject** out) {
-  return result_of_call(call_method1(self->coro, G.s_throw, exc), out);
-}
 
 void finish(TaskCoro* self) {
   self->st.finished = true;
@@ -76,28 +72,22 @@ int cancel_awaited(PyObject* y, CancelScope* origin) {
 }
 
 PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
-  int thrown = 0;
-  while (r == PYGEN_NEXT) {
-    CancelScope* origin = effective_cancel(&self->st);
-    if (!origin) break;
-    PyObject* y = *out;
-    if (y != Py_None && cancel_awaited(y, origin) < 0) {
-      // Keep going: the coroutine still needs its CancelledError.
-      PyErr_WriteUnraisable(y);
-    }
-    if (thrown++) break;
-    Py_DECREF(y);
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      break;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  }
   if (r == PYGEN_NEXT) {
     PyObject* y = *out;
+    // About to suspend while cancelled: cancel the task as asyncio's own code
+    // would. The Task then cancels the future it is handed (or, for a bare
+    // yield, raises on the next step), so the error arrives through the loop,
+    // in the order asyncio code expects, and a coroutine that keeps swallowing
+    // it cannot starve the loop.
+    CancelScope* origin = effective_cancel(&self->st);
+    if (origin) {
+      observe_cancel(&self->st);
+      if (self->st.task) {
+        if (cancel_task_natively(&self->st, origin) < 0) PyErr_WriteUnraisable(self->st.task);
+      } else if (y != Py_None && cancel_awaited(y, origin) < 0) {
+        PyErr_WriteUnraisable(y);
+      }
+    }
     if (y == Py_None) {
       self->st.bare_yield = true;
     } else {
@@ -146,24 +136,10 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   TaskState* prev = tls_current;
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
-  PySendResult r;
-  CancelScope* origin = nullptr;
-  if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
-    self->st.bare_yield = false;
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      finish(self);
-      tls_current = prev;
-      return r;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  } else {
-    self->st.bare_yield = false;
-    r = PyIter_Send(self->coro, arg, out);
-  }
+  self->st.bare_yield = false;
+  self->st.delivery_pending = false;
+  self->st.started = true;
+  PySendResult r = PyIter_Send(self->coro, arg, out);
   r = after_step(self, r, out);
   tls_current = prev;
   return r;
@@ -217,6 +193,7 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
   self->st.bare_yield = false;
+  self->st.delivery_pending = false;
   PyObject* fwd[4] = {self->coro};
   for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
   PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);

@@ -4,11 +4,11 @@ every other task is blocked (for tests)."""
 from __future__ import annotations
 
 import asyncio
-from ._cpp import running_loop as _get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import Any
 
 from . import _cpp
+from ._cpp import running_loop as _get_running_loop
 
 
 class TaskInfo:

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from io import IOBase
 from ipaddress import IPv4Address, IPv6Address
 from socket import AddressFamily
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._typedattr import TypedAttributeProvider, TypedAttributeSet, typed_attribute
 from ._streams import ByteStream, Listener, UnreliableObjectStream
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from ._tasks import TaskGroup
 
 #: A host given as text or as an IP address object.
-IPAddressType = Union[str, IPv4Address, IPv6Address]
+IPAddressType: TypeAlias = str | IPv4Address | IPv6Address
 #: An IP socket address: ``(host, port)``.
-IPSockAddrType = tuple[str, int]
-SockAddrType = Union[IPSockAddrType, str]
+IPSockAddrType: TypeAlias = tuple[str, int]
+SockAddrType: TypeAlias = IPSockAddrType | str
 #: A received UDP datagram: ``(payload, (host, port))``.
-UDPPacketType = tuple[bytes, IPSockAddrType]
+UDPPacketType: TypeAlias = tuple[bytes, IPSockAddrType]
 #: A received UNIX datagram: ``(payload, sender path)``.
-UNIXDatagramPacketType = tuple[bytes, str]
+UNIXDatagramPacketType: TypeAlias = tuple[bytes, str]
 
 
 class SocketAttribute(TypedAttributeSet):
@@ -98,15 +98,36 @@ class _SocketProvider(TypedAttributeProvider):
         """The socket object this provider describes."""
 
 
+def _from_socket(wrapper: str) -> Any:
+    """A ``from_socket()`` class method that wraps an existing socket (or file
+    descriptor) in this class's implementation for the running backend."""
+
+    async def from_socket(cls: type, sock_or_fd: socket.socket | int) -> Any:
+        """Wrap an existing socket object or file descriptor.
+
+        The socket must already be of the right family and type (and connected
+        or listening, as the class requires); it is switched to non-blocking.
+        """
+        from .. import _socket_streams
+
+        return await getattr(_socket_streams, wrapper)(sock_or_fd)
+
+    return classmethod(from_socket)
+
+
 class SocketStream(ByteStream, _SocketProvider):
     """A byte stream over a connected stream socket (TCP or UNIX).
 
     Offers the attributes of :class:`SocketAttribute`.
     """
 
+    from_socket = _from_socket("wrap_stream_socket")
+
 
 class UNIXSocketStream(SocketStream):
     """A stream over a UNIX domain socket, which can also pass file descriptors."""
+
+    from_socket = _from_socket("wrap_unix_stream_socket")
 
     @abstractmethod
     async def send_fds(self, message: bytes, fds: Collection[int | IOBase]) -> None:
@@ -131,6 +152,8 @@ class SocketListener(Listener[SocketStream], _SocketProvider):
 
     Offers the attributes of :class:`SocketAttribute`.
     """
+
+    from_socket = _from_socket("wrap_listener_socket")
 
     @abstractmethod
     async def accept(self) -> SocketStream:
@@ -159,6 +182,8 @@ class UDPSocket(UnreliableObjectStream[UDPPacketType], _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
+    from_socket = _from_socket("wrap_udp_socket")
+
     async def sendto(self, data: bytes, host: str, port: int) -> None:
         """Send `data` to ``(host, port)``; the same as ``send((data, (host, port)))``."""
         return await self.send((data, (host, port)))
@@ -170,6 +195,8 @@ class ConnectedUDPSocket(UnreliableObjectStream[bytes], _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
+    from_socket = _from_socket("wrap_connected_udp_socket")
+
 
 class UNIXDatagramSocket(
     UnreliableObjectStream[UNIXDatagramPacketType], _SocketProvider
@@ -178,6 +205,8 @@ class UNIXDatagramSocket(
 
     Offers the attributes of :class:`SocketAttribute`.
     """
+
+    from_socket = _from_socket("wrap_unix_datagram_socket")
 
     async def sendto(self, data: bytes, path: str) -> None:
         """Send `data` to the socket at `path`; the same as ``send((data, path))``."""
@@ -189,3 +218,5 @@ class ConnectedUNIXDatagramSocket(UnreliableObjectStream[bytes], _SocketProvider
 
     Offers the attributes of :class:`SocketAttribute`.
     """
+
+    from_socket = _from_socket("wrap_connected_unix_datagram_socket")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from .._exceptions import EndOfStream
 from .._typedattr import TypedAttributeProvider
@@ -131,19 +131,21 @@ class ByteStream(ByteReceiveStream, ByteSendStream):
 
 
 #: A receive stream of bytes of either kind, possibly lossy.
-AnyUnreliableByteReceiveStream = Union[
-    UnreliableObjectReceiveStream[bytes], ByteReceiveStream
-]
+AnyUnreliableByteReceiveStream: TypeAlias = (
+    UnreliableObjectReceiveStream[bytes] | ByteReceiveStream
+)
 #: A send stream of bytes of either kind, possibly lossy.
-AnyUnreliableByteSendStream = Union[UnreliableObjectSendStream[bytes], ByteSendStream]
+AnyUnreliableByteSendStream: TypeAlias = (
+    UnreliableObjectSendStream[bytes] | ByteSendStream
+)
 #: A bidirectional stream of bytes of either kind, possibly lossy.
-AnyUnreliableByteStream = Union[UnreliableObjectStream[bytes], ByteStream]
+AnyUnreliableByteStream: TypeAlias = UnreliableObjectStream[bytes] | ByteStream
 #: A reliable receive stream of bytes: an object stream of bytes or a byte stream.
-AnyByteReceiveStream = Union[ObjectReceiveStream[bytes], ByteReceiveStream]
+AnyByteReceiveStream: TypeAlias = ObjectReceiveStream[bytes] | ByteReceiveStream
 #: A reliable send stream of bytes: an object stream of bytes or a byte stream.
-AnyByteSendStream = Union[ObjectSendStream[bytes], ByteSendStream]
+AnyByteSendStream: TypeAlias = ObjectSendStream[bytes] | ByteSendStream
 #: A reliable bidirectional stream of bytes of either kind.
-AnyByteStream = Union[ObjectStream[bytes], ByteStream]
+AnyByteStream: TypeAlias = ObjectStream[bytes] | ByteStream
 
 
 class Listener(AsyncResource, TypedAttributeProvider, Generic[T_co]):
@@ -178,6 +180,6 @@ class ByteStreamConnectable(metaclass=ABCMeta):
 
 
 #: Opens either an object stream of bytes or a byte stream.
-AnyByteStreamConnectable = Union[
-    ObjectStreamConnectable[bytes], ByteStreamConnectable
-]
+AnyByteStreamConnectable: TypeAlias = (
+    ObjectStreamConnectable[bytes] | ByteStreamConnectable
+)

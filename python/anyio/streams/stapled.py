@@ -49,10 +49,8 @@ class StapledByteStream(ByteStream):
         await self.send_stream.aclose()
 
     async def aclose(self) -> None:
-        try:
-            await self.send_stream.aclose()
-        finally:
-            await self.receive_stream.aclose()
+        await self.send_stream.aclose()
+        await self.receive_stream.aclose()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -102,10 +100,8 @@ class StapledObjectStream(ObjectStream[T_Item]):
         await self.send_stream.aclose()
 
     async def aclose(self) -> None:
-        try:
-            await self.send_stream.aclose()
-        finally:
-            await self.receive_stream.aclose()
+        await self.send_stream.aclose()
+        await self.receive_stream.aclose()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:

@@ -96,8 +96,6 @@ class TextSendStream(ObjectSendStream[str]):
         self._encoder = encoder_class(errors=self.errors)
 
     async def send(self, item: str) -> None:
-        # ``errors`` is a public, mutable field: honour its current value.
-        self._encoder.errors = self.errors
         encoded = self._encoder.encode(item)
         await self.transport_stream.send(encoded)
 
