@@ -36,7 +36,6 @@ __all__ = (
     "MemoryObjectReceiveStream",
     "MemoryObjectSendStream",
     "MemoryObjectStreamStatistics",
-    "create_memory_object_stream",
 )
 
 T_Item = TypeVar("T_Item")
@@ -199,6 +198,10 @@ class create_memory_object_stream(
 
         state = _cpp.MemoryStreamState(max_buffer_size)
         return MemoryObjectSendStream(state), MemoryObjectReceiveStream(state)
+
+
+# Public as anyio.create_memory_object_stream (this module does not export it).
+create_memory_object_stream.__module__ = "anyio"
 
 
 # --- Trio ---------------------------------------------------------------------
