@@ -623,3 +623,21 @@ async def test_no_reference_leaks() -> None:
 
     gc.collect()  # finished tasks' frames sit in reference cycles on Trio
     assert sys.getrefcount(item) == base
+
+
+def test_closing_a_parked_operation_leaves_the_queue() -> None:
+    # A parked receive whose awaitable is closed (as when its coroutine is
+    # garbage collected) must leave the queue instead of swallowing an item.
+    import trio
+
+    async def scenario() -> tuple[int, int]:
+        send, receive = create_memory_object_stream[int]()
+        with send, receive:
+            driver = receive.receive().__await__()
+            driver.send(None)  # parks
+            parked = send.statistics().tasks_waiting_receive
+            driver.close()
+            return parked, send.statistics().tasks_waiting_receive
+
+    assert trio.run(scenario) == (1, 0)
+    assert asyncio.run(scenario()) == (1, 0)

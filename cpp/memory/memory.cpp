@@ -662,6 +662,20 @@ PyObject* op_trio_result(PyObject* self_obj, PyObject*) {
   return nullptr;
 }
 
+// _interrupted(): the coroutine left wait_task_rescheduled by an exception
+// (it was closed, say, as Trio itself never throws into a rescheduled task):
+// leave the queue, and hand back an item that was already ours.
+PyObject* op_trio_interrupted(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  op_unlink(op);
+  Py_CLEAR(op->waker);
+  if (op->outcome == O_GRANTED && op->kind != K_SEND && op->item) {
+    give_back(op->stream->state, op->item);
+    op->item = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 int op_traverse(Op* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->stream);
@@ -697,6 +711,7 @@ PyMethodDef op_methods[] = {
     {"_try", op_trio_try, METH_O, nullptr},
     {"_abort", op_trio_abort, METH_O, nullptr},
     {"_ready", op_trio_ready, METH_NOARGS, nullptr},
+    {"_interrupted", op_trio_interrupted, METH_NOARGS, nullptr},
     {"_result", op_trio_result, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

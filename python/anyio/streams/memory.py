@@ -246,7 +246,12 @@ async def _run_on_trio(op: Any) -> Any:
     if result is not op:
         return result
 
-    await lowlevel.wait_task_rescheduled(op._abort)
+    try:
+        await lowlevel.wait_task_rescheduled(op._abort)
+    except BaseException:
+        op._interrupted()
+        raise
+
     return op._result()
 
 
