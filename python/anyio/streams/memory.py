@@ -20,7 +20,6 @@ from .._exceptions import (
     BrokenResourceError,
     ClosedResourceError,
     EndOfStream,
-    NoEventLoopError,
     WouldBlock,
 )
 from .._glue import raise_no_event_loop
@@ -205,54 +204,24 @@ create_memory_object_stream.__module__ = "anyio"
 
 
 # --- Trio ---------------------------------------------------------------------
-# On Trio an operation's awaitable forwards to this coroutine. The queues and
-# items stay in C++; Trio parks and wakes the task (reschedule / abort). An
-# operation that can complete does so right after a full checkpoint, as on
-# Trio's own channels; one that must wait only checks for cancellation first,
-# since parking is itself the scheduling point.
-
-_trio_lowlevel: Any = None
+# On Trio the C++ awaitable drives trio.lowlevel's own coroutines (checkpoint,
+# wait_task_rescheduled); it is handed them on first use.
 
 
-def _configure_trio() -> Any:
-    global _trio_lowlevel
-    import trio
-
-    _cpp._memory_configure_trio(trio.lowlevel.reschedule, trio.lowlevel.Abort.SUCCEEDED)
-    _trio_lowlevel = trio.lowlevel
-    return _trio_lowlevel
-
-
-async def _run_on_trio(op: Any) -> Any:
-    lowlevel = _trio_lowlevel
-    if lowlevel is None:
-        if "trio" not in sys.modules:
-            raise_no_event_loop()
-        lowlevel = _configure_trio()
-
-    try:
-        task = lowlevel.current_task()
-    except RuntimeError:
+def _setup_trio() -> None:
+    trio = sys.modules.get("trio")
+    if trio is None or not trio.lowlevel.in_trio_run():
         raise_no_event_loop()
-        raise NoEventLoopError from None  # not reached: keeps type checkers informed
 
-    if op._ready():
-        await lowlevel.checkpoint()
-    else:
-        await lowlevel.checkpoint_if_cancelled()
-
-    # Returns the operation's value, or the op itself once it has parked.
-    result = op._try(task)
-    if result is not op:
-        return result
-
-    try:
-        await lowlevel.wait_task_rescheduled(op._abort)
-    except BaseException:
-        op._interrupted()
-        raise
-
-    return op._result()
+    lowlevel = trio.lowlevel
+    _cpp._memory_configure_trio(
+        lowlevel.reschedule,
+        lowlevel.Abort.SUCCEEDED,
+        lowlevel.checkpoint,
+        lowlevel.checkpoint_if_cancelled,
+        lowlevel.current_task,
+        lowlevel.wait_task_rescheduled,
+    )
 
 
 _cpp._memory_configure(
@@ -261,5 +230,5 @@ _cpp._memory_configure(
     ClosedResourceError,
     BrokenResourceError,
     MemoryObjectStreamStatistics,
-    _run_on_trio,
+    _setup_trio,
 )
