@@ -13,7 +13,7 @@ import math
 import sys
 import warnings
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from .. import _cpp
 from .._exceptions import (
@@ -212,6 +212,7 @@ def _setup_trio() -> None:
     trio = sys.modules.get("trio")
     if trio is None or not trio.lowlevel.in_trio_run():
         raise_no_event_loop()
+        return
 
     lowlevel = trio.lowlevel
     _cpp._memory_configure_trio(
