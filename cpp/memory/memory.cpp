@@ -492,7 +492,18 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (PyErr_Occurred()) return PYGEN_ERROR;
-    return trio_start(op, arg, out);  // raises NoEventLoopError outside Trio too
+    // Outside Trio as well: NoEventLoopError (trio.lowlevel's own checks are
+    // not reliable once a guest run has been left in this thread).
+    PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
+    if (!in_trio) return PYGEN_ERROR;
+    bool yes = in_trio == Py_True;
+    Py_DECREF(in_trio);
+    if (!yes) {
+      PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
+      Py_XDECREF(r);
+      return PYGEN_ERROR;
+    }
+    return trio_start(op, arg, out);
   }
   TaskState* t = tls_current;
   if (!t) {
