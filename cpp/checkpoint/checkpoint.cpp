@@ -4,6 +4,7 @@
 
 
 #include "cancel/core.hpp"
+#include "common/trio.hpp"
 
 namespace anyio {
 namespace {
@@ -54,16 +55,17 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      // Not asyncio: hand over to the Trio glue (or raise NoEventLoopError).
-      PyObject* fn = PyObject_GetAttrString(G.glue, "trio_checkpoint");
-      if (!fn) {
+      // Not asyncio: forward to Trio's own checkpoint coroutine, or raise
+      // NoEventLoopError outside any event loop.
+      int trio = trio_running();
+      if (trio != 1) {
+        if (trio == 0) raise_no_event_loop();
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      PyObject* kind = PyLong_FromLong(self->kind);
-      self->inner = kind ? PyObject_CallOneArg(fn, kind) : nullptr;
-      Py_XDECREF(kind);
-      Py_DECREF(fn);
+      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled", "cancel_shielded_checkpoint"};
+      PyObject* fn = trio_lowlevel(names[self->kind]);
+      self->inner = fn ? PyObject_CallNoArgs(fn) : nullptr;
       if (!self->inner) {
         *out = nullptr;
         return PYGEN_ERROR;
