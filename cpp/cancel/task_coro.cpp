@@ -340,23 +340,16 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
     w->st.root = root;
     task_link(&w->st, root);
   }
-  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w)};
-  size_t n = 2;
-  PyObject* kwnames = nullptr;
-  if (context && context != Py_None) {
-    args[n++] = name;
-    args[n++] = context;
-    kwnames = Py_BuildValue("(ss)", "name", "context");
-  } else {
-    args[n++] = name;
-    kwnames = Py_BuildValue("(s)", "name");
-  }
+  // Keyword-name tuples are built once; each spawn reuses them.
+  static PyObject* kw_name = Py_BuildValue("(s)", "name");
+  static PyObject* kw_name_context = Py_BuildValue("(ss)", "name", "context");
+  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w), name, context};
+  PyObject* kwnames = (context && context != Py_None) ? kw_name_context : kw_name;
   if (!kwnames) {
     Py_DECREF(w);
     return nullptr;
   }
   PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-  Py_DECREF(kwnames);
   if (!task) {
     // The coroutine never ran (or ran eagerly and the factory failed after):
     // close it, so it does not warn that it was never awaited.

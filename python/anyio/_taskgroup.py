@@ -275,6 +275,9 @@ class TaskGroup(_AbstractTaskGroup):
         if _get_running_loop() is not None:
             self.cancel_scope.__enter__()
             self._core = _cpp.TaskGroupCore(self.cancel_scope)
+            # The C spawn, bound on the instance, skips this class's Python
+            # start_soon (and its frame) on asyncio.
+            self.start_soon = self._core.start_soon  # type: ignore[method-assign]
         else:
             await self._trio_enter()
 
@@ -604,6 +607,9 @@ def _coro_name(coro: Any) -> str:
     frame = getattr(coro, "cr_frame", None)
     module = frame.f_globals.get("__name__") if frame is not None else None
     return f"{module}.{qualname}" if module else str(qualname)
+
+
+_cpp.set_task_handle_class(TaskHandle)
 
 
 def create_task_group() -> TaskGroup:
