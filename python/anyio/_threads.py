@@ -216,9 +216,9 @@ def not_in_worker() -> NoEventLoopError:
 
 
 def _make_worker_token(pool: Any) -> Any:
-    from .lowlevel import AsyncIOBackend, EventLoopToken, TrioBackend
+    from .lowlevel import EventLoopToken, _AsyncIOBackend, _TrioBackend
 
-    return EventLoopToken(TrioBackend if pool.is_trio else AsyncIOBackend, pool.token)
+    return EventLoopToken(_TrioBackend if pool.is_trio else _AsyncIOBackend, pool.token)
 
 
 def _threadlocals() -> Any:
