@@ -601,7 +601,9 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
     PyObject* now_obj = nullptr;
     PyObject* loop = running_loop();
     if (loop) {
-      now_obj = call_method0(loop, G.s_time);
+      LoopState* ls = loop_state_for(loop);
+      if (!ls) return nullptr;
+      now_obj = PyFloat_FromDouble(loop_time(ls));
     } else {
       if (PyErr_Occurred()) return nullptr;
       PyObject* args[] = {};
