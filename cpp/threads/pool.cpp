@@ -1,6 +1,7 @@
 // The per-loop worker pool: Asio job queue, worker threads, completion queue.
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -153,7 +154,7 @@ void process(Pool* p, Item& it) {
 PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
   auto* p = reinterpret_cast<Pool*>(self_obj);
   Py_INCREF(p);
-  if (!p->is_trio) {
+  {
     std::lock_guard<std::mutex> lk(*p->cmu);
     if (p->efd >= 0) {
       uint64_t buf[16];
@@ -362,6 +363,48 @@ void run_posted(Pool* p, PyObject* call) {
   if (wake) pool_wakeup(p);
 }
 
+std::atomic<bool> g_spinning{false};
+double g_spin_seconds = 50e-6;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+bool spin_for_job(Pool* p) {
+  if (g_spin_seconds <= 0 || p->closing) return false;
+  {
+    // Only the one-at-a-time pattern gains; with other jobs running the
+    // spinning would take CPU time from them.
+    std::lock_guard<std::mutex> lk(*p->mu);
+    if (p->threads - p->idle > 0) return false;
+  }
+  bool expected = false;
+  if (!g_spinning.compare_exchange_strong(expected, true)) return false;
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                       std::chrono::duration<double>(g_spin_seconds));
+  bool ran = false;
+  while (!ran) {
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lk(*p->mu);
+      pending = p->queued > 0;
+    }
+    if (pending) {
+      g_spinning.store(false);
+      ran = p->ioc->poll_one() > 0;
+      return ran;
+    }
+    if (std::chrono::steady_clock::now() >= until) break;
+    for (int i = 0; i < 64; ++i) cpu_relax();
+  }
+  g_spinning.store(false);
+  return false;
+}
+
 // Body of each worker thread (called as the target of a threading.Thread).
 PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
   if (Py_TYPE(pool_obj) != PoolType) return raise(PyExc_TypeError, "expected a worker pool");
@@ -378,6 +421,10 @@ PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
     double secs = p->idle_timeout;
     auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(secs > 0 ? secs : 0));
+    // One idle worker at a time polls briefly before sleeping: a caller that
+    // awaits jobs one after another then hands the next one over without a
+    // futex wake-up of this thread.
+    if (spin_for_job(p)) continue;
     size_t n = p->ioc->run_one_for(timeout);
     if (n) continue;
     std::lock_guard<std::mutex> lk(*p->mu);
@@ -524,6 +571,12 @@ PyObject* pool_get_token(PyObject* self_obj, void*) {
   return r;
 }
 
+PyObject* pool_get_fileno(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  return PyLong_FromLong(p->efd);
+}
+
 PyObject* pool_get_is_trio(PyObject* self_obj, void*) {
   return PyBool_FromLong(reinterpret_cast<Pool*>(self_obj)->is_trio);
 }
@@ -544,6 +597,7 @@ PyGetSetDef pool_getset[] = {
     {"default_limiter", pool_get_limiter, pool_set_limiter, nullptr, nullptr},
     {"token", pool_get_token, nullptr, "The asyncio loop or the Trio token.", nullptr},
     {"is_trio", pool_get_is_trio, nullptr, nullptr, nullptr},
+    {"fileno", pool_get_fileno, nullptr, "The descriptor that becomes readable when there is news.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -585,6 +639,12 @@ PyObject* fn_new_trio_pool(PyObject*, PyObject* token) {
   if (!p) return nullptr;
   Py_INCREF(token);
   p->trio_token = token;
+  // A system task waits for this descriptor (trio.lowlevel.wait_readable)
+  // and drains the pool, so workers wake Trio without holding the GIL.
+  if (open_wakeup(p) < 0) {
+    Py_DECREF(p);
+    return nullptr;
+  }
   return reinterpret_cast<PyObject*>(p);
 }
 
@@ -594,6 +654,14 @@ PyObject* fn_set_default_idle_timeout(PyObject*, PyObject* value) {
   if (!(v >= 0) || std::isinf(v)) return raise(PyExc_ValueError, "idle timeout must be a finite number >= 0");
   double old = g_default_idle_timeout;
   g_default_idle_timeout = v;
+  return PyFloat_FromDouble(old);
+}
+
+PyObject* fn_set_spin(PyObject*, PyObject* value) {
+  double v = PyFloat_AsDouble(value);
+  if (v == -1 && PyErr_Occurred()) return nullptr;
+  double old = g_spin_seconds;
+  g_spin_seconds = v;
   return PyFloat_FromDouble(old);
 }
 
@@ -614,10 +682,14 @@ PyMethodDef module_fns[] = {
     {"set_default_idle_timeout", fn_set_default_idle_timeout, METH_O,
      "Set the idle timeout of pools created from now on; returns the previous value."},
     {"_set_thread_hooks", fn_set_hooks, METH_O, nullptr},
+    {"set_worker_spin", fn_set_spin, METH_O,
+     "Seconds an idle worker polls for a job before sleeping (0 disables); returns the previous value."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 }  // namespace
+
+double worker_spin_seconds() { return g_spin_seconds; }
 
 PyObject* hook(const char* name) {
   if (!TG.hooks) {
@@ -689,24 +761,11 @@ bool pool_push(Pool* p, ItemKind kind, PyObject* obj) {
     first = !p->signaled;
     p->signaled = true;
   }
-  if (first && p->is_trio) {
-    // Trio's token is thread-safe but needs the GIL, which we hold.
-    PyObject* r = p->trio_token ? call_method1(p->trio_token, TG.s_run_sync_soon, p->drain_cb) : nullptr;
-    if (!r) {
-      // The run is over: nothing will drain the queue.
-      PyErr_Clear();
-      p->loop_gone = true;
-      discard_items(p);
-    }
-    Py_XDECREF(r);
-    return false;
-  }
-  // Only the first item after a drain needs a wake-up on asyncio.
+  // Only the first item after a drain needs a wake-up.
   return first;
 }
 
 void pool_wakeup(Pool* p) {
-  if (p->is_trio) return;
   std::lock_guard<std::mutex> lk(*p->cmu);
   // Under the lock: a closing pool never sees a write to a reused descriptor.
   if (p->wfd >= 0) {

@@ -110,7 +110,8 @@ int pool_submit(Pool* p, PyObject* call);            // takes a new reference to
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
 void pool_wakeup(Pool* p);  // GIL not needed
 int pool_close(Pool* p);
-PyObject* hook(const char* name);                    // borrowed or null with error
+PyObject* hook(const char* name);
+double worker_spin_seconds();  // how long a waiting worker polls before sleeping                    // borrowed or null with error
 
 // Requests.
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);

@@ -120,19 +120,23 @@ def _trio_pool() -> Any:
     if pool is None:
         pool = _cpp.new_trio_worker_pool(trio.lowlevel.current_trio_token())
         _trio_pool_var.set(pool)
-        trio.lowlevel.spawn_system_task(_close_at_end, pool, name="anyio worker pool")
+        trio.lowlevel.spawn_system_task(_serve_trio_pool, pool, name="anyio worker pool")
 
     return pool
 
 
-async def _close_at_end(pool: Any) -> None:
+async def _serve_trio_pool(pool: Any) -> None:
     import trio
 
     try:
-        await trio.sleep_forever()
+        fd = pool.fileno
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            pool.drain()
     finally:
-        # The run is ending: idle workers go; late outcomes are dropped.
-        pool.close()
+        # The run is ending (every user task has finished): idle workers go,
+        # outcomes of abandoned jobs are dropped.
+        pool.abort()
 
 
 def trio_current_pool() -> Any:
