@@ -879,7 +879,7 @@ PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   if (!req) return nullptr;
   Py_INCREF(req);
   if (pool_push(c->pool, ITEM_REQUEST, req)) pool_wakeup(c->pool);
-  PyObject* r = request_wait(reinterpret_cast<Request*>(req));
+  PyObject* r = request_wait(reinterpret_cast<Request*>(req), c->pool);
   Py_DECREF(req);
   return r;
 }

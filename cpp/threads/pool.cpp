@@ -35,6 +35,7 @@ thread_local PyThreadState* tls_tstate = nullptr;
 
 PyObject* g_thread_cls = nullptr;    // threading.Thread
 PyObject* g_worker_main = nullptr;   // the builtin the threads run
+PyObject* g_current_thread = nullptr;  // threading.current_thread
 PyObject* g_thread_name = nullptr;   // "AnyIO worker thread"
 
 double g_default_idle_timeout = 10.0;
@@ -68,10 +69,28 @@ std::vector<Item> take_items(Pool* p) {
   return items;
 }
 
+}  // namespace
+
 PyObject* run_finished_error() {
   if (TG.RunFinishedError) return PyObject_CallNoArgs(TG.RunFinishedError);
   return PyObject_CallFunction(PyExc_RuntimeError, "s", "The event loop has already finished");
 }
+
+bool pool_loop_finished(Pool* p) {
+  if (p->loop_gone) return true;
+  if (p->is_trio) return false;
+  if (!p->loop) return true;
+  PyObject* closed = call_method0(p->loop, TG.s_is_closed);
+  if (!closed) {
+    PyErr_Clear();
+    return false;
+  }
+  bool yes = closed == Py_True;
+  Py_DECREF(closed);
+  return yes;
+}
+
+namespace {
 
 void fail_request(PyObject* req) {
   PyObject* e = run_finished_error();
@@ -208,6 +227,8 @@ Pool* pool_alloc(bool is_trio) {
   p->idle = p->queued = p->threads = 0;
   p->idle_timeout = g_default_idle_timeout;
   p->closing = false;
+  p->exit_cv = new std::condition_variable();
+  p->exited = nullptr;
   p->cmu = new std::mutex();
   p->completed = new std::vector<Item>();
   p->signaled = false;
@@ -225,7 +246,8 @@ Pool* pool_alloc(bool is_trio) {
   p->weakreflist = nullptr;
   PyObject_GC_Track(p);
   p->drain_cb = PyCFunction_New(&drain_def, reinterpret_cast<PyObject*>(p));
-  if (!p->drain_cb) {
+  p->exited = PyList_New(0);
+  if (!p->drain_cb || !p->exited) {
     Py_DECREF(p);
     return nullptr;
   }
@@ -409,6 +431,8 @@ bool spin_for_job(Pool* p) {
 PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
   if (Py_TYPE(pool_obj) != PoolType) return raise(PyExc_TypeError, "expected a worker pool");
   auto* p = reinterpret_cast<Pool*>(pool_obj);
+  PyObject* me = PyObject_CallNoArgs(g_current_thread);
+  if (!me) return nullptr;
   Py_INCREF(p);
   name_os_thread();
   PyThreadState* saved_outer = tls_tstate;
@@ -426,16 +450,26 @@ PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
     // futex wake-up of this thread.
     if (spin_for_job(p)) continue;
     size_t n = p->ioc->run_one_for(timeout);
-    if (n) continue;
-    std::lock_guard<std::mutex> lk(*p->mu);
-    // Stay if a job was posted that no other idle worker will pick up.
-    if (p->queued >= p->idle && p->queued > 0 && !p->ioc->stopped()) continue;
+    if (n && !p->closing) continue;
+    // Timed out, or the pool is closing: leave unless a job waits for us.
+    // Decided with the GIL held, so that a closing pool sees this thread in
+    // `exited` as soon as the counters say it left.
+    PyEval_RestoreThread(tls_tstate);
+    std::unique_lock<std::mutex> lk(*p->mu);
+    if (p->queued > 0 && (p->queued >= p->idle || p->closing) && !p->ioc->stopped()) {
+      lk.unlock();
+      tls_tstate = PyEval_SaveThread();
+      continue;
+    }
     p->idle--;
     p->threads--;
+    if (PyList_Append(p->exited, me) < 0) PyErr_Clear();
+    lk.unlock();
+    p->exit_cv->notify_all();
     break;
   }
-  PyEval_RestoreThread(tls_tstate);
   tls_tstate = saved_outer;
+  Py_DECREF(me);
   Py_DECREF(p);
   Py_RETURN_NONE;
 }
@@ -470,6 +504,7 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   Py_VISIT(self->drain_cb);
   Py_VISIT(self->default_limiter);
   Py_VISIT(self->worker_token);
+  Py_VISIT(self->exited);
   return 0;
 }
 
@@ -479,6 +514,7 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->drain_cb);
   Py_CLEAR(self->default_limiter);
   Py_CLEAR(self->worker_token);
+  Py_CLEAR(self->exited);
   return 0;
 }
 
@@ -493,6 +529,7 @@ void pool_dealloc(Pool* self) {
   delete self->guard;
   delete self->ioc;
   delete self->mu;
+  delete self->exit_cv;
   delete self->cmu;
   delete self->completed;
   PyTypeObject* tp = Py_TYPE(self);
@@ -724,6 +761,10 @@ Pool* pool_for_loop(PyObject* loop) {
 }
 
 int pool_submit(Pool* p, PyObject* call) {
+  if (p->exited && PyList_GET_SIZE(p->exited) > 0) {
+    // Workers that left on the idle timeout: nothing to wait for.
+    if (PyList_SetSlice(p->exited, 0, PY_SSIZE_T_MAX, nullptr) < 0) PyErr_Clear();
+  }
   if (p->closing) {
     PyErr_SetString(PyExc_RuntimeError, "the worker pool is closed");
     return -1;
@@ -777,16 +818,44 @@ void pool_wakeup(Pool* p) {
   }
 }
 
+// Joins the threads of workers that have left (their exit is imminent).
+void join_exited(Pool* p) {
+  if (!p->exited || PyList_GET_SIZE(p->exited) == 0) return;
+  PyObject* list = p->exited;
+  p->exited = PyList_New(0);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+    PyObject* r = PyObject_CallMethod(PyList_GET_ITEM(list, i), "join", nullptr);
+    if (!r) PyErr_WriteUnraisable(PyList_GET_ITEM(list, i));
+    Py_XDECREF(r);
+  }
+  Py_DECREF(list);
+  if (!p->exited) PyErr_Clear();
+}
+
 int pool_close(Pool* p) {
   if (!p->closing) {
     p->closing = true;
     forget(p);
     // The token refers to the loop; a finished run must not keep it alive.
     Py_CLEAR(p->worker_token);
-    // Without the guard the io_context stops once the last job is done, which
-    // wakes the idle workers and lets them exit.
+    // Without the guard the io_context stops once the last job is done; until
+    // then (abandoned jobs may still run) one no-op per idle worker wakes it.
     p->guard->reset();
+    size_t idle, busy;
+    {
+      std::lock_guard<std::mutex> lk(*p->mu);
+      idle = p->idle;
+      busy = p->threads - p->idle;
+    }
+    for (size_t i = 0; i < idle; ++i) boost::asio::post(*p->ioc, [] {});
+    // Wait (briefly, without the GIL) for the idle workers to leave and join
+    // them, so the thread count is back to normal when the run returns.
+    Py_BEGIN_ALLOW_THREADS
+    std::unique_lock<std::mutex> lk(*p->mu);
+    p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+    Py_END_ALLOW_THREADS
   }
+  join_exited(p);
   maybe_finalize(p);
   return 0;
 }
@@ -801,8 +870,9 @@ int register_threads_pool(PyObject* module) {
   PyObject* threading = PyImport_ImportModule("threading");
   if (!threading) return -1;
   g_thread_cls = PyObject_GetAttrString(threading, "Thread");
+  g_current_thread = PyObject_GetAttrString(threading, "current_thread");
   Py_DECREF(threading);
-  if (!g_thread_cls) return -1;
+  if (!g_thread_cls || !g_current_thread) return -1;
   g_thread_name = PyUnicode_InternFromString("AnyIO worker thread");
   if (!g_thread_name) return -1;
   auto intern = [](const char* s) { return PyUnicode_InternFromString(s); };

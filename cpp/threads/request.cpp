@@ -411,7 +411,7 @@ void request_run_sync(Request* r) {
   }
 }
 
-PyObject* request_wait(Request* r) {
+PyObject* request_wait(Request* r, Pool* pool) {
   Py_INCREF(r);
   if (!r->done) {
     double spin = worker_spin_seconds();
@@ -429,9 +429,27 @@ PyObject* request_wait(Request* r) {
         }
       }
     }
-    std::unique_lock<std::mutex> lk(*r->mu);
-    r->cv->wait(lk, [r] { return r->done; });
     Py_END_ALLOW_THREADS
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+      bool done;
+      Py_BEGIN_ALLOW_THREADS
+      std::unique_lock<std::mutex> lk(*r->mu);
+      done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
+      Py_END_ALLOW_THREADS
+      if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
+        Py_DECREF(r);
+        return nullptr;
+      }
+      if (!done && pool && pool_loop_finished(pool)) {
+        PyObject* e = run_finished_error();
+        if (!e) {
+          Py_DECREF(r);
+          return nullptr;
+        }
+        request_finish(r, nullptr, e);
+        Py_DECREF(e);
+      }
+    }
   }
   PyObject* out = nullptr;
   if (r->exc) restore_exception(Py_NewRef(r->exc));

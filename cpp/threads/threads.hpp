@@ -44,6 +44,8 @@ struct Pool {
   size_t threads;          // live worker threads
   double idle_timeout;     // seconds an idle worker waits before exiting
   bool closing;            // no new workers; idle ones exit
+  std::condition_variable* exit_cv;  // signalled (under mu) when a worker exits
+  PyObject* exited;        // list: Thread objects of workers that exited (GIL)
   // --- completion side ----------------------------------------------------
   std::mutex* cmu;         // guards `completed`, `signaled` and `efd`
   std::vector<Item>* completed;
@@ -117,7 +119,11 @@ double worker_spin_seconds();  // how long a waiting worker polls before sleepin
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
 void request_finish(Request* r, PyObject* result, PyObject* exc);  // borrows both
 void request_run_sync(Request* r);
-PyObject* request_wait(Request* r);  // releases the GIL while waiting
+// Releases the GIL while waiting. With a pool, gives up with RunFinishedError
+// once the pool's event loop has finished (nothing would ever answer).
+PyObject* request_wait(Request* r, Pool* pool = nullptr);
+bool pool_loop_finished(Pool* p);  // GIL held
+PyObject* run_finished_error();
 
 // Call hooks used by the pool.
 bool call_run_job(Pool* p, PyObject* call);  // worker thread, GIL held; result of pool_push

@@ -24,6 +24,7 @@ from ._cancel import CancelScope
 from ._exceptions import RunFinishedError
 from ._sync import Event
 from ._taskgroup import create_task_group
+from ._threads import request_via_token
 from .lowlevel import EventLoopToken, current_token
 
 if sys.version_info >= (3, 11):
@@ -264,8 +265,10 @@ class BlockingPortal:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
 
+        # Wait until the task is spawned (not finished): once start_task_soon()
+        # returns, the portal's task group counts it.
         try:
-            post(self._token, spawn, copy_context())
+            request_via_token(self._token, False, spawn, ())
         except RunFinishedError:
             raise RuntimeError("This portal is not running") from None
 
