@@ -42,7 +42,10 @@ async def test_run_coroutine_from_worker() -> None:
 
 async def test_run_sync_from_worker() -> None:
     loop_thread = threading.get_ident()
-    assert await to_thread.run_sync(from_thread.run_sync, threading.get_ident) == loop_thread
+    assert (
+        await to_thread.run_sync(from_thread.run_sync, threading.get_ident)
+        == loop_thread
+    )
 
 
 async def test_exceptions_cross_back() -> None:
@@ -80,11 +83,17 @@ async def test_context_flows_through_thread_and_back() -> None:
 
 
 def test_outside_worker_thread() -> None:
-    with pytest.raises(NoEventLoopError, match="Not running inside an AnyIO worker thread"):
+    with pytest.raises(
+        NoEventLoopError, match="Not running inside an AnyIO worker thread"
+    ):
         from_thread.run_sync(int)
-    with pytest.raises(NoEventLoopError, match="Not running inside an AnyIO worker thread"):
+    with pytest.raises(
+        NoEventLoopError, match="Not running inside an AnyIO worker thread"
+    ):
         from_thread.run(sleep, 0)
-    with pytest.raises(NoEventLoopError, match="only be called inside an AnyIO worker thread"):
+    with pytest.raises(
+        NoEventLoopError, match="only be called inside an AnyIO worker thread"
+    ):
         from_thread.check_cancelled()
 
 
@@ -105,7 +114,9 @@ async def test_token_from_foreign_thread() -> None:
         future = executor.submit(from_thread.run, set_and_return, token=token)
         await event.wait()
         assert await to_thread.run_sync(future.result) == 7
-        future2 = executor.submit(from_thread.run_sync, threading.get_ident, token=token)
+        future2 = executor.submit(
+            from_thread.run_sync, threading.get_ident, token=token
+        )
         assert await to_thread.run_sync(future2.result) == threading.get_ident()
 
 

@@ -19,7 +19,11 @@ from anyio import (
     wait_all_tasks_blocked,
 )
 from anyio.abc import TaskStatus
-from anyio.from_thread import BlockingPortal, BlockingPortalProvider, start_blocking_portal
+from anyio.from_thread import (
+    BlockingPortal,
+    BlockingPortalProvider,
+    start_blocking_portal,
+)
 from anyio.lowlevel import checkpoint
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +41,9 @@ async def test_portal_in_running_loop() -> None:
 
 async def test_call_from_loop_thread_is_refused() -> None:
     async with BlockingPortal() as portal:
-        with pytest.raises(RuntimeError, match="cannot be called from the event loop thread"):
+        with pytest.raises(
+            RuntimeError, match="cannot be called from the event loop thread"
+        ):
             portal.call(int)
 
 
@@ -54,7 +60,9 @@ async def test_aexit_waits_for_tasks() -> None:
     assert results == ["done"]
 
 
-def test_start_blocking_portal(anyio_backend_name: str, anyio_backend_options: dict[str, Any]) -> None:
+def test_start_blocking_portal(
+    anyio_backend_name: str, anyio_backend_options: dict[str, Any]
+) -> None:
     async def where() -> tuple[int, str]:
         return threading.get_ident(), threading.current_thread().name
 
@@ -67,8 +75,12 @@ def test_start_blocking_portal(anyio_backend_name: str, anyio_backend_options: d
         portal.call(int)
 
 
-def test_thread_name_and_unknown_backend(anyio_backend_name: str, anyio_backend_options: dict[str, Any]) -> None:
-    with start_blocking_portal(anyio_backend_name, anyio_backend_options, name="mine") as portal:
+def test_thread_name_and_unknown_backend(
+    anyio_backend_name: str, anyio_backend_options: dict[str, Any]
+) -> None:
+    with start_blocking_portal(
+        anyio_backend_name, anyio_backend_options, name="mine"
+    ) as portal:
         assert portal.call(lambda: threading.current_thread().name) == "mine"
 
     with pytest.raises(LookupError, match="No such backend: nope"):
@@ -76,7 +88,9 @@ def test_thread_name_and_unknown_backend(anyio_backend_name: str, anyio_backend_
             pass
 
 
-def test_start_task_soon_and_cancel(anyio_backend_name: str, anyio_backend_options: dict[str, Any]) -> None:
+def test_start_task_soon_and_cancel(
+    anyio_backend_name: str, anyio_backend_options: dict[str, Any]
+) -> None:
     cancelled = threading.Event()
 
     async def forever() -> None:
@@ -99,7 +113,9 @@ def test_start_task_soon_and_cancel(anyio_backend_name: str, anyio_backend_optio
     assert future.cancelled()
 
 
-def test_start_task(anyio_backend_name: str, anyio_backend_options: dict[str, Any]) -> None:
+def test_start_task(
+    anyio_backend_name: str, anyio_backend_options: dict[str, Any]
+) -> None:
     async def service(*, task_status: TaskStatus[str] = TASK_STATUS_IGNORED) -> str:
         task_status.started("ready")
         await sleep(0)
@@ -121,7 +137,9 @@ def test_start_task(anyio_backend_name: str, anyio_backend_options: dict[str, An
             portal.start_task(crash)
 
 
-def test_wrap_async_context_manager(anyio_backend_name: str, anyio_backend_options: dict[str, Any]) -> None:
+def test_wrap_async_context_manager(
+    anyio_backend_name: str, anyio_backend_options: dict[str, Any]
+) -> None:
     log: list[str] = []
 
     @asynccontextmanager
@@ -151,7 +169,7 @@ def test_exception_in_block_cancels_tasks(
         with start_blocking_portal(anyio_backend_name, anyio_backend_options) as portal:
             future = portal.start_task_soon(sleep, 10)
             portal.call(wait_all_tasks_blocked)
-            1 / 0
+            raise ZeroDivisionError
 
     with pytest.raises(CancelledError):
         future.result(5)

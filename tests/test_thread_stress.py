@@ -19,8 +19,13 @@ from typing import Any
 import pytest
 
 import anyio
-from anyio import CancelScope, create_task_group, get_cancelled_exc_class, to_thread
-from anyio import _cpp
+from anyio import (
+    CancelScope,
+    _cpp,
+    create_task_group,
+    get_cancelled_exc_class,
+    to_thread,
+)
 from anyio._threads import trio_current_pool
 
 BACKENDS = [
@@ -58,7 +63,9 @@ def _stress(backend: str, options: dict[str, Any], jobs: int, seed: int) -> None
             elif cancel_mode >= 2:
                 scope.deadline = anyio.current_time() + rng.choice((0.0, 1e-5, 1e-4))
             try:
-                value = await to_thread.run_sync(job, i, kind, abandon_on_cancel=abandon)
+                value = await to_thread.run_sync(
+                    job, i, kind, abandon_on_cancel=abandon
+                )
             except ValueError as exc:
                 outcomes[i] = ("exc", exc.args[0], abandon)
             except get_cancelled_exc_class():
@@ -76,7 +83,9 @@ def _stress(backend: str, options: dict[str, Any], jobs: int, seed: int) -> None
             for start in range(concurrency):
                 tg.start_soon(runner, start)
 
-        pool: Any = _cpp.current_worker_pool() if backend == "asyncio" else trio_current_pool()
+        pool: Any = (
+            _cpp.current_worker_pool() if backend == "asyncio" else trio_current_pool()
+        )
         # Abandoned jobs may still be running; wait until every worker has
         # gone idle and then exited on the lowered idle timeout.
         deadline = time.monotonic() + 30

@@ -71,7 +71,9 @@ def _spawn_request(pool: Any, request: Any) -> None:
 def _start_request(request: Any) -> None:
     """Runs on the loop thread for a token-based request."""
     if request.is_async:
-        _spawn_request(None if _cpp.running_loop() is not None else _TrioMarker, request)
+        _spawn_request(
+            None if _cpp.running_loop() is not None else _TrioMarker, request
+        )
     else:
         request.run_sync()
 
@@ -80,7 +82,9 @@ class _TrioMarker:
     is_trio = True
 
 
-def request_via_token(token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def request_via_token(
+    token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
     """Run func(*args) on the loop behind `token` from any thread and wait."""
     native = token.native_token
     is_trio = getattr(token.backend_class, "name", None) == "trio"
@@ -120,7 +124,9 @@ def _trio_pool() -> Any:
     if pool is None:
         pool = _cpp.new_trio_worker_pool(trio.lowlevel.current_trio_token())
         _trio_pool_var.set(pool)
-        trio.lowlevel.spawn_system_task(_serve_trio_pool, pool, name="anyio worker pool")
+        trio.lowlevel.spawn_system_task(
+            _serve_trio_pool, pool, name="anyio worker pool"
+        )
 
     return pool
 
@@ -180,7 +186,9 @@ async def _trio_run(call: Any) -> Any:
             # The worker called from_thread.run: run it here, in this task,
             # so that its cancel scopes apply.
             try:
-                value = await _cpp.run_in_context(request.context, request.func, request.args)
+                value = await _cpp.run_in_context(
+                    request.context, request.func, request.args
+                )
             except BaseException as exc:
                 request.set_exception(exc)
             else:
@@ -216,7 +224,9 @@ def check_cancelled() -> None:
 
 
 def not_in_worker() -> NoEventLoopError:
-    return NoEventLoopError("Not running inside an AnyIO worker thread, and no event loop token was provided")
+    return NoEventLoopError(
+        "Not running inside an AnyIO worker thread, and no event loop token was provided"
+    )
 
 
 def _make_worker_token(pool: Any) -> Any:
