@@ -79,4 +79,6 @@ from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
+from . import from_thread as from_thread
 from . import lowlevel as lowlevel
+from . import to_thread as to_thread
