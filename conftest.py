@@ -25,6 +25,23 @@ from sybil.parsers.markdown.lexers import (
     FencedCodeBlockLexer,
 )
 
+
+def _plugin_autoloaded() -> bool:
+    import os
+    from importlib.metadata import entry_points
+
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(ep.name == "anyio" for ep in entry_points(group="pytest11"))
+
+
+# An installed anyio registers its plugin through the pytest11 entry point; a
+# source checkout on PYTHONPATH (python/) has no entry point, so load it here.
+# pytester drives the plugin's own tests (tests/test_pytest_plugin.py).
+pytest_plugins = ["pytester"]
+if not _plugin_autoloaded():
+    pytest_plugins.append("anyio.pytest_plugin")
+
 # Test id -> (anyio backend name, backend options); the docs' own vocabulary for
 # the `backends:` directive maps onto these ids.
 DOC_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {

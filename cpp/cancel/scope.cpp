@@ -187,7 +187,7 @@ int parse_deadline(PyObject* obj, double* out) {
   double v = PyFloat_AsDouble(obj);
   if (v == -1.0 && PyErr_Occurred()) return -1;
   if (std::isnan(v)) {
-    PyErr_SetString(PyExc_ValueError, "deadline cannot be NaN");
+    PyErr_SetString(PyExc_ValueError, "deadline must not be NaN");
     return -1;
   }
   *out = v;
@@ -333,26 +333,80 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
 
   PyObject* exc = args[1];
   bool swallow = false;
-  if (self->cancel_called && exc != Py_None && is_scope_cancelled_error(exc)) {
-    bool parent_visible = !self->shield && parent && effective_cancel_from(parent);
-    if (!parent_visible) {
-      swallow = true;
-      self->cancelled_caught = 1;
-      // Give back the cancel requests we made on a foreign task, so asyncio's
-      // own cancellation counting (asyncio.timeout, TaskGroup) stays right.
-      while (!t->wrapped && t->native_cancels > 0) {
-        t->native_cancels--;
-        PyObject* r = call_method0(t->task, G.s_uncancel);
-        if (!r) return nullptr;
-        Py_DECREF(r);
-      }
+  PyObject* rest = nullptr;  // a group left after taking our cancellations out
+  bool ours = false;
+  if (self->cancel_called && exc != Py_None) {
+    if (is_scope_cancelled_error(exc)) {
+      ours = true;
+    } else if (PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(PyExc_BaseExceptionGroup))) {
+      PyObject* gargs[] = {exc};
+      PyObject* r = glue_call("split_scope_cancellations", gargs, 1);
+      if (!r) return nullptr;
+      ours = PyTuple_GET_ITEM(r, 0) == Py_True;
+      rest = PyTuple_GET_ITEM(r, 1);
+      Py_INCREF(rest);
+      Py_DECREF(r);
     }
   }
+  // The outermost cancelled scope a cancellation can reach is the one that
+  // ends it: it gives back the task.cancel() requests made on its behalf
+  // (asyncio's own counting -- asyncio.timeout, TaskGroup -- stays right) and
+  // swallows the error, unless someone else's native cancellation arrived on
+  // top of ours (still pending, or merged into our error by asyncio).
+  bool catching = ours && !(!self->shield && parent && effective_cancel_from(parent));
+  if (catching && t->task) {
+    PyObject* pending = PyObject_GetAttr(t->task, G.s_must_cancel);
+    if (!pending) {
+      PyErr_Clear();
+    } else {
+      if (pending == Py_True) ours = false;
+      Py_DECREF(pending);
+    }
+    if (ours && t->cancel_baseline >= 0) {
+      PyObject* n = call_method0(t->task, G.s_cancelling);
+      if (!n) {
+        Py_XDECREF(rest);
+        return nullptr;
+      }
+      long requested = PyLong_AsLong(n);
+      Py_DECREF(n);
+      if (requested > t->cancel_baseline + t->native_cancels) ours = false;
+    }
+    while (t->native_cancels > 0) {
+      t->native_cancels--;
+      PyObject* r = call_method0(t->task, G.s_uncancel);
+      if (!r) {
+        Py_XDECREF(rest);
+        return nullptr;
+      }
+      Py_DECREF(r);
+    }
+  }
+  if (catching && ours) {
+    swallow = rest == nullptr || rest == Py_None;
+    self->cancelled_caught = 1;
+  }
+  if (swallow && !effective_cancel(t)) t->cancel_baseline = -1;
   bool timed_out = swallow && self->fail_on_timeout && self->deadline_reached;
   bool still_cancelled = !t->wrapped && !t->finished && effective_cancel(t);
   cs_release_links(self);
-  if (still_cancelled && deliver(t) < 0) return nullptr;
-  if (timed_out) return timeout_error(self);
+  if (still_cancelled && deliver(t) < 0) {
+    Py_XDECREF(rest);
+    return nullptr;
+  }
+  if (timed_out) {
+    Py_XDECREF(rest);
+    return timeout_error(self);
+  }
+  if (ours && !swallow && rest && rest != Py_None) {
+    // Raise what is left of the group with its own context: clear the handled
+    // exception first so raising here does not chain the original group.
+    PyErr_SetExcInfo(nullptr, nullptr, nullptr);
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(rest)), rest);
+    Py_DECREF(rest);
+    return nullptr;
+  }
+  Py_XDECREF(rest);
   if (swallow) Py_RETURN_TRUE;
   Py_RETURN_FALSE;
 }
@@ -549,7 +603,7 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
   if (deadline_obj != Py_None) {
     value = PyFloat_AsDouble(deadline_obj);
     if (value == -1.0 && PyErr_Occurred()) return nullptr;
-    if (std::isnan(value)) return raise(PyExc_ValueError, "deadline cannot be NaN");
+    if (std::isnan(value)) return raise(PyExc_ValueError, "deadline must not be NaN");
   }
   int shield = shield_obj ? PyObject_IsTrue(shield_obj) : 0;
   if (shield < 0) return nullptr;
@@ -708,8 +762,22 @@ PyObject* new_detached_scope() {
   return reinterpret_cast<PyObject*>(cs_alloc(CancelScopeType, inf(), false));
 }
 
+bool has_marker(PyObject* exc);
+
+// Ours: a CancelledError carrying a cancel scope's message, or one raised
+// while handling such an error (`raise CancelledError from exc`).
 bool is_scope_cancelled_error(PyObject* exc) {
   if (!PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) return false;
+  if (has_marker(exc)) return true;
+  auto* base = reinterpret_cast<PyBaseExceptionObject*>(exc);
+  for (PyObject* link : {base->cause, base->context}) {
+    if (link && PyObject_TypeCheck(link, reinterpret_cast<PyTypeObject*>(G.CancelledError)) && has_marker(link))
+      return true;
+  }
+  return false;
+}
+
+bool has_marker(PyObject* exc) {
   PyObject* args = reinterpret_cast<PyBaseExceptionObject*>(exc)->args;
   if (!args || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1) return false;
   PyObject* msg = PyTuple_GET_ITEM(args, 0);
@@ -722,6 +790,21 @@ bool is_scope_cancelled_error(PyObject* exc) {
   }
   size_t mlen = sizeof(kMarker) - 1;
   return static_cast<size_t>(size) >= mlen && std::strncmp(utf, kMarker, mlen) == 0;
+}
+
+void observe_cancel(TaskState* t) {
+  if (t->cancel_baseline >= 0 || !t->task) return;
+  PyObject* n = call_method0(t->task, G.s_cancelling);
+  if (!n) {
+    PyErr_Clear();
+    return;
+  }
+  t->cancel_baseline = PyLong_AsLong(n);
+  Py_DECREF(n);
+  if (t->cancel_baseline < 0) {
+    PyErr_Clear();
+    t->cancel_baseline = -1;
+  }
 }
 
 PyObject* make_cancelled_error(CancelScope* origin) {
@@ -783,33 +866,41 @@ void task_detach_all(TaskState* t) {
   Py_CLEAR(t->waiting_on);
 }
 
+// Cancels the task the way asyncio's own code would, with task.cancel(): the
+// future it waits on is cancelled (or, at a bare yield, its next step raises),
+// and task.cancelling() counts the request, which the scope that swallows the
+// error gives back with uncancel(). Returns -1 on error.
+int cancel_task_natively(TaskState* t, CancelScope* origin) {
+  PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
+  PyObject* r = call_method1(t->task, G.s_cancel, msg);
+  if (!r) return -1;
+  if (r == Py_True) t->native_cancels++;
+  Py_DECREF(r);
+  return 0;
+}
+
 int deliver(TaskState* t) {
   if (t->finished || !t->task) return 0;
   CancelScope* origin = effective_cancel(t);
   if (!origin) return 0;
-  if (t->wrapped) {
-    // Running now: the wrapper throws at the next suspension. Suspended on a
-    // bare yield: it throws when resumed. Waiting on a future: cancel that
-    // future, as Task.cancel() would, and the task wakes into CancelledError.
-    if (tls_current == t || !t->waiting_on) return 0;
-    PyObject* done = call_method0(t->waiting_on, G.s_done);
-    if (!done) return -1;
-    bool is_done = done == Py_True;
-    Py_DECREF(done);
-    if (is_done) return 0;  // resuming with a value: cancel at its next suspension
-    PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
-    PyObject* r = call_method1(t->waiting_on, G.s_cancel, msg);
-    if (!r) return -1;
-    Py_DECREF(r);
-    return 0;
-  }
+  observe_cancel(t);
   if (t->delivery_pending) return 0;
-  PyObject* loop = t->loop->loop;
+  PyObject* loop = t->loop ? t->loop->loop : nullptr;
   if (!loop || !t->loop->alive) return 0;
-  PyObject* current = running_loop() ? PyObject_CallOneArg(G.current_task, loop) : nullptr;
-  if (!current && PyErr_Occurred()) return -1;
-  bool is_current = current == t->task;
-  Py_XDECREF(current);
+  bool is_current;
+  if (t->wrapped) {
+    // A wrapped task that is running now is cancelled by its wrapper when it
+    // next suspends; one that has not started yet must first get to run (a
+    // task cancelled before its first step never runs its body at all), so its
+    // wrapper delivers at its first suspension too.
+    if (tls_current == t || !t->started) return 0;
+    is_current = false;
+  } else {
+    PyObject* current = running_loop() ? PyObject_CallOneArg(G.current_task, loop) : nullptr;
+    if (!current && PyErr_Occurred()) return -1;
+    is_current = current == t->task;
+    Py_XDECREF(current);
+  }
   if (!is_current) {
     PyObject* fw = PyObject_GetAttr(t->task, G.s_fut_waiter);
     if (!fw) return -1;
@@ -824,17 +915,13 @@ int deliver(TaskState* t) {
       Py_DECREF(done);
     }
     Py_DECREF(fw);
-    if (!scheduled_with_value) {
-      PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
-      PyObject* r = call_method1(t->task, G.s_cancel, msg);
-      if (!r) return -1;
-      bool accepted = r == Py_True;
-      Py_DECREF(r);
-      if (accepted) t->native_cancels++;
-    }
+    // A task about to resume with a value gets it first: anyio never cancels
+    // a task that is scheduled to resume with a result.
+    if (!scheduled_with_value && cancel_task_natively(t, origin) < 0) return -1;
   }
-  // Look again once the task has run: its wake-up is queued before this.
   t->delivery_pending = true;
+  if (t->wrapped) return 0;  // the wrapper clears the flag and re-checks each step
+  // A foreign task: look again once it has run (its wake-up is queued first).
   PyObject* r = call_method2(loop, G.s_call_soon, t->loop->recheck_cb, t->owner);
   if (!r) return -1;
   Py_DECREF(r);

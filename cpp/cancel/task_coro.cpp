@@ -1,10 +1,9 @@
 // TaskCoro: the coroutine wrapper that asyncio's Task steps for every task this
 // package spawns. It forwards send/throw to the user's coroutine and, because it
 // sees each suspension and resumption, delivers level cancellation there:
-//  - the coroutine is about to suspend while its task is effectively cancelled:
-//    the awaited future is cancelled (as Task.cancel() would) and CancelledError
-//    is thrown in at once -- at most once per step, so a coroutine that keeps
-//    swallowing the error still lets the loop run between attempts;
+//  - the coroutine is about to suspend on a future while its task is
+//    effectively cancelled: the future is cancelled (as Task.cancel() would),
+//    so the task wakes on the next loop pass with CancelledError;
 //  - it is resumed after a bare `yield` (sleep(0)) while cancelled: the
 //    CancelledError is thrown in instead of resuming it;
 //  - it is resumed with the value of a future: the value is delivered (a result
@@ -51,9 +50,6 @@ PySendResult result_of_call(PyObject* res, PyObject** out) {
   return PYGEN_ERROR;
 }
 
-PySendResult throw_in(TaskCoro* self, PyObject* exc, PyObject** out) {
-  return result_of_call(call_method1(self->coro, G.s_throw, exc), out);
-}
 
 void finish(TaskCoro* self) {
   self->st.finished = true;
@@ -76,28 +72,22 @@ int cancel_awaited(PyObject* y, CancelScope* origin) {
 }
 
 PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
-  int thrown = 0;
-  while (r == PYGEN_NEXT) {
-    CancelScope* origin = effective_cancel(&self->st);
-    if (!origin) break;
-    PyObject* y = *out;
-    if (y != Py_None && cancel_awaited(y, origin) < 0) {
-      // Keep going: the coroutine still needs its CancelledError.
-      PyErr_WriteUnraisable(y);
-    }
-    if (thrown++) break;
-    Py_DECREF(y);
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      break;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  }
   if (r == PYGEN_NEXT) {
     PyObject* y = *out;
+    // About to suspend while cancelled: cancel the task as asyncio's own code
+    // would. The Task then cancels the future it is handed (or, for a bare
+    // yield, raises on the next step), so the error arrives through the loop,
+    // in the order asyncio code expects, and a coroutine that keeps swallowing
+    // it cannot starve the loop.
+    CancelScope* origin = effective_cancel(&self->st);
+    if (origin) {
+      observe_cancel(&self->st);
+      if (self->st.task) {
+        if (cancel_task_natively(&self->st, origin) < 0) PyErr_WriteUnraisable(self->st.task);
+      } else if (y != Py_None && cancel_awaited(y, origin) < 0) {
+        PyErr_WriteUnraisable(y);
+      }
+    }
     if (y == Py_None) {
       self->st.bare_yield = true;
     } else {
@@ -146,24 +136,10 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   TaskState* prev = tls_current;
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
-  PySendResult r;
-  CancelScope* origin = nullptr;
-  if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
-    self->st.bare_yield = false;
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      finish(self);
-      tls_current = prev;
-      return r;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  } else {
-    self->st.bare_yield = false;
-    r = PyIter_Send(self->coro, arg, out);
-  }
+  self->st.bare_yield = false;
+  self->st.delivery_pending = false;
+  self->st.started = true;
+  PySendResult r = PyIter_Send(self->coro, arg, out);
   r = after_step(self, r, out);
   tls_current = prev;
   return r;
@@ -217,6 +193,7 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
   self->st.bare_yield = false;
+  self->st.delivery_pending = false;
   PyObject* fwd[4] = {self->coro};
   for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
   PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
@@ -296,6 +273,7 @@ PyGetSetDef tc_getset[] = {
     {"cr_frame", forward_attr, nullptr, nullptr, const_cast<char*>("cr_frame")},
     {"cr_running", forward_attr, nullptr, nullptr, const_cast<char*>("cr_running")},
     {"cr_await", forward_attr, nullptr, nullptr, const_cast<char*>("cr_await")},
+    {"cr_suspended", forward_attr, nullptr, nullptr, const_cast<char*>("cr_suspended")},
     {"__name__", forward_attr, nullptr, nullptr, const_cast<char*>("__name__")},
     {"__qualname__", forward_attr, nullptr, nullptr, const_cast<char*>("__qualname__")},
     {"coro", tc_get_inner, nullptr, "The wrapped coroutine.", nullptr},
@@ -344,7 +322,7 @@ TaskCoro* new_wrapper(PyObject* coro) {
 // Wraps `coro` and starts it as an asyncio task below `root` (may be None).
 // Returns the new task. `done_cb` (may be null) is added as a done callback.
 PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObject* done_cb,
-                        PyObject* context) {
+                        PyObject* context, size_t parent_id) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no running event loop");
@@ -356,7 +334,7 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   if (!w) return nullptr;
   Py_INCREF(ls);
   w->st.loop = ls;
-  if (tls_current && tls_current->task) w->st.parent_id = reinterpret_cast<size_t>(tls_current->task);
+  w->st.parent_id = parent_id;
   if (root) {
     Py_INCREF(root);
     w->st.root = root;
@@ -380,7 +358,14 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
   PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
   Py_DECREF(kwnames);
   if (!task) {
-    // The coroutine never ran; close it so no "never awaited" warning leaks.
+    // The coroutine never ran (or ran eagerly and the factory failed after):
+    // close it, so it does not warn that it was never awaited.
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject* r = call_method0(w->coro, G.s_close);
+    if (!r) PyErr_WriteUnraisable(w->coro);
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
     finish(w);
     Py_DECREF(w);
     return nullptr;
@@ -407,7 +392,7 @@ namespace {
 // the pytest runner, outside any task group.
 PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
-  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr);
+  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr, 0);
 }
 
 // wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
@@ -441,6 +426,46 @@ PyObject* fn_cancel_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   t->self_scope = reinterpret_cast<CancelScope*>(scope);
+  if (deliver(t) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// reparent_task(task, scope, parent_id): a task started with start() moves from
+// its caller's scope to the task group's once it calls task_status.started().
+PyObject* fn_reparent_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3 || !PyObject_TypeCheck(args[1], CancelScopeType))
+    return raise(PyExc_TypeError, "reparent_task(task, scope, parent_id)");
+  TaskState* t = state_of_task(args[0]);
+  if (!t) return nullptr;
+  size_t parent_id = PyLong_AsSize_t(args[2]);
+  if (parent_id == static_cast<size_t>(-1) && PyErr_Occurred()) return nullptr;
+  auto* scope = reinterpret_cast<CancelScope*>(args[1]);
+  bool at_root = t->home == t->root;
+  if (at_root) task_unlink(t);
+  Py_INCREF(scope);
+  Py_XSETREF(t->root, scope);
+  if (at_root) task_link(t, scope);
+  // Scopes the task entered meanwhile hang below the old root; move the
+  // outermost one across too.
+  CancelScope* outer = t->scope;
+  while (outer && outer->parent && outer->parent->host == t) outer = outer->parent;
+  if (outer && outer->parent != scope) {
+    PyObject* old = reinterpret_cast<PyObject*>(outer->parent);
+    if (outer->parent) {
+      // unlink from the old parent's child list
+      if (outer->sib_prev) outer->sib_prev->sib_next = outer->sib_next;
+      else outer->parent->first_child = outer->sib_next;
+      if (outer->sib_next) outer->sib_next->sib_prev = outer->sib_prev;
+    }
+    outer->sib_prev = nullptr;
+    outer->sib_next = scope->first_child;
+    if (scope->first_child) scope->first_child->sib_prev = outer;
+    scope->first_child = outer;
+    Py_INCREF(scope);
+    outer->parent = scope;
+    Py_XDECREF(old);
+  }
+  t->parent_id = parent_id;
   if (deliver(t) < 0) return nullptr;
   Py_RETURN_NONE;
 }
@@ -552,6 +577,8 @@ PyMethodDef module_fns[] = {
      METH_FASTCALL, nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
     {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
+    {"reparent_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_reparent_task)), METH_FASTCALL,
+     nullptr},
     {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)), METH_FASTCALL,
      nullptr},
     {"current_cancel_origin", fn_current_cancel_origin, METH_NOARGS, nullptr},

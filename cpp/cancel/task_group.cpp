@@ -8,7 +8,7 @@
 namespace anyio {
 
 PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObject* done_cb,
-                        PyObject* context);
+                        PyObject* context, size_t parent_id);
 
 namespace {
 
@@ -20,6 +20,7 @@ struct TaskGroupCore {
   PyObject* waiter;     // the host's future while it waits in __aexit__, or None
   PyObject* starting;   // dict: task -> future of a start() still waiting for started()
   PyObject* done_cb;    // bound _on_done
+  size_t host_id;       // id() of the task that entered the group
   unsigned char active;
 };
 
@@ -56,8 +57,10 @@ PyObject* check_coroutine(PyObject* func, PyObject* coro) {
   return coro;
 }
 
-PyObject* do_spawn(TaskGroupCore* self, PyObject* coro, PyObject* name, PyObject* start_future) {
-  PyObject* task = spawn_wrapped(coro, self->scope, name, self->done_cb, nullptr);
+PyObject* do_spawn(TaskGroupCore* self, PyObject* coro, PyObject* name, PyObject* start_future,
+                   CancelScope* root = nullptr, size_t parent_id = 0) {
+  PyObject* task = spawn_wrapped(coro, root ? root : self->scope, name, self->done_cb, nullptr,
+                                 parent_id ? parent_id : self->host_id);
   if (!task) return nullptr;
   if (PySet_Add(self->tasks, task) < 0) {
     Py_DECREF(task);
@@ -117,12 +120,24 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
   Py_RETURN_NONE;
 }
 
-// spawn(coro, name, start_future=None) -> task
+// spawn(coro, name, start_future=None, root=None, parent_id=0) -> task. A task
+// started with start() is spawned below its caller's scope (`root`) and moved
+// to the group once it has started.
 PyObject* tg_spawn(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "spawn(coro, name, start_future=None)");
+  if (nargs < 2 || nargs > 5) return raise(PyExc_TypeError, "spawn(coro, name, start_future=None, root=None, parent_id=0)");
   if (!self->active) return not_active();
-  return do_spawn(self, args[0], args[1], nargs == 3 ? args[2] : nullptr);
+  CancelScope* root = nullptr;
+  if (nargs >= 4 && args[3] != Py_None) {
+    if (!PyObject_TypeCheck(args[3], CancelScopeType)) return raise(PyExc_TypeError, "root must be a CancelScope");
+    root = reinterpret_cast<CancelScope*>(args[3]);
+  }
+  size_t parent_id = 0;
+  if (nargs == 5) {
+    parent_id = PyLong_AsSize_t(args[4]);
+    if (parent_id == static_cast<size_t>(-1) && PyErr_Occurred()) return nullptr;
+  }
+  return do_spawn(self, args[0], args[1], nargs >= 3 ? args[2] : nullptr, root, parent_id);
 }
 
 int wake_waiter(TaskGroupCore* self) {
@@ -212,6 +227,12 @@ PyObject* tg_new(PyTypeObject* type, PyObject* args, PyObject* /*kwargs*/) {
   static PyMethodDef on_done_def = {"_on_done", tg_on_done, METH_O, nullptr};
   self->done_cb = PyCFunction_New(&on_done_def, reinterpret_cast<PyObject*>(self));
   self->active = 1;
+  self->host_id = 0;
+  if (TaskState* host = current_task_state(true)) {
+    self->host_id = reinterpret_cast<size_t>(host->task);
+  } else {
+    PyErr_Clear();
+  }
   if (!self->tasks || !self->exceptions || !self->starting || !self->done_cb) {
     Py_DECREF(self);
     return nullptr;
@@ -251,6 +272,16 @@ void tg_dealloc(TaskGroupCore* self) {
 PyObject* tg_get_pending(PyObject* self_obj, void*) {
   auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
   return PyLong_FromSsize_t(PySet_GET_SIZE(self->tasks));
+}
+
+PyObject* tg_get_host_id(PyObject* self_obj, void*) {
+  return PyLong_FromSize_t(reinterpret_cast<TaskGroupCore*>(self_obj)->host_id);
+}
+
+PyObject* tg_get_scope(PyObject* self_obj, void*) {
+  PyObject* s = reinterpret_cast<PyObject*>(reinterpret_cast<TaskGroupCore*>(self_obj)->scope);
+  Py_INCREF(s);
+  return s;
 }
 
 PyObject* tg_get_active(PyObject* self_obj, void*) {
@@ -294,6 +325,8 @@ PyMemberDef tg_members[] = {
 
 PyGetSetDef tg_getset[] = {
     {"pending", tg_get_pending, nullptr, nullptr, nullptr},
+    {"host_id", tg_get_host_id, nullptr, nullptr, nullptr},
+    {"scope", tg_get_scope, nullptr, nullptr, nullptr},
     {"active", tg_get_active, tg_set_active, nullptr, nullptr},
     {"waiter", tg_get_waiter, tg_set_waiter, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},

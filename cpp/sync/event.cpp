@@ -25,6 +25,9 @@ PyObject* ev_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+// Construction happens in tp_new; subclasses may still call super().__init__().
+int ev_init(PyObject*, PyObject*, PyObject*) { return 0; }
+
 PyObject* ev_set(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Event*>(self_obj);
   if (self->flag) Py_RETURN_NONE;
@@ -79,6 +82,7 @@ PyMemberDef ev_members[] = {
 
 PyType_Slot ev_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(ev_new)},
+    {Py_tp_init, reinterpret_cast<void*>(ev_init)},
     {Py_tp_dealloc, reinterpret_cast<void*>(ev_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(ev_traverse)},
     {Py_tp_methods, ev_methods},

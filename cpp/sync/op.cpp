@@ -332,6 +332,28 @@ PyObject* op_undo(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// Names for reprs of the tasks that run this awaitable directly.
+PyObject* op_name(PyObject* self_obj, void*) {
+  auto* self = reinterpret_cast<Op*>(self_obj);
+  if (self->kind == OP_EVENT_WAIT) return PyUnicode_FromString("wait");
+  return PyUnicode_FromString("acquire");
+}
+
+PyObject* op_qualname(PyObject* self_obj, void*) {
+  auto* self = reinterpret_cast<Op*>(self_obj);
+  PyObject* name = op_name(self_obj, nullptr);
+  if (!name) return nullptr;
+  PyObject* r = PyUnicode_FromFormat("%s.%U", _PyType_Name(Py_TYPE(self->prim)), name);
+  Py_DECREF(name);
+  return r;
+}
+
+PyGetSetDef op_getset[] = {
+    {"__name__", op_name, nullptr, nullptr, nullptr},
+    {"__qualname__", op_qualname, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 int op_traverse(Op* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->prim);
@@ -382,6 +404,7 @@ PyType_Slot op_slots[] = {
     {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
     {Py_tp_methods, op_methods},
+    {Py_tp_getset, op_getset},
     {0, nullptr},
 };
 

@@ -166,6 +166,19 @@ PyObject* lim_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+// Construction happens in tp_new; this accepts the same arguments so that a
+// subclass may call super().__init__(...) as it could with upstream's classes.
+int pool_init(PyObject*, PyObject*, PyObject*) { return 0; }
+
+// Lock's __init__ also takes fast_acquire, as upstream's does.
+int lock_init(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"fast_acquire", nullptr};
+  int fast = P(self)->fast_acquire;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Lock", const_cast<char**>(kwlist), &fast)) return -1;
+  P(self)->fast_acquire = static_cast<unsigned char>(fast);
+  return 0;
+}
+
 // --- shared methods ---------------------------------------------------------------
 
 PyObject* pool_acquire(PyObject* self, PyObject*) { return make_op(self, OP_ACQUIRE, nullptr); }
@@ -377,9 +390,10 @@ PyMemberDef pool_members[] = {
     {nullptr, 0, 0, 0, nullptr},
 };
 
-#define POOL_SLOTS(prefix, newfn)                                        \
+#define POOL_SLOTS(prefix, newfn, initfn)                                      \
   PyType_Slot prefix##_slots[] = {                                       \
       {Py_tp_new, reinterpret_cast<void*>(newfn)},                       \
+      {Py_tp_init, reinterpret_cast<void*>(initfn)},                     \
       {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},            \
       {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)},          \
       {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},                \
@@ -389,9 +403,9 @@ PyMemberDef pool_members[] = {
       {0, nullptr},                                                      \
   };
 
-POOL_SLOTS(lock, lock_new)
-POOL_SLOTS(sem, sem_new)
-POOL_SLOTS(lim, lim_new)
+POOL_SLOTS(lock, lock_new, lock_init)
+POOL_SLOTS(sem, sem_new, pool_init)
+POOL_SLOTS(lim, lim_new, pool_init)
 
 constexpr unsigned kFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
 PyType_Spec lock_spec = {"anyio._cpp.LockBase", sizeof(Pool), 0, kFlags, lock_slots};

@@ -68,17 +68,66 @@ from ._sync import Semaphore as Semaphore
 from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
 # -- memory object streams ----------------------------------------------------
+from .streams.memory import create_memory_object_stream as create_memory_object_stream
 
 # -- typed attributes, resources, context manager mixins ----------------------
+from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
+from ._contextmanagers import ContextManagerMixin as ContextManagerMixin
+from ._resources import aclose_forcefully as aclose_forcefully
+from ._typedattr import TypedAttributeProvider as TypedAttributeProvider
+from ._typedattr import TypedAttributeSet as TypedAttributeSet
+from ._typedattr import typed_attribute as typed_attribute
 
 # -- files, paths, temporary files --------------------------------------------
+from ._fileio import AsyncFile as AsyncFile
+from ._fileio import Path as Path
+from ._fileio import open_file as open_file
+from ._fileio import wrap_file as wrap_file
+from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
+from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
+from ._tempfile import TemporaryDirectory as TemporaryDirectory
+from ._tempfile import TemporaryFile as TemporaryFile
+from ._tempfile import gettempdir as gettempdir
+from ._tempfile import gettempdirb as gettempdirb
+from ._tempfile import mkdtemp as mkdtemp
+from ._tempfile import mkstemp as mkstemp
 
 # -- concurrency utilities (gather, as_completed, amap) -----------------------
+from ._concurrency_utils import amap as amap
+from ._concurrency_utils import as_completed as as_completed
+from ._concurrency_utils import gather as gather
 
 # -- networking, subprocesses, signals ----------------------------------------
+from ._signals import open_signal_receiver as open_signal_receiver
+from ._sockets import TCPConnectable as TCPConnectable
+from ._sockets import UNIXConnectable as UNIXConnectable
+from ._sockets import as_connectable as as_connectable
+from ._sockets import connect_tcp as connect_tcp
+from ._sockets import connect_unix as connect_unix
+from ._sockets import create_connected_udp_socket as create_connected_udp_socket
+from ._sockets import (
+    create_connected_unix_datagram_socket as create_connected_unix_datagram_socket,
+)
+from ._sockets import create_tcp_listener as create_tcp_listener
+from ._sockets import create_udp_socket as create_udp_socket
+from ._sockets import create_unix_datagram_socket as create_unix_datagram_socket
+from ._sockets import create_unix_listener as create_unix_listener
+from ._sockets import getaddrinfo as getaddrinfo
+from ._sockets import getnameinfo as getnameinfo
+from ._sockets import notify_closing as notify_closing
+from ._sockets import wait_readable as wait_readable
+from ._sockets import wait_socket_readable as wait_socket_readable
+from ._sockets import wait_socket_writable as wait_socket_writable
+from ._sockets import wait_writable as wait_writable
+from ._subprocesses import open_process as open_process
+from ._subprocesses import run_process as run_process
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
 from . import from_thread as from_thread
+from . import functools as functools
+from . import itertools as itertools
 from . import lowlevel as lowlevel
+from . import to_interpreter as to_interpreter
+from . import to_process as to_process
 from . import to_thread as to_thread

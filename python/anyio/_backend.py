@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from asyncio import CancelledError
-from ._cpp import running_loop as _get_running_loop
 from typing import Literal
 
+from ._cpp import running_loop as _get_running_loop
 from ._glue import in_trio, raise_no_event_loop
 
 BackendName = Literal["asyncio", "trio"]

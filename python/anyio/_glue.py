@@ -94,6 +94,17 @@ def trio_scope_cancel(scope: Any, reason: str | None) -> None:
     scope._trio_scope.cancel(reason)
 
 
+def split_scope_cancellations(group: BaseException) -> tuple[bool, BaseException | None]:
+    """Take the cancel scopes' CancelledErrors out of an exception group.
+
+    Returns whether there were any, and the group of what remains (or None).
+    """
+    from . import _cpp
+
+    matched, rest = group.split(lambda exc: _cpp.is_scope_cancelled_error(exc))
+    return matched is not None, rest
+
+
 def check_coroutine(func: Any, coro: object) -> None:
     if not isinstance(coro, Coroutine):
         from ._callables import callable_name

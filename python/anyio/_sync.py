@@ -335,11 +335,6 @@ class Future(Generic[T]):
         return self._status
 
     def _finish(self, status: Future.Status) -> None:
-        if self._status is Future.Status.CANCELLED:
-            raise FutureCancelled("the future was cancelled")
-        if self._status is not Future.Status.PENDING:
-            raise FutureAlreadyFinished("the future has already finished")
-
         self._status = status
         self._event.set()
 
@@ -360,9 +355,9 @@ class Future(Generic[T]):
 
     def _check_pending(self) -> None:
         if self._status is Future.Status.CANCELLED:
-            raise FutureCancelled("the future was cancelled")
+            raise FutureCancelled("future was cancelled")
         if self._status is not Future.Status.PENDING:
-            raise FutureAlreadyFinished("the future has already finished")
+            raise FutureAlreadyFinished("future has already finished")
 
     @property
     def exception(self) -> BaseException | None:
@@ -412,3 +407,23 @@ class Future(Generic[T]):
     def __repr__(self) -> str:
         state = self._status.name.lower()
         return f"<Future {state} name={self._name!r}>"
+
+
+# Public names report the package they are imported from, as upstream's do.
+for _cls in (
+    EventStatistics,
+    LockStatistics,
+    ConditionStatistics,
+    SemaphoreStatistics,
+    CapacityLimiterStatistics,
+    Event,
+    Lock,
+    Semaphore,
+    CapacityLimiter,
+    Condition,
+    ResourceGuard,
+    Future,
+    Future.Status,
+):
+    _cls.__module__ = "anyio"
+del _cls

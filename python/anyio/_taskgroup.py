@@ -7,18 +7,20 @@ errors into an exception group. On Trio a task group wraps a Trio nursery.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sys
+import weakref
 from asyncio import CancelledError, get_running_loop
-from ._cpp import running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from . import _cpp
-from ._cancel import CancelScope
 from ._callables import callable_name
+from ._cancel import CancelScope
+from ._cpp import running_loop as _get_running_loop
 from ._exceptions import TaskCancelled, TaskFailed, TaskNotFinished
 from ._glue import check_coroutine
 from .abc._tasks import TaskGroup as _AbstractTaskGroup
@@ -127,6 +129,8 @@ class TaskHandle(Generic[T_co]):
         """
         outcome = self._result()
         if outcome is None:
+            if self._cancel_requested:
+                raise TaskCancelled("the task was cancelled")
             raise TaskNotFinished("the task has not finished yet")
 
         value, exc, cancelled = outcome
@@ -146,6 +150,8 @@ class TaskHandle(Generic[T_co]):
         """
         outcome = self._result()
         if outcome is None:
+            if self._cancel_requested:
+                raise TaskCancelled("the task was cancelled")
             raise TaskNotFinished("the task has not finished yet")
 
         _, exc, cancelled = outcome
@@ -214,16 +220,26 @@ _NOT_STARTED = _NotStarted()
 
 
 class _AsyncioTaskStatus(TaskStatus[Any]):
-    __slots__ = ("_future",)
+    """Until ``started()``, a task from ``start()`` belongs to the caller: it
+    hangs below the caller's scope. ``started()`` moves it into the group."""
 
-    def __init__(self, future: Any) -> None:
+    __slots__ = ("_future", "_task", "_core")
+
+    def __init__(self, future: Any, core: Any) -> None:
         self._future = future
+        self._core = core
+        self._task: Any = None
 
     def started(self, value: Any = None) -> None:
         if self._future.done():
+            # A start() whose caller was cancelled no longer waits for this.
+            if self._future.cancelled():
+                return
             raise RuntimeError("called 'started' twice on the same task status")
 
         self._future.set_result(value)
+        if self._task is not None:
+            _cpp.reparent_task(self._task, self._core.scope, self._core.host_id)
 
 
 class _IgnoredTaskStatus(TaskStatus[Any]):
@@ -253,7 +269,7 @@ class TaskGroup(_AbstractTaskGroup):
 
     async def __aenter__(self) -> TaskGroup:
         if self._entered:
-            raise RuntimeError("This task group has already been entered")
+            raise RuntimeError("TaskGroup cannot be entered more than once")
 
         self._entered = True
         if _get_running_loop() is not None:
@@ -271,7 +287,10 @@ class TaskGroup(_AbstractTaskGroup):
         exc_tb: TracebackType | None,
     ) -> bool:
         if self._nursery_cm is not None:
-            return await self._trio_exit(exc_type, exc_val, exc_tb)
+            try:
+                return await self._trio_exit(exc_type, exc_val, exc_tb)
+            finally:
+                del exc_val, exc_tb
 
         core = self._core
         if core is None:
@@ -283,7 +302,14 @@ class TaskGroup(_AbstractTaskGroup):
                 core.exceptions.append(exc_val)
 
         cancelled_while_waiting: BaseException | None = None
-        if core.pending:
+        waited = bool(core.pending)
+        if not waited:
+            # Leaving a task group is a scheduling point even with no children.
+            try:
+                await _cpp.cancel_shielded_checkpoint()
+            except CancelledError as exc:
+                cancelled_while_waiting = exc  # a native task.cancel() of the host
+        else:
             loop = get_running_loop()
             # The host waits for its children whatever happens to it; the scope
             # tree already carries any cancellation to the children.
@@ -312,7 +338,7 @@ class TaskGroup(_AbstractTaskGroup):
                 del group
 
         exc = exc_val if exc_val is not None else cancelled_while_waiting
-        if exc is None:
+        if exc is None and waited:
             origin = _cpp.current_cancel_origin()
             if origin is not None and origin is not self.cancel_scope:
                 # Cancelled from outside while waiting: let the scope that
@@ -344,7 +370,7 @@ class TaskGroup(_AbstractTaskGroup):
         context: Context | None = None,
     ) -> TaskHandle[T]:
         if not isinstance(coro, Coroutine):
-            raise TypeError(f"Expected a coroutine object, got {coro!r}")
+            raise TypeError(f"expected a coroutine, got {coro!r}")
 
         task_name = str(name) if name is not None else _coro_name(coro)
         if context is not None:
@@ -379,7 +405,11 @@ class TaskGroup(_AbstractTaskGroup):
             )
 
         handle: TaskHandle[Any] = TaskHandle(None, coro, name)
-        self._trio_spawn(handle, coro, name)
+        if context is not None:
+            # Trio copies the spawner's context: spawn from inside the given one.
+            context.run(self._trio_spawn, handle, coro, name)
+        else:
+            self._trio_spawn(handle, coro, name)
         return handle
 
     async def start(
@@ -398,15 +428,24 @@ class TaskGroup(_AbstractTaskGroup):
             )
 
         future = get_running_loop().create_future()
-        coro = func(*args, task_status=_AsyncioTaskStatus(future))
+        status = _AsyncioTaskStatus(future, self._core)
+        coro = func(*args, task_status=status)
         check_coroutine(func, coro)
-        handle = self._spawn(coro, _task_name(func, name), future)
+        caller = asyncio.current_task()
+        task = self._core.spawn(
+            coro, _task_name(func, name), future, _cpp.current_scope(), id(caller)
+        )
+        status._task = task
+        handle: TaskHandle[Any] = TaskHandle(task, coro, _task_name(func, name))
         try:
             value = await future
         except CancelledError:
             # The caller was cancelled before the child signalled readiness:
-            # the child belongs to the caller until then, so it goes too.
+            # the child belongs to the caller until then, so it goes too, and
+            # the caller returns only once it is gone.
             handle.cancel()
+            with CancelScope(shield=True):
+                await handle.wait()
             raise
 
         handle._start_value = value
@@ -427,19 +466,24 @@ class TaskGroup(_AbstractTaskGroup):
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool:
+        replacement: BaseException | None = None
         try:
             return bool(await self._nursery_cm.__aexit__(exc_type, exc_val, exc_tb))
         except BaseExceptionGroup as group:
-            import trio
-
-            # Trio groups cancellations with real errors; anyio reports the
-            # errors (Cancelled is noise once something failed).
-            _, rest = group.split(trio.Cancelled)
-            if rest is None:
+            replacement = _translate_trio_group(group)
+            if replacement is None:
                 raise
-            raise BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions)) from None
         finally:
-            self._nursery = None
+            # The nursery keeps its collected exceptions: let go of it.
+            self._nursery = self._nursery_cm = None
+            del exc_val, exc_tb
+
+        # Raised outside the except block, and dropped from this frame, so that
+        # no traceback frame keeps the exceptions alive (reference cycles).
+        try:
+            raise replacement from None
+        finally:
+            del replacement
 
     def _trio_spawn(self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str) -> None:
         import trio
@@ -457,40 +501,101 @@ class TaskGroup(_AbstractTaskGroup):
     ) -> Any:
         import trio
 
-        handle: TaskHandle[Any] = TaskHandle(None, None, _task_name(func, name))  # type: ignore[arg-type]
+        status = _TrioTaskStatus()
+        # Called here, in the caller, so that errors raised while creating the
+        # coroutine (or by a synchronous wrapper) reach the caller directly.
+        coro = func(*args, task_status=status)
+        check_coroutine(func, coro)
+        handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))  # type: ignore[arg-type]
         handle._trio_scope = trio.CancelScope()
         handle._trio_done = trio.Event()
 
         async def child(*, task_status: Any) -> Any:
-            coro = func(*args, task_status=task_status)
-            check_coroutine(func, coro)
-            handle._coro = coro
+            status._attach(task_status)
             return await _run_trio_child(handle, coro)
 
-        value = await self._nursery.start(child, name=handle.name)
+        try:
+            value = await self._nursery.start(child, name=handle.name)
+        except BaseException:
+            coro.close()
+            raise
         handle._start_value = value
         return handle if return_handle else value
+
+
+class _TrioTaskStatus(TaskStatus[Any]):
+    """Collects a ``started()`` made before Trio's own task status exists (the
+    coroutine function is called in the caller), then forwards to it."""
+
+    __slots__ = ("_trio_status", "_pending")
+
+    def __init__(self) -> None:
+        self._trio_status: Any = None
+        self._pending: list[Any] = []
+
+    def _attach(self, trio_status: Any) -> None:
+        self._trio_status = trio_status
+        if self._pending:
+            trio_status.started(self._pending[0])
+
+    def started(self, value: Any = None) -> None:
+        if self._trio_status is not None:
+            try:
+                self._trio_status.started(value)
+            except RuntimeError:
+                raise RuntimeError("called 'started' twice on the same task status") from None
+        elif self._pending:
+            raise RuntimeError("called 'started' twice on the same task status")
+        else:
+            self._pending.append(value)
+
+
+def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """What a task group raises for a nursery's exception group: a lone
+    cancellation for the scope above when nothing else failed; else anyio's
+    group of the real errors (Trio's Cancelled is noise once something failed).
+    None means the group is raised as it is."""
+    import trio
+
+    cancelled, rest = group.split(trio.Cancelled)
+    if rest is None:
+        first: BaseException | None = cancelled
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first
+
+    return BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions))
 
 
 async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:
     import trio
 
+    # The frame holds the handle only weakly: an exception's traceback keeps
+    # this frame alive, and the handle keeps the exception (reference cycle).
+    scope, done = handle._trio_scope, handle._trio_done
+    handle_ref = weakref.ref(handle)
+    del handle
+
+    def record(outcome: tuple[Any, BaseException | None, bool]) -> None:
+        target = handle_ref()
+        if target is not None and target._outcome is None:
+            target._outcome = outcome
+
     try:
-        with handle._trio_scope:
+        with scope:
             try:
                 value = await coro
             except trio.Cancelled as exc:
-                handle._outcome = (None, exc, True)
+                record((None, exc, True))
                 raise
             except BaseException as exc:
-                handle._outcome = (None, exc, False)
+                record((None, exc, False))
                 raise
-            handle._outcome = (value, None, False)
+            record((value, None, False))
             return value
     finally:
-        if handle._outcome is None:
-            handle._outcome = (None, None, True)
-        handle._trio_done.set()
+        record((None, None, True))
+        done.set()
 
 
 def _coro_name(coro: Any) -> str:

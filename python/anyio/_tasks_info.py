@@ -4,11 +4,11 @@ every other task is blocked (for tests)."""
 from __future__ import annotations
 
 import asyncio
-from ._cpp import running_loop as _get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import Any
 
 from . import _cpp
+from ._cpp import running_loop as _get_running_loop
 
 
 class TaskInfo:
@@ -54,7 +54,8 @@ class TaskInfo:
             return False
 
         if isinstance(task, asyncio.Task):
-            if task.cancelling():
+            # A native cancellation counts until it has been delivered.
+            if getattr(task, "_must_cancel", False):
                 return True
             return bool(_cpp.task_cancel_pending(task, task.get_coro()))
 

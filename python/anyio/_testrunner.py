@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import sys
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -20,6 +21,9 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 T = TypeVar("T")
+
+# How long an interrupted Trio run may take to wind down before we give up on it.
+_ABANDON_TIMEOUT = 5.0
 
 _REENTRY_MESSAGE = (
     "Cannot schedule a coroutine in the test runner while another is already "
@@ -65,7 +69,14 @@ class _Job:
 class TestRunner(AbstractContextManager["TestRunner"]):
     """Base of the backend runners: run coroutines and fixtures on one loop."""
 
+    __test__ = False  # not a pytest test class, whatever its name says
     _busy = False
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once closed, or abandoned after an interrupt broke out of a job."""
+        return self._closed
 
     def run_test(
         self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
@@ -85,6 +96,11 @@ class TestRunner(AbstractContextManager["TestRunner"]):
         value: T = self._call(agen.__anext__, {})
 
         def teardown() -> None:
+            if self._closed:
+                # The runner was torn down under the fixture (an interrupt broke
+                # out of a test); the loop already finalised the generator.
+                return
+
             async def finish() -> None:
                 try:
                     await agen.__anext__()
@@ -101,6 +117,8 @@ class TestRunner(AbstractContextManager["TestRunner"]):
     def _call(self, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
         if self._busy:
             raise RuntimeError(_REENTRY_MESSAGE)
+        if self._closed:
+            raise RuntimeError("This test runner has already been closed")
 
         async def invoke() -> Any:
             return await func(**kwargs)
@@ -225,7 +243,7 @@ class AsyncioTestRunner(TestRunner):
                 )
 
     async def _serve(self, jobs: asyncio.Queue[_Job | None]) -> None:
-        while True:
+        while not self._closed:
             try:
                 job = await jobs.get()
             except asyncio.CancelledError:
@@ -297,7 +315,11 @@ class AsyncioTestRunner(TestRunner):
         self._closed = True
         root = self._root
         if root is not None and not root.done():
+            # The job may absorb the cancellation (a cancel scope of its own
+            # can claim it); the closed flag then ends the serve loop.
             root.cancel()
+            if self._jobs is not None:
+                self._jobs.put_nowait(None)
         try:
             self._runner.close()
         except BaseException:
@@ -340,9 +362,21 @@ class TrioTestRunner(TestRunner):
         self._started = False
         self._closed = False
 
-    def _drive_until(self, predicate: Callable[[], bool]) -> None:
+    def _drive_until(
+        self, predicate: Callable[[], bool], timeout: float | None = None
+    ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not predicate():
-            callback = self._callbacks.get()
+            if deadline is None:
+                callback = self._callbacks.get()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    callback = self._callbacks.get(timeout=remaining)
+                except queue.Empty:
+                    return
             callback()
 
     def _set_outcome(self, run_outcome: Any) -> None:
@@ -396,7 +430,8 @@ class TrioTestRunner(TestRunner):
             raise
 
         if not job.done:
-            outcome, self._run_outcome = self._run_outcome, None
+            outcome: Any = self._run_outcome
+            self._run_outcome = None
             self._closed = True
             outcome.unwrap()
             raise RuntimeError("The Trio test runner stopped while running a job")
@@ -407,9 +442,12 @@ class TrioTestRunner(TestRunner):
         if self._token is None or self._run_outcome is not None:
             return
 
+        # Bounded: a task that ignores cancellation must not hang the session.
         try:
             self._token.run_sync_soon(self._scope.cancel)
-            self._drive_until(lambda: self._run_outcome is not None)
+            self._drive_until(
+                lambda: self._run_outcome is not None, timeout=_ABANDON_TIMEOUT
+            )
         except BaseException:
             pass
 
@@ -423,7 +461,8 @@ class TrioTestRunner(TestRunner):
 
         self._token.run_sync_soon(self._send.send_nowait, None)
         self._drive_until(lambda: self._run_outcome is not None)
-        outcome, self._run_outcome = self._run_outcome, None
+        outcome: Any = self._run_outcome
+        self._run_outcome = None
         outcome.unwrap()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from ._cpp import running_loop as _get_running_loop
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
@@ -11,6 +10,7 @@ from weakref import WeakKeyDictionary
 
 from . import _cpp
 from ._backend import current_backend
+from ._cpp import running_loop as _get_running_loop
 
 T = TypeVar("T")
 D = TypeVar("D")

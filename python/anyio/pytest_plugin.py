@@ -77,7 +77,11 @@ def get_runner(
     fixture keeps one event loop alive for all the tests inside its scope.
     """
     for entry in _open_runners:
-        if entry.backend == backend_name and entry.options == backend_options:
+        if (
+            entry.backend == backend_name
+            and entry.options == backend_options
+            and not entry.runner.closed
+        ):
             break
     else:
         entry = _OpenRunner(

@@ -1,0 +1,86 @@
+"""pytest plugin loaded into each conformance run: one JSON line per event.
+
+Lines are flushed as they happen, so a run that crashes (or is killed for
+hanging) still tells which tests finished and which one was running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+_stream: Any = None
+
+
+def _emit(record: dict[str, Any]) -> None:
+    if _stream is not None:
+        _stream.write(json.dumps(record) + "\n")
+        _stream.flush()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _stream
+    path = os.environ.get("CONFORMANCE_RECORD")
+    if path:
+        _stream = open(path, "a", encoding="utf-8")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _stream
+    if _stream is not None:
+        _stream.close()
+        _stream = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # A resumed run skips the tests an earlier, crashed process already ran.
+    path = os.environ.get("CONFORMANCE_SKIP")
+    if not path:
+        return
+
+    with open(path, encoding="utf-8") as file:
+        done = {line.strip() for line in file if line.strip()}
+    skipped = [item for item in items if item.nodeid in done]
+    if skipped:
+        items[:] = [item for item in items if item.nodeid not in done]
+        config.hook.pytest_deselected(items=skipped)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        _emit(
+            {
+                "event": "collect-error",
+                "nodeid": report.nodeid,
+                "message": str(report.longrepr)[-2000:],
+            }
+        )
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    for item in items:
+        _emit({"event": "deselected", "nodeid": item.nodeid})
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    _emit({"event": "start", "nodeid": nodeid})
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    record = {
+        "event": "report",
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "xfail": hasattr(report, "wasxfail"),
+        "duration": round(report.duration, 3),
+    }
+    if report.failed:
+        record["message"] = report.longreprtext[-1500:]
+    _emit(record)
