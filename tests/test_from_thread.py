@@ -221,3 +221,10 @@ async def test_many_round_trips() -> None:
         return sum(from_thread.run_sync(int, str(i)) for i in range(500))
 
     assert await to_thread.run_sync(worker) == sum(range(500))
+
+
+async def test_token_from_its_own_loop_thread() -> None:
+    # Waiting would deadlock the loop; Trio itself raises this, and so do we
+    # on asyncio (where upstream anyio would hang).
+    with pytest.raises(RuntimeError, match="blocking function"):
+        from_thread.run_sync(int, token=current_token())

@@ -82,12 +82,28 @@ class _TrioMarker:
     is_trio = True
 
 
+def _in_loop_of(native: Any, is_trio: bool) -> bool:
+    if not is_trio:
+        return native is _cpp.running_loop()
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        return trio.lowlevel.current_trio_token() is native  # type: ignore[no-any-return]
+    except RuntimeError:
+        return False
+
+
 def request_via_token(
     token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]
 ) -> Any:
     """Run func(*args) on the loop behind `token` from any thread and wait."""
     native = token.native_token
     is_trio = getattr(token.backend_class, "name", None) == "trio"
+    if _in_loop_of(native, is_trio):
+        # Waiting here would block the very loop that has to answer.
+        raise RuntimeError("this is a blocking function; call it from a thread")
+
     context = request_context("trio" if is_trio else "asyncio")
     request = _cpp.new_thread_request(is_async, func, args, context)
     if is_trio:
