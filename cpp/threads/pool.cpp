@@ -2,6 +2,7 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <thread>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -386,7 +387,9 @@ void run_posted(Pool* p, PyObject* call) {
 }
 
 std::atomic<bool> g_spinning{false};
-double g_spin_seconds = 50e-6;
+// Polling only pays when a spare core runs the poller: with two cores or fewer
+// it takes CPU time from the event loop thread it waits for (measured).
+double g_spin_seconds = std::thread::hardware_concurrency() > 2 ? 50e-6 : 0.0;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
