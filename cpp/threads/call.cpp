@@ -878,8 +878,8 @@ PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   Py_DECREF(ctx);
   if (!req) return nullptr;
   Py_INCREF(req);
-  if (pool_push(c->pool, ITEM_REQUEST, req)) pool_wakeup(c->pool);
-  PyObject* r = request_wait(reinterpret_cast<Request*>(req), c->pool);
+  bool wake = pool_push(c->pool, ITEM_REQUEST, req);
+  PyObject* r = request_wait(reinterpret_cast<Request*>(req), c->pool, wake);
   Py_DECREF(req);
   return r;
 }

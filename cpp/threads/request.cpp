@@ -411,11 +411,13 @@ void request_run_sync(Request* r) {
   }
 }
 
-PyObject* request_wait(Request* r, Pool* pool) {
+PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   Py_INCREF(r);
+  if (wake && pool && r->done) pool_wakeup(pool);
   if (!r->done) {
     double spin = worker_spin_seconds();
     Py_BEGIN_ALLOW_THREADS
+    if (wake && pool) pool_wakeup(pool);
     // The loop usually answers within microseconds: poll for a moment
     // before sleeping, which saves this thread a futex wake-up.
     if (spin > 0) {

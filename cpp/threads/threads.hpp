@@ -121,7 +121,9 @@ void request_finish(Request* r, PyObject* result, PyObject* exc);  // borrows bo
 void request_run_sync(Request* r);
 // Releases the GIL while waiting. With a pool, gives up with RunFinishedError
 // once the pool's event loop has finished (nothing would ever answer).
-PyObject* request_wait(Request* r, Pool* pool = nullptr);
+// `wake`: the pool's loop still has to be woken; done once the GIL is released,
+// so the loop does not wake into a GIL this thread holds.
+PyObject* request_wait(Request* r, Pool* pool = nullptr, bool wake = false);
 bool pool_loop_finished(Pool* p);  // GIL held
 PyObject* run_finished_error();
 
