@@ -272,3 +272,20 @@ async def test_no_warnings_on_normal_use() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         await to_thread.run_sync(int)
+
+
+async def test_native_task_cancel_ends_wait(anyio_backend_name: str) -> None:
+    # asyncio's own Task.cancel() (as asyncio.wait_for uses) ends the wait at
+    # once, as it would for a future; anyio scopes still respect the shield.
+    if anyio_backend_name != "asyncio":
+        pytest.skip("asyncio only")
+
+    import asyncio
+
+    release = threading.Event()
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(to_thread.run_sync(release.wait, 5), 0.05)
+
+    assert time.monotonic() - start < 2
+    release.set()
