@@ -193,7 +193,8 @@ async def open_process(
     # worker thread; shielded, since a child spawned behind a cancelled caller's
     # back would be left running with nobody to reap it.
     with CancelScope(shield=True):
-        popen = await to_thread.run_sync(spawn)
+        # (no text mode is asked for, so the pipes are binary)
+        popen = cast("subprocess.Popen[bytes]", await to_thread.run_sync(spawn))
 
     process = _Process(popen)
     try:
