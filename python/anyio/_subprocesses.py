@@ -162,7 +162,7 @@ async def open_process(
     :param stdout: likewise, also ``STDOUT`` for stderr
     :param stderr: likewise
     """
-    from .lowlevel import checkpoint
+    from .lowlevel import checkpoint, checkpoint_if_cancelled
 
     shell = isinstance(command, (str, bytes))
     kwargs: dict[str, Any] = {}
@@ -189,6 +189,9 @@ async def open_process(
         bufsize=0,
         **kwargs,
     )
+    # An already cancelled caller gets no child at all
+    await checkpoint_if_cancelled()
+
     # Popen blocks until the child has exec'd (or failed to), so it runs in a
     # worker thread; shielded, since a child spawned behind a cancelled caller's
     # back would be left running with nobody to reap it.
