@@ -424,3 +424,11 @@ class TLSConnectable(ByteStreamConnectable):
         except BaseException:
             await aclose_forcefully(stream)
             raise
+
+
+__all__ = (
+    "TLSAttribute",
+    "TLSConnectable",
+    "TLSListener",
+    "TLSStream",
+)
