@@ -29,7 +29,8 @@ OUTCOMES = (
     "crashed",
     "timeout",
 )
-MAX_RESUMES = 8
+MAX_RESUMES = 25
+HARD_TIMEOUT_EXIT = 70  # see _recorder
 
 # Our own settings for upstream's suite (upstream keeps them in its pyproject.toml,
 # which we do not unpack): auto mode, strict xfail, warnings as errors.
@@ -221,7 +222,12 @@ def run_file(path: str, options: RunOptions) -> FileResult:
 
         with tempfile.TemporaryDirectory() as tmp:
             record = Path(tmp) / "record.jsonl"
-            env = {**options.env, "CONFORMANCE_RECORD": str(record)}
+            env = {
+                **options.env,
+                "CONFORMANCE_RECORD": str(record),
+                # Past pytest-timeout's own limit, the watchdog ends the process.
+                "CONFORMANCE_HARD_TIMEOUT": str(options.test_timeout + 15),
+            }
             if attempt:
                 # Resume after the crash: skip everything already reported.
                 done_file = Path(tmp) / "done.txt"
@@ -242,7 +248,7 @@ def run_file(path: str, options: RunOptions) -> FileResult:
                     stdout=log,
                     timeout=min(options.file_timeout, remaining),
                 )
-                killed = exit_code is None
+                killed = exit_code is None or exit_code == HARD_TIMEOUT_EXIT
             finally:
                 if log is not subprocess.DEVNULL:
                     log.close()
