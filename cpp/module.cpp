@@ -9,6 +9,9 @@ int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
 int register_task_group(PyObject* module);
 int register_checkpoint(PyObject* module);
+int register_threads(PyObject* module);
+int register_sync(PyObject* module);
+int register_memory(PyObject* module);
 }  // namespace anyio
 
 namespace py = pybind11;
@@ -54,6 +57,7 @@ void init_globals() {
   G.s_cancelled = intern("cancelled");
   G.s_exception = intern("exception");
   G.s_get_loop = intern("get_loop");
+  G.s_must_cancel = intern("_must_cancel");
   // Cold paths and the Trio side are Python; the module stays importable
   // without Trio installed.
   G.glue = py::module_::import("anyio._glue").release().ptr();
@@ -73,4 +77,7 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_task_coro(mod));
   check(anyio::register_task_group(mod));
   check(anyio::register_checkpoint(mod));
+  check(anyio::register_threads(mod));
+  check(anyio::register_sync(mod));
+  check(anyio::register_memory(mod));
 }

@@ -190,7 +190,10 @@ async def test_scope_reuse_raises() -> None:
 
 ASYNCIO_ONLY = pytest.mark.parametrize(
     "anyio_backend",
-    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")],
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
+    ],
 )
 
 
@@ -345,7 +348,8 @@ def test_cancelled_waiters_cost_no_iterations(child_kind: str) -> None:
         return selector.selects - before
 
     spent = anyio.run(
-        main, backend_options={"loop_factory": lambda: asyncio.SelectorEventLoop(selector)}
+        main,
+        backend_options={"loop_factory": lambda: asyncio.SelectorEventLoop(selector)},
     )
     # A handful of iterations to deliver and wake; a polling design spends one
     # per loop pass for 0.2 s (thousands).

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.anyio
 
 ASYNCIO_ONLY = pytest.mark.parametrize(
     "anyio_backend",
-    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")],
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
+    ],
 )
 
 

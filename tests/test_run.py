@@ -17,7 +17,10 @@ def test_run_returns_value_on_each_backend() -> None:
         return a + b
 
     assert anyio.run(add, 1, 2) == 3
-    assert anyio.run(add, 1, 2, backend="asyncio", backend_options={"use_uvloop": True}) == 3
+    assert (
+        anyio.run(add, 1, 2, backend="asyncio", backend_options={"use_uvloop": True})
+        == 3
+    )
     assert anyio.run(add, 1, 2, backend="trio") == 3
 
 
@@ -42,7 +45,9 @@ def test_run_inside_running_loop_raises() -> None:
         pass
 
     async def outer() -> None:
-        with pytest.raises(RuntimeError, match="Already running asyncio in this thread"):
+        with pytest.raises(
+            RuntimeError, match="Already running asyncio in this thread"
+        ):
             anyio.run(inner)
 
     anyio.run(outer)
@@ -74,7 +79,10 @@ def test_main_task_named_after_function() -> None:
     async def main() -> str | None:
         return anyio.get_current_task().name
 
-    assert anyio.run(main) == f"{__name__}.test_main_task_named_after_function.<locals>.main"
+    assert (
+        anyio.run(main)
+        == f"{__name__}.test_main_task_named_after_function.<locals>.main"
+    )
 
 
 def test_backends() -> None:

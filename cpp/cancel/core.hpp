@@ -43,6 +43,7 @@ struct TaskState {
   bool finished = false;
   int native_cancels = 0;         // unwrapped: task.cancel() calls not yet uncancelled
   size_t parent_id = 0;           // id() of the task that spawned this one, 0 if unknown
+  long cancel_baseline = -1;      // task.cancelling() when we first saw it cancelled, -1 if not
 };
 
 struct CancelScope {
@@ -112,6 +113,10 @@ TaskState* current_task_state(bool create);
 CancelScope* effective_cancel(TaskState* t);
 // Same, starting from an arbitrary scope.
 CancelScope* effective_cancel_from(CancelScope* s);
+// Remembers task.cancelling() the first time a scope's cancellation is seen
+// to reach the task, so that native cancel requests made afterwards can be told
+// apart from ours when a scope decides whether to swallow the error.
+void observe_cancel(TaskState* t);
 // A new CancelledError carrying the scope's message.
 PyObject* make_cancelled_error(CancelScope* origin);
 // Marks the scope cancelled (with `reason`), delivers to every task below it.

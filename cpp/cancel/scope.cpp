@@ -350,15 +350,25 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   }
   if (ours && t->task) {
     // A native cancellation (task.cancel() by someone else) requested on top of
-    // ours must not be swallowed along with it.
-    PyObject* n = call_method0(t->task, G.s_cancelling);
-    if (!n) {
-      Py_XDECREF(rest);
-      return nullptr;
+    // ours -- still pending, or already merged into our error by asyncio --
+    // must not be swallowed along with it.
+    PyObject* pending = PyObject_GetAttr(t->task, G.s_must_cancel);
+    if (!pending) {
+      PyErr_Clear();
+    } else {
+      if (pending == Py_True) ours = false;
+      Py_DECREF(pending);
     }
-    long requested = PyLong_AsLong(n);
-    Py_DECREF(n);
-    if (requested > t->native_cancels) ours = false;
+    if (ours && t->cancel_baseline >= 0) {
+      PyObject* n = call_method0(t->task, G.s_cancelling);
+      if (!n) {
+        Py_XDECREF(rest);
+        return nullptr;
+      }
+      long requested = PyLong_AsLong(n);
+      Py_DECREF(n);
+      if (requested > t->cancel_baseline + t->native_cancels) ours = false;
+    }
   }
   if (ours) {
     bool parent_visible = !self->shield && parent && effective_cancel_from(parent);
@@ -375,6 +385,7 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
       }
     }
   }
+  if (swallow && !effective_cancel(t)) t->cancel_baseline = -1;
   bool timed_out = swallow && self->fail_on_timeout && self->deadline_reached;
   bool still_cancelled = !t->wrapped && !t->finished && effective_cancel(t);
   cs_release_links(self);
@@ -750,8 +761,22 @@ PyObject* new_detached_scope() {
   return reinterpret_cast<PyObject*>(cs_alloc(CancelScopeType, inf(), false));
 }
 
+bool has_marker(PyObject* exc);
+
+// Ours: a CancelledError carrying a cancel scope's message, or one raised
+// while handling such an error (`raise CancelledError from exc`).
 bool is_scope_cancelled_error(PyObject* exc) {
   if (!PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) return false;
+  if (has_marker(exc)) return true;
+  auto* base = reinterpret_cast<PyBaseExceptionObject*>(exc);
+  for (PyObject* link : {base->cause, base->context}) {
+    if (link && PyObject_TypeCheck(link, reinterpret_cast<PyTypeObject*>(G.CancelledError)) && has_marker(link))
+      return true;
+  }
+  return false;
+}
+
+bool has_marker(PyObject* exc) {
   PyObject* args = reinterpret_cast<PyBaseExceptionObject*>(exc)->args;
   if (!args || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 1) return false;
   PyObject* msg = PyTuple_GET_ITEM(args, 0);
@@ -764,6 +789,21 @@ bool is_scope_cancelled_error(PyObject* exc) {
   }
   size_t mlen = sizeof(kMarker) - 1;
   return static_cast<size_t>(size) >= mlen && std::strncmp(utf, kMarker, mlen) == 0;
+}
+
+void observe_cancel(TaskState* t) {
+  if (t->cancel_baseline >= 0 || !t->task) return;
+  PyObject* n = call_method0(t->task, G.s_cancelling);
+  if (!n) {
+    PyErr_Clear();
+    return;
+  }
+  t->cancel_baseline = PyLong_AsLong(n);
+  Py_DECREF(n);
+  if (t->cancel_baseline < 0) {
+    PyErr_Clear();
+    t->cancel_baseline = -1;
+  }
 }
 
 PyObject* make_cancelled_error(CancelScope* origin) {
@@ -829,6 +869,7 @@ int deliver(TaskState* t) {
   if (t->finished || !t->task) return 0;
   CancelScope* origin = effective_cancel(t);
   if (!origin) return 0;
+  observe_cancel(t);
   if (t->wrapped) {
     // Running now: the wrapper throws at the next suspension. Suspended on a
     // bare yield: it throws when resumed. Waiting on a future: cancel that

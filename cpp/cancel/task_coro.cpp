@@ -1,10 +1,9 @@
 // TaskCoro: the coroutine wrapper that asyncio's Task steps for every task this
 // package spawns. It forwards send/throw to the user's coroutine and, because it
 // sees each suspension and resumption, delivers level cancellation there:
-//  - the coroutine is about to suspend while its task is effectively cancelled:
-//    the awaited future is cancelled (as Task.cancel() would) and CancelledError
-//    is thrown in at once -- at most once per step, so a coroutine that keeps
-//    swallowing the error still lets the loop run between attempts;
+//  - the coroutine is about to suspend on a future while its task is
+//    effectively cancelled: the future is cancelled (as Task.cancel() would),
+//    so the task wakes on the next loop pass with CancelledError;
 //  - it is resumed after a bare `yield` (sleep(0)) while cancelled: the
 //    CancelledError is thrown in instead of resuming it;
 //  - it is resumed with the value of a future: the value is delivered (a result
@@ -76,28 +75,17 @@ int cancel_awaited(PyObject* y, CancelScope* origin) {
 }
 
 PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
-  int thrown = 0;
-  while (r == PYGEN_NEXT) {
-    CancelScope* origin = effective_cancel(&self->st);
-    if (!origin) break;
-    PyObject* y = *out;
-    if (y != Py_None && cancel_awaited(y, origin) < 0) {
-      // Keep going: the coroutine still needs its CancelledError.
-      PyErr_WriteUnraisable(y);
-    }
-    if (thrown++) break;
-    Py_DECREF(y);
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      break;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  }
   if (r == PYGEN_NEXT) {
     PyObject* y = *out;
+    // About to suspend while cancelled: cancel what it waits on, as
+    // Task.cancel() would, and let the loop wake it with the error. Going
+    // through the loop (rather than throwing in at once) keeps the order of
+    // events asyncio code expects, e.g. a task.cancel() queued before the
+    // suspension still lands in the same wake-up, and never starves the loop
+    // when a coroutine keeps swallowing the error.
+    CancelScope* origin = effective_cancel(&self->st);
+    if (origin) observe_cancel(&self->st);
+    if (origin && y != Py_None && cancel_awaited(y, origin) < 0) PyErr_WriteUnraisable(y);
     if (y == Py_None) {
       self->st.bare_yield = true;
     } else {
@@ -150,6 +138,7 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   CancelScope* origin = nullptr;
   if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
     self->st.bare_yield = false;
+    observe_cancel(&self->st);
     PyObject* exc = make_cancelled_error(origin);
     if (!exc) {
       *out = nullptr;

@@ -78,6 +78,7 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   if (t && self->kind != SHIELDED) {
     CancelScope* origin = effective_cancel(t);
     if (origin) {
+      observe_cancel(t);
       PyObject* exc = make_cancelled_error(origin);
       if (exc) {
         PyErr_SetObject(G.CancelledError, exc);

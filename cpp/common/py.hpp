@@ -78,6 +78,7 @@ struct Globals {
   PyObject* s_cancelled = nullptr;
   PyObject* s_exception = nullptr;
   PyObject* s_get_loop = nullptr;
+  PyObject* s_must_cancel = nullptr;
 };
 
 extern Globals G;

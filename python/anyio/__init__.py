@@ -6,29 +6,6 @@ API and imports from the private module that implements it.
 
 from __future__ import annotations
 
-# -- synchronization primitives -----------------------------------------------
-# -- memory object streams ----------------------------------------------------
-# -- typed attributes, resources, context manager mixins ----------------------
-# -- files, paths, temporary files --------------------------------------------
-# -- concurrency utilities (gather, as_completed, amap) -----------------------
-# -- networking, subprocesses, signals ----------------------------------------
-# -- submodules ----------------------------------------------------------------
-from . import abc as abc
-from . import lowlevel as lowlevel
-
-# -- running, backends, time (foundation) -------------------------------------
-from ._backend import get_all_backends as get_all_backends
-from ._backend import get_available_backends as get_available_backends
-from ._backend import get_cancelled_exc_class as get_cancelled_exc_class
-
-# -- cancel scopes, task groups, task introspection ---------------------------
-from ._cancel import CancelScope as CancelScope
-from ._cancel import current_effective_deadline as current_effective_deadline
-from ._cancel import fail_after as fail_after
-from ._cancel import fail_at as fail_at
-from ._cancel import move_on_after as move_on_after
-from ._cancel import move_on_at as move_on_at
-
 # -- exceptions ---------------------------------------------------------------
 from ._exceptions import BrokenResourceError as BrokenResourceError
 from ._exceptions import BrokenWorkerInterpreter as BrokenWorkerInterpreter
@@ -50,7 +27,24 @@ from ._exceptions import TaskFailed as TaskFailed
 from ._exceptions import TaskNotFinished as TaskNotFinished
 from ._exceptions import TypedAttributeLookupError as TypedAttributeLookupError
 from ._exceptions import WouldBlock as WouldBlock
+
+# -- running, backends, time (foundation) -------------------------------------
+from ._backend import get_all_backends as get_all_backends
+from ._backend import get_available_backends as get_available_backends
+from ._backend import get_cancelled_exc_class as get_cancelled_exc_class
 from ._run import run as run
+from ._time import current_time as current_time
+from ._time import sleep as sleep
+from ._time import sleep_forever as sleep_forever
+from ._time import sleep_until as sleep_until
+
+# -- cancel scopes, task groups, task introspection ---------------------------
+from ._cancel import CancelScope as CancelScope
+from ._cancel import current_effective_deadline as current_effective_deadline
+from ._cancel import fail_after as fail_after
+from ._cancel import fail_at as fail_at
+from ._cancel import move_on_after as move_on_after
+from ._cancel import move_on_at as move_on_at
 from ._taskgroup import TASK_STATUS_IGNORED as TASK_STATUS_IGNORED
 from ._taskgroup import TaskHandle as TaskHandle
 from ._taskgroup import create_task_group as create_task_group
@@ -58,7 +52,80 @@ from ._tasks_info import TaskInfo as TaskInfo
 from ._tasks_info import get_current_task as get_current_task
 from ._tasks_info import get_running_tasks as get_running_tasks
 from ._tasks_info import wait_all_tasks_blocked as wait_all_tasks_blocked
-from ._time import current_time as current_time
-from ._time import sleep as sleep
-from ._time import sleep_forever as sleep_forever
-from ._time import sleep_until as sleep_until
+
+# -- synchronization primitives -----------------------------------------------
+from ._sync import CapacityLimiter as CapacityLimiter
+from ._sync import CapacityLimiterStatistics as CapacityLimiterStatistics
+from ._sync import Condition as Condition
+from ._sync import ConditionStatistics as ConditionStatistics
+from ._sync import Event as Event
+from ._sync import EventStatistics as EventStatistics
+from ._sync import Future as Future
+from ._sync import Lock as Lock
+from ._sync import LockStatistics as LockStatistics
+from ._sync import ResourceGuard as ResourceGuard
+from ._sync import Semaphore as Semaphore
+from ._sync import SemaphoreStatistics as SemaphoreStatistics
+
+# -- memory object streams ----------------------------------------------------
+from .streams.memory import create_memory_object_stream as create_memory_object_stream
+
+# -- typed attributes, resources, context manager mixins ----------------------
+from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
+from ._contextmanagers import ContextManagerMixin as ContextManagerMixin
+from ._resources import aclose_forcefully as aclose_forcefully
+from ._typedattr import TypedAttributeProvider as TypedAttributeProvider
+from ._typedattr import TypedAttributeSet as TypedAttributeSet
+from ._typedattr import typed_attribute as typed_attribute
+
+# -- files, paths, temporary files --------------------------------------------
+from ._fileio import AsyncFile as AsyncFile
+from ._fileio import Path as Path
+from ._fileio import open_file as open_file
+from ._fileio import wrap_file as wrap_file
+from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
+from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
+from ._tempfile import TemporaryDirectory as TemporaryDirectory
+from ._tempfile import TemporaryFile as TemporaryFile
+from ._tempfile import gettempdir as gettempdir
+from ._tempfile import gettempdirb as gettempdirb
+from ._tempfile import mkdtemp as mkdtemp
+from ._tempfile import mkstemp as mkstemp
+
+# -- concurrency utilities (gather, as_completed, amap) -----------------------
+from ._concurrency_utils import amap as amap
+from ._concurrency_utils import as_completed as as_completed
+from ._concurrency_utils import gather as gather
+
+# -- networking, subprocesses, signals ----------------------------------------
+from ._signals import open_signal_receiver as open_signal_receiver
+from ._sockets import TCPConnectable as TCPConnectable
+from ._sockets import UNIXConnectable as UNIXConnectable
+from ._sockets import as_connectable as as_connectable
+from ._sockets import connect_tcp as connect_tcp
+from ._sockets import connect_unix as connect_unix
+from ._sockets import create_connected_udp_socket as create_connected_udp_socket
+from ._sockets import (
+    create_connected_unix_datagram_socket as create_connected_unix_datagram_socket,
+)
+from ._sockets import create_tcp_listener as create_tcp_listener
+from ._sockets import create_udp_socket as create_udp_socket
+from ._sockets import create_unix_datagram_socket as create_unix_datagram_socket
+from ._sockets import create_unix_listener as create_unix_listener
+from ._sockets import getaddrinfo as getaddrinfo
+from ._sockets import getnameinfo as getnameinfo
+from ._sockets import notify_closing as notify_closing
+from ._sockets import wait_readable as wait_readable
+from ._sockets import wait_socket_readable as wait_socket_readable
+from ._sockets import wait_socket_writable as wait_socket_writable
+from ._sockets import wait_writable as wait_writable
+from ._subprocesses import open_process as open_process
+from ._subprocesses import run_process as run_process
+
+# -- submodules ----------------------------------------------------------------
+from . import abc as abc
+from . import functools as functools
+from . import itertools as itertools
+from . import lowlevel as lowlevel
+from . import to_interpreter as to_interpreter
+from . import to_process as to_process

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import sys
+import weakref
 from asyncio import CancelledError, get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
@@ -569,22 +570,32 @@ def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseExcep
 async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:
     import trio
 
+    # The frame holds the handle only weakly: an exception's traceback keeps
+    # this frame alive, and the handle keeps the exception (reference cycle).
+    scope, done = handle._trio_scope, handle._trio_done
+    handle_ref = weakref.ref(handle)
+    del handle
+
+    def record(outcome: tuple[Any, BaseException | None, bool]) -> None:
+        target = handle_ref()
+        if target is not None and target._outcome is None:
+            target._outcome = outcome
+
     try:
-        with handle._trio_scope:
+        with scope:
             try:
                 value = await coro
             except trio.Cancelled as exc:
-                handle._outcome = (None, exc, True)
+                record((None, exc, True))
                 raise
             except BaseException as exc:
-                handle._outcome = (None, exc, False)
+                record((None, exc, False))
                 raise
-            handle._outcome = (value, None, False)
+            record((value, None, False))
             return value
     finally:
-        if handle._outcome is None:
-            handle._outcome = (None, None, True)
-        handle._trio_done.set()
+        record((None, None, True))
+        done.set()
 
 
 def _coro_name(coro: Any) -> str:

@@ -24,7 +24,7 @@ async def sleep(delay: float) -> None:
         await _cpp.checkpoint()
         return
 
-    await _cpp.checkpoint_if_cancelled()
+    # Cancellation reaches the task where it suspends (see docs/design.md).
     await asyncio.sleep(delay)
 
 

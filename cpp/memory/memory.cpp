@@ -1,0 +1,1064 @@
+// Memory object streams: the shared state (buffer, open-clone counts, FIFO
+// queues of parked senders and receivers), the two stream base types whose
+// methods are CPython slots, and the awaitable that every send/receive/__anext__
+// returns.
+//
+// One awaitable (`Op`) is also the waiter node: when an operation cannot
+// complete at once it links itself into the state's queue and parks, so parking
+// costs one future and no other allocation. The state owns a reference to every
+// linked Op. Whoever completes a parked Op (a peer's send/receive, or a close)
+// first unlinks it, records the outcome in it (the item, or which error), and
+// only then wakes its task; a woken task reads its outcome from the Op. An item
+// therefore always has exactly one owner: the buffer, a sender's Op or a
+// receiver's Op, never two and never none.
+//
+// asyncio: an Op is a C awaitable. It checks for cancellation, tries the
+// operation, and either yields once with cancellation held off (the operation
+// already happened, so it must not be undone by a cancel landing on that yield)
+// or parks on a loop future. A cancellation that reaches a parked Op whose
+// outcome was already decided hands the item back (receive) or reports success
+// (send) so nothing is lost or duplicated.
+//
+// Trio: the Op forwards to a small Python coroutine (anyio.streams.memory) that
+// parks with trio.lowlevel.wait_task_rescheduled; the queues and items stay here.
+#include <cstdio>
+#include <cstring>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "cancel/core.hpp"
+
+namespace anyio {
+namespace {
+
+// Set once by anyio.streams.memory: the exception types and Python helpers.
+struct Config {
+  PyObject* WouldBlock = nullptr;
+  PyObject* EndOfStream = nullptr;
+  PyObject* ClosedResourceError = nullptr;
+  PyObject* BrokenResourceError = nullptr;
+  PyObject* statistics_cls = nullptr;  // MemoryObjectStreamStatistics
+  PyObject* trio_runner = nullptr;     // async def(op): the Trio side of one operation
+  PyObject* trio_reschedule = nullptr; // trio.lowlevel.reschedule, set on first Trio use
+  PyObject* abort_succeeded = nullptr; // trio.lowlevel.Abort.SUCCEEDED
+  PyObject* s_uncancel = nullptr;
+};
+Config cfg;
+
+struct State;
+struct Op;
+
+struct Stream {
+  PyObject_HEAD
+  State* state;  // strong
+  unsigned char closed;
+  unsigned char is_send;
+};
+
+struct Queue {
+  Op* head = nullptr;
+  Op* tail = nullptr;
+  Py_ssize_t count = 0;
+};
+
+struct State {
+  PyObject_HEAD
+  std::deque<PyObject*>* buffer;  // strong references, oldest first
+  Py_ssize_t max;                 // the limit, math.inf and huge ints clamped
+  PyObject* max_obj;              // the limit as given, for statistics()
+  Py_ssize_t open_send;
+  Py_ssize_t open_recv;
+  Queue* senders;
+  Queue* receivers;
+};
+
+enum Kind : unsigned char { K_SEND = 0, K_RECV = 1, K_ANEXT = 2 };
+enum Phase : unsigned char { P_FRESH, P_YIELDED, P_PARKED, P_TRIO, P_DONE };
+enum Outcome : unsigned char { O_WAITING, O_GRANTED, O_END, O_CLOSED, O_BROKEN };
+
+struct Op {
+  PyObject_HEAD
+  Op* prev;
+  Op* next;
+  Stream* stream;     // strong
+  PyObject* item;     // send: the item until delivered; receive: the item received
+  PyObject* waker;    // asyncio: the future parked on; Trio: the task
+  PyObject* inner;    // Trio: the coroutine we forward to
+  PyObject* shielded; // owner of the TaskState whose shielded_yield we set
+  unsigned char kind;
+  unsigned char phase;
+  unsigned char outcome;
+  unsigned char linked;
+  unsigned char on_trio;
+};
+
+PyTypeObject* StateType = nullptr;
+PyTypeObject* SendBaseType = nullptr;
+PyTypeObject* RecvBaseType = nullptr;
+PyTypeObject* OpType = nullptr;
+
+bool configured() {
+  if (cfg.WouldBlock) return true;
+  PyErr_SetString(PyExc_RuntimeError, "anyio.streams.memory is not initialised");
+  return false;
+}
+
+// --- queues ------------------------------------------------------------------
+
+Queue& queue_of(State* st, Op* op) { return op->kind == K_SEND ? *st->senders : *st->receivers; }
+
+void q_push(Queue& q, Op* op) {
+  Py_INCREF(op);
+  op->prev = q.tail;
+  op->next = nullptr;
+  if (q.tail) q.tail->next = op;
+  else q.head = op;
+  q.tail = op;
+  q.count++;
+  op->linked = 1;
+}
+
+// Unlinks `op`; the caller inherits the reference the queue held.
+void q_remove(Queue& q, Op* op) {
+  if (op->prev) op->prev->next = op->next;
+  else q.head = op->next;
+  if (op->next) op->next->prev = op->prev;
+  else q.tail = op->prev;
+  op->prev = op->next = nullptr;
+  q.count--;
+  op->linked = 0;
+}
+
+// A parked asyncio waiter whose future is already done was cancelled natively
+// (task.cancel() or a cancel scope cancelling the future): it must not be
+// handed an item, since its task wakes into CancelledError.
+bool waiter_live(Op* w) {
+  if (w->on_trio) return true;  // Trio aborts unlink synchronously
+  PyObject* d = call_method0(w->waker, G.s_done);
+  if (!d) {
+    PyErr_WriteUnraisable(w->waker);
+    return true;
+  }
+  bool live = d == Py_False;
+  Py_DECREF(d);
+  return live;
+}
+
+Op* first_live(Queue& q) {
+  while (Op* w = q.head) {
+    if (waiter_live(w)) return w;
+    q_remove(q, w);  // its own throw() sees it unlinked and just re-raises
+    Py_DECREF(w);
+  }
+  return nullptr;
+}
+
+// Wakes an unlinked waiter whose outcome is set. Failures (a closed loop, say)
+// cannot be reported to the caller without undoing the transfer, so they are
+// reported as unraisable.
+void wake(Op* w, bool check_done) {
+  PyObject* r;
+  if (w->on_trio) {
+    r = PyObject_CallOneArg(cfg.trio_reschedule, w->waker);
+  } else {
+    if (check_done && !waiter_live(w)) return;
+    r = call_method1(w->waker, G.s_set_result, Py_None);
+  }
+  if (!r) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(w));
+  Py_XDECREF(r);
+}
+
+// Hands `item` (stolen) to the waiting receiver `w` (linked in `q`).
+void grant_receiver(Queue& q, Op* w, PyObject* item) {
+  q_remove(q, w);
+  Py_XSETREF(w->item, item);
+  w->outcome = O_GRANTED;
+  wake(w, false);
+  Py_DECREF(w);
+}
+
+// Takes the item of the waiting sender `w` (linked in `q`); returns it (new ref).
+PyObject* take_from_sender(Queue& q, Op* w) {
+  q_remove(q, w);
+  PyObject* item = w->item;
+  w->item = nullptr;
+  w->outcome = O_GRANTED;
+  wake(w, false);
+  Py_DECREF(w);
+  return item;
+}
+
+// A receiver that was handed an item but is not going to return it (it was
+// cancelled or closed first) passes it to the next live receiver or puts it
+// back at the front of the buffer, where it was. Steals `item`.
+void give_back(State* st, PyObject* item) {
+  if (Op* w = first_live(*st->receivers)) {
+    grant_receiver(*st->receivers, w, item);
+    return;
+  }
+  st->buffer->push_front(item);
+}
+
+// --- the operations --------------------------------------------------------
+// Each returns 1 when done, 0 when it would block, -1 with an exception set.
+
+int send_try(Stream* s, PyObject* item) {
+  if (s->closed) {
+    PyErr_SetNone(cfg.ClosedResourceError);
+    return -1;
+  }
+  State* st = s->state;
+  if (st->open_recv <= 0) {
+    PyErr_SetNone(cfg.BrokenResourceError);
+    return -1;
+  }
+  if (Op* w = first_live(*st->receivers)) {
+    Py_INCREF(item);
+    grant_receiver(*st->receivers, w, item);
+    return 1;
+  }
+  if (static_cast<Py_ssize_t>(st->buffer->size()) < st->max) {
+    Py_INCREF(item);
+    st->buffer->push_back(item);
+    return 1;
+  }
+  return 0;
+}
+
+int recv_try(Stream* s, PyObject** out) {
+  if (s->closed) {
+    PyErr_SetNone(cfg.ClosedResourceError);
+    return -1;
+  }
+  State* st = s->state;
+  if (!st->buffer->empty()) {
+    *out = st->buffer->front();
+    st->buffer->pop_front();
+    // A sender waits only while the buffer is full: its item takes the slot.
+    if (Op* w = first_live(*st->senders)) st->buffer->push_back(take_from_sender(*st->senders, w));
+    return 1;
+  }
+  if (Op* w = first_live(*st->senders)) {
+    *out = take_from_sender(*st->senders, w);
+    return 1;
+  }
+  if (st->open_send <= 0) {
+    PyErr_SetNone(cfg.EndOfStream);
+    return -1;
+  }
+  return 0;
+}
+
+void stream_close(Stream* s) {
+  if (s->closed) return;
+  s->closed = 1;
+  State* st = s->state;
+  std::vector<Op*> woken;
+  auto take = [&](Queue& q, bool only_ours, unsigned char outcome) {
+    for (Op* w = q.head; w;) {
+      Op* n = w->next;
+      if (!only_ours || w->stream == s) {
+        q_remove(q, w);
+        w->outcome = outcome;
+        woken.push_back(w);
+      }
+      w = n;
+    }
+  };
+  if (s->is_send) {
+    st->open_send--;
+    take(*st->senders, true, O_CLOSED);
+    if (st->open_send == 0) take(*st->receivers, false, O_END);
+  } else {
+    st->open_recv--;
+    take(*st->receivers, true, O_CLOSED);
+    if (st->open_recv == 0) take(*st->senders, false, O_BROKEN);
+  }
+  for (Op* w : woken) {
+    wake(w, true);
+    Py_DECREF(w);
+  }
+}
+
+// --- Op: the awaitable -----------------------------------------------------
+
+void release_shield(Op* op) {
+  if (op->shielded) {
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(op->shielded) + sizeof(PyObject))->shielded_yield = false;
+    Py_CLEAR(op->shielded);
+  }
+}
+
+void op_unlink(Op* op) {
+  if (op->linked && op->stream) {
+    q_remove(queue_of(op->stream->state, op), op);
+    Py_DECREF(op);
+  }
+}
+
+// Raises the error recorded as the outcome of a parked operation.
+void raise_outcome(Op* op) {
+  switch (op->outcome) {
+    case O_END:
+      if (op->kind == K_ANEXT) PyErr_SetNone(PyExc_StopAsyncIteration);
+      else PyErr_SetNone(cfg.EndOfStream);
+      break;
+    case O_CLOSED:
+      PyErr_SetNone(cfg.ClosedResourceError);
+      break;
+    case O_BROKEN:
+      PyErr_SetNone(cfg.BrokenResourceError);
+      break;
+    default:
+      PyErr_SetString(PyExc_RuntimeError, "memory stream operation resumed before it completed");
+  }
+}
+
+// The value an operation that completed returns (new reference).
+PyObject* take_value(Op* op) {
+  if (op->kind == K_SEND) Py_RETURN_NONE;
+  PyObject* item = op->item;
+  op->item = nullptr;
+  return item ? item : Py_NewRef(Py_None);
+}
+
+void convert_anext_error(Op* op) {
+  if (op->kind == K_ANEXT && PyErr_ExceptionMatches(cfg.EndOfStream)) {
+    PyErr_Clear();
+    PyErr_SetNone(PyExc_StopAsyncIteration);
+  }
+}
+
+int run_try(Op* op) {
+  if (op->kind == K_SEND) {
+    int r = send_try(op->stream, op->item);
+    if (r == 1) Py_CLEAR(op->item);  // the buffer or the receiver holds it now
+    return r;
+  }
+  PyObject* got = nullptr;
+  int r = recv_try(op->stream, &got);
+  if (r == 1) Py_XSETREF(op->item, got);
+  if (r < 0) convert_anext_error(op);
+  return r;
+}
+
+PySendResult forward_inner(Op* op, PyObject* arg, PyObject** out) {
+  PySendResult r = PyIter_Send(op->inner, arg, out);
+  if (r != PYGEN_NEXT) {
+    Py_CLEAR(op->inner);
+    op->phase = P_DONE;
+  }
+  return r;
+}
+
+PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
+  *out = nullptr;
+  if (!configured()) return PYGEN_ERROR;
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (PyErr_Occurred()) return PYGEN_ERROR;
+    // Not on asyncio: the Trio side (which raises NoEventLoopError if no loop runs).
+    op->on_trio = 1;
+    op->inner = PyObject_CallOneArg(cfg.trio_runner, reinterpret_cast<PyObject*>(op));
+    if (!op->inner) {
+      op->phase = P_DONE;
+      return PYGEN_ERROR;
+    }
+    op->phase = P_TRIO;
+    return forward_inner(op, arg, out);
+  }
+  TaskState* t = tls_current;
+  if (!t) {
+    t = current_task_state(false);
+    if (!t) PyErr_Clear();  // a task that never entered a scope cannot be cancelled by one
+  }
+  if (t) {
+    if (CancelScope* origin = effective_cancel(t)) {
+      op->phase = P_DONE;
+      PyObject* exc = make_cancelled_error(origin);
+      if (exc) {
+        PyErr_SetObject(G.CancelledError, exc);
+        Py_DECREF(exc);
+      }
+      return PYGEN_ERROR;
+    }
+  }
+  int r = run_try(op);
+  if (r < 0) {
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  if (r == 1) {
+    // Done already; still one scheduling point, which a cancellation must
+    // not interrupt now that the item has moved.
+    if (t) {
+      t->shielded_yield = true;
+      Py_INCREF(t->owner);
+      op->shielded = t->owner;
+    }
+    op->phase = P_YIELDED;
+    *out = Py_NewRef(Py_None);
+    return PYGEN_NEXT;
+  }
+  PyObject* fut = call_method0(loop, G.s_create_future);
+  if (!fut) {
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  if (PyObject_SetAttr(fut, G.s_asyncio_future_blocking, Py_True) < 0) {
+    Py_DECREF(fut);
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  op->waker = fut;
+  q_push(queue_of(op->stream->state, op), op);
+  op->phase = P_PARKED;
+  *out = Py_NewRef(fut);
+  return PYGEN_NEXT;
+}
+
+PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  switch (op->phase) {
+    case P_FRESH:
+      return op_start(op, arg, out);
+    case P_TRIO:
+      return forward_inner(op, arg, out);
+    case P_YIELDED:
+      release_shield(op);
+      op->phase = P_DONE;
+      *out = take_value(op);
+      return PYGEN_RETURN;
+    case P_PARKED:
+      op->phase = P_DONE;
+      Py_CLEAR(op->waker);
+      if (op->outcome == O_GRANTED) {
+        *out = take_value(op);
+        return PYGEN_RETURN;
+      }
+      op_unlink(op);
+      raise_outcome(op);
+      *out = nullptr;
+      return PYGEN_ERROR;
+    default:
+      PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited memory stream operation");
+      *out = nullptr;
+      return PYGEN_ERROR;
+  }
+}
+
+// A send that delivered its item is reported as done even if a cancellation
+// arrived afterwards (asyncio's task.cancel() can throw into a task whose
+// future already has its result). The cancellation is not dropped: it is
+// re-armed on the task, so it lands at the task's next suspension.
+int rearm_cancel(PyObject* exc) {
+  PyObject* loop = running_loop();
+  if (!loop) return PyErr_Occurred() ? -1 : 0;
+  PyObject* task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) return -1;
+  if (task == Py_None) {
+    Py_DECREF(task);
+    return 0;
+  }
+  PyObject* msg = Py_None;
+  PyObject* args = PyObject_GetAttrString(exc, "args");
+  if (args && PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0) msg = PyTuple_GET_ITEM(args, 0);
+  int rc = 0;
+  if (PyObject_HasAttr(task, cfg.s_uncancel)) {
+    PyObject* r = call_method0(task, cfg.s_uncancel);
+    if (!r) rc = -1;
+    Py_XDECREF(r);
+  }
+  if (rc == 0) {
+    PyObject* r = call_method1(task, G.s_cancel, msg);
+    if (!r) rc = -1;
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(args);
+  Py_DECREF(task);
+  return rc;
+}
+
+enum Settle { S_RAISE, S_RETURN };
+
+// Undoes or settles an operation interrupted by `exc` (nullptr: close()).
+// S_RETURN means the operation completed and must be reported as such.
+Settle settle_interrupted(Op* op, PyObject* exc) {
+  unsigned char phase = op->phase;
+  op->phase = P_DONE;
+  release_shield(op);
+  Py_CLEAR(op->waker);
+  bool completed = false;
+  if (phase == P_YIELDED) {
+    completed = true;
+  } else if (phase == P_PARKED) {
+    op_unlink(op);
+    completed = op->outcome == O_GRANTED;
+  }
+  if (!completed) return S_RAISE;
+  if (op->kind != K_SEND) {
+    if (op->item) give_back(op->stream->state, op->item);
+    op->item = nullptr;
+    return S_RAISE;
+  }
+  if (!exc) return S_RETURN;  // close(): nothing to undo
+  if (PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) {
+    if (rearm_cancel(exc) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(op));
+    return S_RETURN;
+  }
+  return S_RAISE;
+}
+
+void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
+  PyObject* typ = args[0];
+  PyObject* val = nargs > 1 ? args[1] : nullptr;
+  PyObject* tb = nargs > 2 ? args[2] : nullptr;
+  if (PyExceptionInstance_Check(typ)) {
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+  } else if (val && val != Py_None) {
+    PyErr_SetObject(typ, val);
+  } else {
+    PyErr_SetNone(typ);
+  }
+  if (tb && tb != Py_None && PyTraceBack_Check(tb)) {
+    PyObject *t, *v, *old_tb;
+    PyErr_Fetch(&t, &v, &old_tb);
+    Py_XDECREF(old_tb);
+    Py_INCREF(tb);
+    PyErr_Restore(t, v, tb);
+  }
+}
+
+PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
+  if (op->inner) {
+    PyObject* fwd[4] = {op->inner};
+    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
+    PyObject* r = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
+    if (!r) {
+      Py_CLEAR(op->inner);
+      op->phase = P_DONE;
+    }
+    return r;
+  }
+  PyObject* exc = PyExceptionInstance_Check(args[0]) ? args[0] : (nargs > 1 ? args[1] : nullptr);
+  if (exc && !PyExceptionInstance_Check(exc)) exc = nullptr;
+  if (settle_interrupted(op, exc) == S_RETURN) {
+    PyObject* value = take_value(op);
+    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
+    Py_DECREF(value);
+    if (e) {
+      PyErr_SetObject(PyExc_StopIteration, e);
+      Py_DECREF(e);
+    }
+    return nullptr;
+  }
+  set_thrown(args, nargs);
+  return nullptr;
+}
+
+PyObject* op_close(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  if (op->inner) {
+    PyObject* r = call_method0(op->inner, G.s_close);
+    Py_CLEAR(op->inner);
+    op->phase = P_DONE;
+    return r;
+  }
+  settle_interrupted(op, nullptr);
+  Py_RETURN_NONE;
+}
+
+PyObject* op_iternext(PyObject* self) {
+  PyObject* out = nullptr;
+  PySendResult r = op_send(self, Py_None, &out);
+  if (r == PYGEN_NEXT) return out;
+  if (r == PYGEN_RETURN) {
+    if (out != Py_None) {
+      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
+      if (e) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+      }
+    }
+    Py_DECREF(out);
+  }
+  return nullptr;
+}
+
+PyObject* op_send_method(PyObject* self, PyObject* arg) {
+  PyObject* out = nullptr;
+  PySendResult r = op_send(self, arg, &out);
+  if (r == PYGEN_NEXT) return out;
+  if (r == PYGEN_RETURN) {
+    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
+    Py_DECREF(out);
+    if (e) {
+      PyErr_SetObject(PyExc_StopIteration, e);
+      Py_DECREF(e);
+    }
+  }
+  return nullptr;
+}
+
+PyObject* op_await(PyObject* self) { return Py_NewRef(self); }
+
+// --- the Trio side's entry points (called by the Python coroutine) ----------
+
+// _try(task): True when the operation completed at once; False when it parked
+// (linked, to be woken through trio.lowlevel.reschedule(task)).
+PyObject* op_trio_try(PyObject* self_obj, PyObject* task) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  if (op->phase != P_TRIO || op->linked || op->outcome != O_WAITING) {
+    return raise(PyExc_RuntimeError, "memory stream operation in the wrong state");
+  }
+  int r = run_try(op);
+  if (r < 0) return nullptr;
+  if (r == 1) {
+    op->outcome = O_GRANTED;
+    Py_RETURN_TRUE;
+  }
+  Py_XSETREF(op->waker, Py_NewRef(task));
+  q_push(queue_of(op->stream->state, op), op);
+  Py_RETURN_FALSE;
+}
+
+// _abort(raise_cancel): Trio's abort function for a parked operation.
+PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  op_unlink(op);
+  Py_CLEAR(op->waker);
+  return Py_NewRef(cfg.abort_succeeded);
+}
+
+// _result(): what the operation returns, or raises its error.
+PyObject* op_trio_result(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  Py_CLEAR(op->waker);
+  if (op->outcome == O_GRANTED) return take_value(op);
+  op_unlink(op);
+  raise_outcome(op);
+  return nullptr;
+}
+
+// _undo(): the coroutine was interrupted after the operation completed.
+PyObject* op_trio_undo(PyObject* self_obj, PyObject*) {
+  auto* op = reinterpret_cast<Op*>(self_obj);
+  op_unlink(op);
+  if (op->outcome == O_GRANTED && op->kind != K_SEND && op->item) {
+    give_back(op->stream->state, op->item);
+    op->item = nullptr;
+  }
+  op->outcome = O_CLOSED;
+  Py_RETURN_NONE;
+}
+
+int op_traverse(Op* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->stream);
+  Py_VISIT(self->item);
+  Py_VISIT(self->waker);
+  Py_VISIT(self->inner);
+  Py_VISIT(self->shielded);
+  return 0;
+}
+
+int op_clear(Op* self) {
+  op_unlink(self);
+  release_shield(self);
+  Py_CLEAR(self->stream);
+  Py_CLEAR(self->item);
+  Py_CLEAR(self->waker);
+  Py_CLEAR(self->inner);
+  return 0;
+}
+
+void op_dealloc(Op* self) {
+  PyObject_GC_UnTrack(self);
+  op_clear(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  PyObject_GC_Del(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef op_methods[] = {
+    {"send", op_send_method, METH_O, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
+    {"close", op_close, METH_NOARGS, nullptr},
+    {"_try", op_trio_try, METH_O, nullptr},
+    {"_abort", op_trio_abort, METH_O, nullptr},
+    {"_result", op_trio_result, METH_NOARGS, nullptr},
+    {"_undo", op_trio_undo, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot op_slots[] = {
+    {Py_am_send, reinterpret_cast<void*>(op_send)},
+    {Py_am_await, reinterpret_cast<void*>(op_await)},
+    {Py_tp_iter, reinterpret_cast<void*>(op_await)},
+    {Py_tp_iternext, reinterpret_cast<void*>(op_iternext)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
+    {Py_tp_methods, op_methods},
+    {0, nullptr},
+};
+
+PyType_Spec op_spec = {
+    "anyio._cpp.MemoryStreamOp", sizeof(Op), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, op_slots,
+};
+
+PyObject* new_op(Stream* stream, unsigned char kind, PyObject* item) {
+  auto* op = PyObject_GC_New(Op, OpType);
+  if (!op) return nullptr;
+  op->prev = op->next = nullptr;
+  Py_INCREF(stream);
+  op->stream = stream;
+  Py_XINCREF(item);
+  op->item = item;
+  op->waker = nullptr;
+  op->inner = nullptr;
+  op->shielded = nullptr;
+  op->kind = kind;
+  op->phase = P_FRESH;
+  op->outcome = O_WAITING;
+  op->linked = 0;
+  op->on_trio = 0;
+  PyObject_GC_Track(op);
+  return reinterpret_cast<PyObject*>(op);
+}
+
+// --- State -------------------------------------------------------------------
+
+int state_traverse(State* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->max_obj);
+  if (self->buffer) {
+    for (PyObject* o : *self->buffer) Py_VISIT(o);
+  }
+  for (Queue* q : {self->senders, self->receivers}) {
+    if (!q) continue;
+    for (Op* w = q->head; w; w = w->next) Py_VISIT(reinterpret_cast<PyObject*>(w));
+  }
+  return 0;
+}
+
+int state_clear(State* self) {
+  Py_CLEAR(self->max_obj);
+  if (self->buffer) {
+    std::deque<PyObject*> items;
+    items.swap(*self->buffer);
+    for (PyObject* o : items) Py_DECREF(o);
+  }
+  for (Queue* q : {self->senders, self->receivers}) {
+    if (!q) continue;
+    while (Op* w = q->head) {
+      q_remove(*q, w);
+      Py_DECREF(w);
+    }
+  }
+  return 0;
+}
+
+void state_dealloc(State* self) {
+  PyObject_GC_UnTrack(self);
+  state_clear(self);
+  delete self->buffer;
+  delete self->senders;
+  delete self->receivers;
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+// MemoryStreamState(max_buffer_size): the caller has validated the limit.
+PyObject* state_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  PyObject* max_obj = nullptr;
+  static const char* kwlist[] = {"max_buffer_size", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:MemoryStreamState", const_cast<char**>(kwlist), &max_obj)) {
+    return nullptr;
+  }
+  Py_ssize_t max;
+  if (PyLong_Check(max_obj)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(max_obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) return nullptr;
+    if (overflow < 0 || (overflow == 0 && v < 0)) return raise(PyExc_ValueError, "max_buffer_size cannot be negative");
+    max = (overflow > 0 || v > PY_SSIZE_T_MAX) ? PY_SSIZE_T_MAX : static_cast<Py_ssize_t>(v);
+  } else if (PyFloat_Check(max_obj) && Py_IS_INFINITY(PyFloat_AS_DOUBLE(max_obj)) && PyFloat_AS_DOUBLE(max_obj) > 0) {
+    max = PY_SSIZE_T_MAX;
+  } else {
+    return raise(PyExc_ValueError, "max_buffer_size must be either an integer or math.inf");
+  }
+  auto* self = reinterpret_cast<State*>(type->tp_alloc(type, 0));
+  if (!self) return nullptr;
+  self->buffer = new std::deque<PyObject*>();
+  self->senders = new Queue();
+  self->receivers = new Queue();
+  self->max = max;
+  self->max_obj = Py_NewRef(max_obj);
+  self->open_send = 0;
+  self->open_recv = 0;
+  return reinterpret_cast<PyObject*>(self);
+}
+
+PyObject* state_statistics(State* st) {
+  if (!configured()) return nullptr;
+  PyObject* args[6];
+  args[0] = PyLong_FromSize_t(st->buffer->size());
+  args[1] = Py_NewRef(st->max_obj);
+  args[2] = PyLong_FromSsize_t(st->open_send);
+  args[3] = PyLong_FromSsize_t(st->open_recv);
+  args[4] = PyLong_FromSsize_t(st->senders->count);
+  args[5] = PyLong_FromSsize_t(st->receivers->count);
+  PyObject* r = nullptr;
+  if (args[0] && args[2] && args[3] && args[4] && args[5]) r = PyObject_Vectorcall(cfg.statistics_cls, args, 6, nullptr);
+  for (PyObject* a : args) Py_XDECREF(a);
+  return r;
+}
+
+PyObject* state_statistics_method(PyObject* self, PyObject*) { return state_statistics(reinterpret_cast<State*>(self)); }
+
+PyObject* state_repr(PyObject* self_obj) {
+  auto* st = reinterpret_cast<State*>(self_obj);
+  return PyUnicode_FromFormat("<MemoryStreamState max_buffer_size=%R buffered=%zd open_send=%zd open_receive=%zd>",
+                              st->max_obj, static_cast<Py_ssize_t>(st->buffer->size()), st->open_send,
+                              st->open_recv);
+}
+
+PyMethodDef state_methods[] = {
+    {"statistics", state_statistics_method, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot state_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(state_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(state_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(state_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(state_clear)},
+    {Py_tp_methods, state_methods},
+    {Py_tp_repr, reinterpret_cast<void*>(state_repr)},
+    {0, nullptr},
+};
+
+PyType_Spec state_spec = {
+    "anyio._cpp.MemoryStreamState", sizeof(State), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, state_slots,
+};
+
+// --- the stream base types -----------------------------------------------------
+
+PyObject* make_stream(PyTypeObject* type, State* st, bool is_send) {
+  auto* s = reinterpret_cast<Stream*>(type->tp_alloc(type, 0));
+  if (!s) return nullptr;
+  Py_INCREF(st);
+  s->state = st;
+  s->closed = 0;
+  s->is_send = is_send ? 1 : 0;
+  if (is_send) st->open_send++;
+  else st->open_recv++;
+  return reinterpret_cast<PyObject*>(s);
+}
+
+PyObject* stream_new_impl(PyTypeObject* type, PyObject* args, PyObject* kwargs, bool is_send) {
+  PyObject* st = nullptr;
+  static const char* kwlist[] = {"_state", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", const_cast<char**>(kwlist), StateType, &st)) return nullptr;
+  return make_stream(type, reinterpret_cast<State*>(st), is_send);
+}
+
+PyObject* send_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  return stream_new_impl(type, args, kwargs, true);
+}
+PyObject* recv_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  return stream_new_impl(type, args, kwargs, false);
+}
+
+int stream_traverse(Stream* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->state);
+  return 0;
+}
+
+int stream_clear(Stream* self) {
+  Py_CLEAR(self->state);
+  return 0;
+}
+
+// Unclosed streams are reported as upstream does; they are not closed here
+// (a collected clone does not end the stream for the others).
+void stream_finalize(PyObject* self_obj) {
+  auto* s = reinterpret_cast<Stream*>(self_obj);
+  if (s->closed || !s->state) return;
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  const char* name = Py_TYPE(self_obj)->tp_name;
+  if (const char* dot = std::strrchr(name, '.')) name = dot + 1;
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "Unclosed <%s at %jx>", name, static_cast<uintmax_t>(reinterpret_cast<uintptr_t>(self_obj)));
+  if (PyErr_ResourceWarning(self_obj, 1, "%s", msg) < 0) PyErr_WriteUnraisable(self_obj);
+  PyErr_Restore(t, v, tb);
+}
+
+void stream_dealloc(Stream* self) {
+  PyTypeObject* tp = Py_TYPE(self);
+  // Python subclasses run the finalizer in their own dealloc before ours.
+  if ((tp == SendBaseType || tp == RecvBaseType) &&
+      PyObject_CallFinalizerFromDealloc(reinterpret_cast<PyObject*>(self)) < 0) {
+    return;
+  }
+  PyObject_GC_UnTrack(self);
+  stream_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyObject* stream_send_nowait(PyObject* self, PyObject* item) {
+  int r = send_try(reinterpret_cast<Stream*>(self), item);
+  if (r == 1) Py_RETURN_NONE;
+  if (r == 0) PyErr_SetNone(cfg.WouldBlock);
+  return nullptr;
+}
+
+PyObject* stream_receive_nowait(PyObject* self, PyObject*) {
+  PyObject* out = nullptr;
+  int r = recv_try(reinterpret_cast<Stream*>(self), &out);
+  if (r == 1) return out;
+  if (r == 0) PyErr_SetNone(cfg.WouldBlock);
+  return nullptr;
+}
+
+PyObject* stream_send(PyObject* self, PyObject* item) {
+  return new_op(reinterpret_cast<Stream*>(self), K_SEND, item);
+}
+
+PyObject* stream_receive(PyObject* self, PyObject*) {
+  return new_op(reinterpret_cast<Stream*>(self), K_RECV, nullptr);
+}
+
+PyObject* stream_anext(PyObject* self) { return new_op(reinterpret_cast<Stream*>(self), K_ANEXT, nullptr); }
+
+PyObject* stream_aiter(PyObject* self) { return Py_NewRef(self); }
+
+PyObject* stream_clone(PyObject* self_obj, PyObject*) {
+  auto* s = reinterpret_cast<Stream*>(self_obj);
+  if (!configured()) return nullptr;
+  if (s->closed) {
+    PyErr_SetNone(cfg.ClosedResourceError);
+    return nullptr;
+  }
+  return make_stream(Py_TYPE(self_obj), s->state, s->is_send);
+}
+
+PyObject* stream_close_method(PyObject* self, PyObject*) {
+  stream_close(reinterpret_cast<Stream*>(self));
+  Py_RETURN_NONE;
+}
+
+PyObject* stream_statistics(PyObject* self, PyObject*) {
+  return state_statistics(reinterpret_cast<Stream*>(self)->state);
+}
+
+PyObject* stream_get_closed(PyObject* self, void*) { return PyBool_FromLong(reinterpret_cast<Stream*>(self)->closed); }
+
+PyObject* stream_get_state(PyObject* self, void*) {
+  return Py_NewRef(reinterpret_cast<PyObject*>(reinterpret_cast<Stream*>(self)->state));
+}
+
+PyGetSetDef stream_getset[] = {
+    {"_closed", stream_get_closed, nullptr, nullptr, nullptr},
+    {"_state", stream_get_state, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMethodDef send_methods[] = {
+    {"send", stream_send, METH_O,
+     "send(item)\n--\n\nSend an item, waiting while the buffer is full (a checkpoint)."},
+    {"send_nowait", stream_send_nowait, METH_O,
+     "send_nowait(item)\n--\n\nSend an item at once or raise WouldBlock."},
+    {"clone", stream_clone, METH_NOARGS, "clone()\n--\n\nA new send handle to the same stream."},
+    {"close", stream_close_method, METH_NOARGS, "close()\n--\n\nClose this handle."},
+    {"statistics", stream_statistics, METH_NOARGS, "statistics()\n--\n\nThe stream's current statistics."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyMethodDef recv_methods[] = {
+    {"receive", stream_receive, METH_NOARGS,
+     "receive()\n--\n\nReceive the next item, waiting if there is none (a checkpoint)."},
+    {"receive_nowait", stream_receive_nowait, METH_NOARGS,
+     "receive_nowait()\n--\n\nReceive the next item at once or raise WouldBlock."},
+    {"clone", stream_clone, METH_NOARGS, "clone()\n--\n\nA new receive handle to the same stream."},
+    {"close", stream_close_method, METH_NOARGS, "close()\n--\n\nClose this handle."},
+    {"statistics", stream_statistics, METH_NOARGS, "statistics()\n--\n\nThe stream's current statistics."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot send_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(send_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(stream_dealloc)},
+    {Py_tp_finalize, reinterpret_cast<void*>(stream_finalize)},
+    {Py_tp_traverse, reinterpret_cast<void*>(stream_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(stream_clear)},
+    {Py_tp_methods, send_methods},
+    {Py_tp_getset, stream_getset},
+    {0, nullptr},
+};
+
+PyType_Slot recv_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(recv_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(stream_dealloc)},
+    {Py_tp_finalize, reinterpret_cast<void*>(stream_finalize)},
+    {Py_tp_traverse, reinterpret_cast<void*>(stream_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(stream_clear)},
+    {Py_tp_methods, recv_methods},
+    {Py_tp_getset, stream_getset},
+    {Py_am_aiter, reinterpret_cast<void*>(stream_aiter)},
+    {Py_am_anext, reinterpret_cast<void*>(stream_anext)},
+    {0, nullptr},
+};
+
+constexpr unsigned long kStreamFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+
+PyType_Spec send_spec = {"anyio._cpp.MemorySendStreamBase", sizeof(Stream), 0, kStreamFlags, send_slots};
+PyType_Spec recv_spec = {"anyio._cpp.MemoryReceiveStreamBase", sizeof(Stream), 0, kStreamFlags, recv_slots};
+
+// --- configuration ---------------------------------------------------------
+
+PyObject* fn_configure(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 6) return raise(PyExc_TypeError, "_memory_configure expects 6 arguments");
+  PyObject** slots[] = {&cfg.WouldBlock,          &cfg.EndOfStream,    &cfg.ClosedResourceError,
+                        &cfg.BrokenResourceError, &cfg.statistics_cls, &cfg.trio_runner};
+  for (Py_ssize_t i = 0; i < 6; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
+  if (!cfg.s_uncancel) cfg.s_uncancel = PyUnicode_InternFromString("uncancel");
+  if (!cfg.s_uncancel) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* fn_configure_trio(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) return raise(PyExc_TypeError, "_memory_configure_trio expects 2 arguments");
+  Py_XSETREF(cfg.trio_reschedule, Py_NewRef(args[0]));
+  Py_XSETREF(cfg.abort_succeeded, Py_NewRef(args[1]));
+  Py_RETURN_NONE;
+}
+
+PyMethodDef module_fns[] = {
+    {"_memory_configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure)), METH_FASTCALL,
+     "_memory_configure(WouldBlock, EndOfStream, ClosedResourceError, BrokenResourceError, statistics_cls, "
+     "trio_runner)\n--\n\nCalled once by anyio.streams.memory."},
+    {"_memory_configure_trio", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure_trio)),
+     METH_FASTCALL, "_memory_configure_trio(reschedule, abort_succeeded)\n--\n\nCalled on first use on Trio."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int register_memory(PyObject* module) {
+  if (!(StateType = add_type(module, &state_spec))) return -1;
+  if (!(OpType = add_type(module, &op_spec))) return -1;
+  if (!(SendBaseType = add_type(module, &send_spec))) return -1;
+  if (!(RecvBaseType = add_type(module, &recv_spec))) return -1;
+  return PyModule_AddFunctions(module, module_fns);
+}
+
+}  // namespace anyio

@@ -1,0 +1,770 @@
+// The per-loop worker pool: Asio job queue, worker threads, completion queue.
+#include <boost/asio/post.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
+
+#include "cancel/core.hpp"
+#include "threads/threads.hpp"
+
+namespace anyio::threads {
+
+PyTypeObject* PoolType = nullptr;
+ThreadGlobals TG;
+
+namespace {
+
+// Loop -> pool. A pool leaves the map when it closes or its loop dies, so a
+// later call on the same loop starts a fresh one.
+std::unordered_map<PyObject*, Pool*> g_pools;
+thread_local PyObject* tls_loop = nullptr;
+thread_local Pool* tls_pool = nullptr;  // strong
+
+// Worker-thread state.
+thread_local PyThreadState* tls_tstate = nullptr;
+
+PyObject* g_thread_cls = nullptr;    // threading.Thread
+PyObject* g_worker_main = nullptr;   // the builtin the threads run
+PyObject* g_thread_name = nullptr;   // "AnyIO worker thread"
+
+double g_default_idle_timeout = 10.0;
+
+void forget(Pool* p) {
+  if (!p->loop) return;
+  auto it = g_pools.find(p->loop);
+  if (it != g_pools.end() && it->second == p) {
+    g_pools.erase(it);
+    Py_DECREF(p);  // the map's reference
+  }
+  if (tls_pool == p) {
+    tls_loop = nullptr;
+    Py_CLEAR(tls_pool);
+  }
+}
+
+void close_fds(Pool* p) {
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  if (p->efd >= 0) ::close(p->efd);
+  if (p->wfd >= 0 && p->wfd != p->efd) ::close(p->wfd);
+  p->efd = p->wfd = -1;
+}
+
+// Takes every queued completion out (GIL held).
+std::vector<Item> take_items(Pool* p) {
+  std::vector<Item> items;
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  items.swap(*p->completed);
+  p->signaled = false;
+  return items;
+}
+
+PyObject* run_finished_error() {
+  if (TG.RunFinishedError) return PyObject_CallNoArgs(TG.RunFinishedError);
+  return PyObject_CallFunction(PyExc_RuntimeError, "s", "The event loop has already finished");
+}
+
+void fail_request(PyObject* req) {
+  PyObject* e = run_finished_error();
+  if (!e) {
+    e = fetch_exception();
+  }
+  request_finish(reinterpret_cast<Request*>(req), nullptr, e);
+  Py_XDECREF(e);
+}
+
+// Drops what is queued once the loop cannot process it any more.
+void discard_items(Pool* p) {
+  for (Item& it : take_items(p)) {
+    if (it.kind == ITEM_REQUEST) fail_request(it.obj);
+    else p->outstanding--;
+    Py_DECREF(it.obj);
+  }
+}
+
+int remove_reader(Pool* p) {
+  if (!p->reader_added) return 0;
+  p->reader_added = false;
+  if (!p->loop) return 0;
+  PyObject* closed = call_method0(p->loop, TG.s_is_closed);
+  if (!closed) return -1;
+  bool is_closed = closed == Py_True;
+  Py_DECREF(closed);
+  if (is_closed) return 0;
+  PyObject* fd = PyLong_FromLong(p->efd);
+  if (!fd) return -1;
+  PyObject* r = call_method1(p->loop, TG.s_remove_reader, fd);
+  Py_DECREF(fd);
+  Py_XDECREF(r);
+  return r ? 0 : -1;
+}
+
+// A closing pool with nothing in flight lets go of the loop's wake-up.
+void maybe_finalize(Pool* p) {
+  if (!p->closing || p->outstanding > 0 || p->is_trio) return;
+  if (remove_reader(p) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(p));
+  close_fds(p);
+}
+
+void process(Pool* p, Item& it) {
+  if (it.kind == ITEM_DONE) {
+    p->outstanding--;
+    call_resolve(it.obj);
+    return;
+  }
+  auto* r = reinterpret_cast<Request*>(it.obj);
+  if (r->kind == REQ_SYNC) {
+    request_run_sync(r);
+    return;
+  }
+  // An async request: the host task runs it when it still waits for the
+  // worker (so it sees the host's cancel scopes); otherwise it gets a task of
+  // its own.
+  int taken = r->call ? call_take_request(r->call, it.obj) : 0;
+  if (taken < 0) {
+    PyObject* e = fetch_exception();
+    request_finish(r, nullptr, e);
+    Py_XDECREF(e);
+    return;
+  }
+  if (taken) return;
+  PyObject* spawn = hook("spawn_request");
+  PyObject* res = nullptr;
+  if (spawn) {
+    PyObject* args[] = {reinterpret_cast<PyObject*>(p), it.obj};
+    res = PyObject_Vectorcall(spawn, args, 2, nullptr);
+  }
+  if (!res) {
+    PyObject* e = fetch_exception();
+    request_finish(r, nullptr, e);
+    Py_XDECREF(e);
+  }
+  Py_XDECREF(res);
+}
+
+PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  Py_INCREF(p);
+  if (!p->is_trio) {
+    std::lock_guard<std::mutex> lk(*p->cmu);
+    if (p->efd >= 0) {
+      uint64_t buf[16];
+      // Non-blocking: a spurious wake-up just finds nothing.
+      while (::read(p->efd, buf, sizeof buf) == static_cast<ssize_t>(sizeof buf)) {
+      }
+    }
+  }
+  std::vector<Item> items = take_items(p);
+  for (Item& it : items) {
+    process(p, it);
+    if (PyErr_Occurred()) PyErr_WriteUnraisable(self_obj);
+    Py_DECREF(it.obj);
+  }
+  maybe_finalize(p);
+  Py_DECREF(p);
+  Py_RETURN_NONE;
+}
+
+// The loop died (its weakref fired): nothing can be delivered any more.
+PyObject* pool_loop_died(PyObject* self_obj, PyObject* /*ref*/) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  Py_INCREF(p);
+  p->reader_added = false;
+  forget(p);
+  p->loop = nullptr;
+  p->loop_gone = true;
+  pool_close(p);
+  discard_items(p);
+  close_fds(p);
+  Py_DECREF(p);
+  Py_RETURN_NONE;
+}
+
+// Done callback of the root task: the run is over, let idle workers go.
+PyObject* pool_root_done(PyObject* self_obj, PyObject* /*task*/) {
+  if (pool_close(reinterpret_cast<Pool*>(self_obj)) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyMethodDef drain_def = {"_drain", pool_drain, METH_NOARGS, nullptr};
+PyMethodDef loop_died_def = {"_loop_died", pool_loop_died, METH_O, nullptr};
+PyMethodDef root_done_def = {"_root_done", pool_root_done, METH_O, nullptr};
+
+Pool* pool_alloc(bool is_trio) {
+  auto* p = PyObject_GC_New(Pool, PoolType);
+  if (!p) return nullptr;
+  p->ioc = new boost::asio::io_context(BOOST_ASIO_CONCURRENCY_HINT_SAFE);
+  p->guard = new std::optional<WorkGuard>(boost::asio::make_work_guard(*p->ioc));
+  p->mu = new std::mutex();
+  p->idle = p->queued = p->threads = 0;
+  p->idle_timeout = g_default_idle_timeout;
+  p->closing = false;
+  p->cmu = new std::mutex();
+  p->completed = new std::vector<Item>();
+  p->signaled = false;
+  p->efd = p->wfd = -1;
+  p->is_trio = is_trio;
+  p->loop_gone = false;
+  p->reader_added = false;
+  p->outstanding = 0;
+  p->loop = nullptr;
+  p->loop_ref = nullptr;
+  p->trio_token = nullptr;
+  p->drain_cb = nullptr;
+  p->default_limiter = nullptr;
+  p->worker_token = nullptr;
+  p->weakreflist = nullptr;
+  PyObject_GC_Track(p);
+  p->drain_cb = PyCFunction_New(&drain_def, reinterpret_cast<PyObject*>(p));
+  if (!p->drain_cb) {
+    Py_DECREF(p);
+    return nullptr;
+  }
+  return p;
+}
+
+int open_wakeup(Pool* p) {
+#if defined(__linux__)
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  p->efd = p->wfd = fd;
+#else
+  int fds[2];
+  if (::pipe(fds) < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  for (int fd : fds) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  p->efd = fds[0];
+  p->wfd = fds[1];
+#endif
+  return 0;
+}
+
+// The task whose end means the run is over: the host of the outermost cancel
+// scope above the current task, or the current task itself.
+PyObject* find_root_task(PyObject* loop) {
+  TaskState* t = tls_current;
+  if (!t) {
+    t = current_task_state(false);
+    if (!t) PyErr_Clear();
+  }
+  if (t) {
+    CancelScope* s = t->scope ? t->scope : t->root;
+    CancelScope* top = nullptr;
+    for (; s; s = s->parent) top = s;
+    if (top && top->host && top->host->task) {
+      Py_INCREF(top->host->task);
+      return top->host->task;
+    }
+    if (t->task) {
+      Py_INCREF(t->task);
+      return t->task;
+    }
+  }
+  return PyObject_CallOneArg(G.current_task, loop);
+}
+
+Pool* new_asyncio_pool(PyObject* loop) {
+  Pool* p = pool_alloc(false);
+  if (!p) return nullptr;
+  PyObject* self = reinterpret_cast<PyObject*>(p);
+  PyObject* died = PyCFunction_New(&loop_died_def, self);
+  if (!died) goto fail;
+  p->loop_ref = PyWeakref_NewRef(loop, died);
+  Py_DECREF(died);
+  if (!p->loop_ref) goto fail;
+  p->loop = loop;
+  if (open_wakeup(p) < 0) goto fail;
+  {
+    // Registered from an empty context: the loop keeps the handle (and the
+    // context it captures) for as long as the pool lives, and the caller's
+    // context variables must not stay reachable through it.
+    PyObject* empty = PyContext_New();
+    if (!empty) goto fail;
+    if (PyContext_Enter(empty) < 0) {
+      Py_DECREF(empty);
+      goto fail;
+    }
+    PyObject* fd = PyLong_FromLong(p->efd);
+    PyObject* r = fd ? call_method2(loop, TG.s_add_reader, fd, p->drain_cb) : nullptr;
+    Py_XDECREF(fd);
+    if (r) {
+      Py_DECREF(r);
+      p->reader_added = true;
+      PyObject* root = find_root_task(loop);
+      if (root && root != Py_None) {
+        PyObject* cb = PyCFunction_New(&root_done_def, self);
+        r = cb ? call_method1(root, G.s_add_done_callback, cb) : nullptr;
+        Py_XDECREF(cb);
+        Py_XDECREF(r);
+      } else {
+        r = root;
+      }
+      Py_XDECREF(root);
+    }
+    PyContext_Exit(empty);
+    Py_DECREF(empty);
+    if (!r) goto fail;
+  }
+  return p;
+fail:
+  p->loop = nullptr;
+  pool_close(p);
+  close_fds(p);
+  Py_DECREF(p);
+  return nullptr;
+}
+
+// --- worker threads -----------------------------------------------------------
+
+void name_os_thread() {
+#if defined(__linux__)
+  pthread_setname_np(pthread_self(), "anyio-worker");
+#elif defined(__APPLE__)
+  pthread_setname_np("anyio-worker");
+#endif
+}
+
+// The job handler: runs on a worker thread without the GIL.
+void run_posted(Pool* p, PyObject* call) {
+  {
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->queued--;
+    p->idle--;
+  }
+  PyEval_RestoreThread(tls_tstate);
+  bool wake = call_run_job(p, call);  // consumes the reference
+  {
+    // Idle again before the loop can see the outcome: a caller that submits
+    // its next job straight away then reuses this thread instead of starting
+    // another one.
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->idle++;
+  }
+  tls_tstate = PyEval_SaveThread();
+  // Wake the loop after letting go of the GIL, so it does not wake into a
+  // GIL that this thread still holds.
+  if (wake) pool_wakeup(p);
+}
+
+// Body of each worker thread (called as the target of a threading.Thread).
+PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
+  if (Py_TYPE(pool_obj) != PoolType) return raise(PyExc_TypeError, "expected a worker pool");
+  auto* p = reinterpret_cast<Pool*>(pool_obj);
+  Py_INCREF(p);
+  name_os_thread();
+  PyThreadState* saved_outer = tls_tstate;
+  tls_tstate = PyEval_SaveThread();
+  {
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->idle++;  // the handler takes this down while it runs a job and back up after
+  }
+  for (;;) {
+    double secs = p->idle_timeout;
+    auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(secs > 0 ? secs : 0));
+    size_t n = p->ioc->run_one_for(timeout);
+    if (n) continue;
+    std::lock_guard<std::mutex> lk(*p->mu);
+    // Stay if a job was posted that no other idle worker will pick up.
+    if (p->queued >= p->idle && p->queued > 0 && !p->ioc->stopped()) continue;
+    p->idle--;
+    p->threads--;
+    break;
+  }
+  PyEval_RestoreThread(tls_tstate);
+  tls_tstate = saved_outer;
+  Py_DECREF(p);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef worker_main_def = {"_worker_main", fn_worker_main, METH_O, nullptr};
+
+int spawn_worker(Pool* p) {
+  PyObject* args = PyTuple_Pack(1, reinterpret_cast<PyObject*>(p));
+  if (!args) return -1;
+  PyObject* kwargs = Py_BuildValue("{sOsOsOsO}", "target", g_worker_main, "args", args, "name",
+                                   g_thread_name, "daemon", Py_False);
+  Py_DECREF(args);
+  if (!kwargs) return -1;
+  PyObject* empty = PyTuple_New(0);
+  PyObject* th = empty ? PyObject_Call(g_thread_cls, empty, kwargs) : nullptr;
+  Py_XDECREF(empty);
+  Py_DECREF(kwargs);
+  if (!th) return -1;
+  PyObject* r = PyObject_CallMethod(th, "start", nullptr);
+  Py_DECREF(th);
+  if (!r) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+// --- Python type ------------------------------------------------------------
+
+int pool_traverse(Pool* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->loop_ref);
+  Py_VISIT(self->trio_token);
+  Py_VISIT(self->drain_cb);
+  Py_VISIT(self->default_limiter);
+  Py_VISIT(self->worker_token);
+  return 0;
+}
+
+int pool_clear(Pool* self) {
+  Py_CLEAR(self->loop_ref);
+  Py_CLEAR(self->trio_token);
+  Py_CLEAR(self->drain_cb);
+  Py_CLEAR(self->default_limiter);
+  Py_CLEAR(self->worker_token);
+  return 0;
+}
+
+void pool_dealloc(Pool* self) {
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
+  pool_clear(self);
+  // Workers hold a reference, so none is left; queued items hold references
+  // to us only through the loop's wake-up, so nothing is queued either.
+  discard_items(self);
+  close_fds(self);
+  delete self->guard;
+  delete self->ioc;
+  delete self->mu;
+  delete self->cmu;
+  delete self->completed;
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyObject* pool_py_close(PyObject* self, PyObject*) {
+  if (pool_close(reinterpret_cast<Pool*>(self)) < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// Trio: the run ended; nothing queued can be delivered.
+PyObject* pool_py_abort(PyObject* self_obj, PyObject*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  p->loop_gone = true;
+  if (pool_close(p) < 0) return nullptr;
+  discard_items(p);
+  Py_RETURN_NONE;
+}
+
+PyObject* pool_get_threads(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  std::lock_guard<std::mutex> lk(*p->mu);
+  return PyLong_FromSize_t(p->threads);
+}
+
+PyObject* pool_get_idle(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  std::lock_guard<std::mutex> lk(*p->mu);
+  return PyLong_FromSize_t(p->idle);
+}
+
+PyObject* pool_get_timeout(PyObject* self_obj, void*) {
+  return PyFloat_FromDouble(reinterpret_cast<Pool*>(self_obj)->idle_timeout);
+}
+
+int pool_set_timeout(PyObject* self_obj, PyObject* value, void*) {
+  double v = value ? PyFloat_AsDouble(value) : -1;
+  if (v == -1 && PyErr_Occurred()) return -1;
+  if (!(v >= 0) || std::isinf(v)) {
+    PyErr_SetString(PyExc_ValueError, "idle timeout must be a finite number >= 0");
+    return -1;
+  }
+  reinterpret_cast<Pool*>(self_obj)->idle_timeout = v;
+  return 0;
+}
+
+PyObject* pool_get_closing(PyObject* self_obj, void*) {
+  return PyBool_FromLong(reinterpret_cast<Pool*>(self_obj)->closing);
+}
+
+PyObject* pool_get_outstanding(PyObject* self_obj, void*) {
+  return PyLong_FromSsize_t(reinterpret_cast<Pool*>(self_obj)->outstanding);
+}
+
+PyObject* pool_get_limiter(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  PyObject* r = p->default_limiter ? p->default_limiter : Py_None;
+  Py_INCREF(r);
+  return r;
+}
+
+int pool_set_limiter(PyObject* self_obj, PyObject* value, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  if (value == Py_None) value = nullptr;
+  Py_XINCREF(value);
+  Py_XSETREF(p->default_limiter, value);
+  return 0;
+}
+
+PyObject* pool_get_token(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  PyObject* r = p->is_trio ? (p->trio_token ? p->trio_token : Py_None) : (p->loop ? p->loop : Py_None);
+  Py_INCREF(r);
+  return r;
+}
+
+PyObject* pool_get_is_trio(PyObject* self_obj, void*) {
+  return PyBool_FromLong(reinterpret_cast<Pool*>(self_obj)->is_trio);
+}
+
+PyMethodDef pool_methods[] = {
+    {"close", pool_py_close, METH_NOARGS, "Stop idle workers; running jobs still finish."},
+    {"abort", pool_py_abort, METH_NOARGS, "The run is over: close and drop what cannot be delivered."},
+    {"drain", pool_drain, METH_NOARGS, "Process finished jobs and worker requests."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef pool_getset[] = {
+    {"threads", pool_get_threads, nullptr, "Live worker threads.", nullptr},
+    {"idle", pool_get_idle, nullptr, "Workers waiting for a job.", nullptr},
+    {"idle_timeout", pool_get_timeout, pool_set_timeout, "Seconds an idle worker lingers.", nullptr},
+    {"closing", pool_get_closing, nullptr, nullptr, nullptr},
+    {"outstanding", pool_get_outstanding, nullptr, nullptr, nullptr},
+    {"default_limiter", pool_get_limiter, pool_set_limiter, nullptr, nullptr},
+    {"token", pool_get_token, nullptr, "The asyncio loop or the Trio token.", nullptr},
+    {"is_trio", pool_get_is_trio, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMemberDef pool_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(Pool, weakreflist), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot pool_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},
+    {Py_tp_methods, pool_methods},
+    {Py_tp_getset, pool_getset},
+    {Py_tp_members, pool_members},
+    {0, nullptr},
+};
+
+PyType_Spec pool_spec = {
+    "anyio._cpp.WorkerPool", sizeof(Pool), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, pool_slots,
+};
+
+// --- module functions -----------------------------------------------------------
+
+PyObject* fn_current_pool(PyObject*, PyObject*) {
+  PyObject* loop = running_loop();
+  if (!loop) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  Pool* p = pool_for_loop(loop);
+  if (!p) return nullptr;
+  Py_INCREF(p);
+  return reinterpret_cast<PyObject*>(p);
+}
+
+PyObject* fn_new_trio_pool(PyObject*, PyObject* token) {
+  Pool* p = pool_alloc(true);
+  if (!p) return nullptr;
+  Py_INCREF(token);
+  p->trio_token = token;
+  return reinterpret_cast<PyObject*>(p);
+}
+
+PyObject* fn_set_default_idle_timeout(PyObject*, PyObject* value) {
+  double v = PyFloat_AsDouble(value);
+  if (v == -1 && PyErr_Occurred()) return nullptr;
+  if (!(v >= 0) || std::isinf(v)) return raise(PyExc_ValueError, "idle timeout must be a finite number >= 0");
+  double old = g_default_idle_timeout;
+  g_default_idle_timeout = v;
+  return PyFloat_FromDouble(old);
+}
+
+PyObject* fn_set_hooks(PyObject*, PyObject* hooks) {
+  if (!PyDict_Check(hooks)) return raise(PyExc_TypeError, "hooks must be a dict");
+  Py_INCREF(hooks);
+  Py_XSETREF(TG.hooks, hooks);
+  PyObject* tl = PyDict_GetItemString(hooks, "threadlocals");
+  Py_XINCREF(tl);
+  Py_XSETREF(TG.threadlocals, tl);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef module_fns[] = {
+    {"current_worker_pool", fn_current_pool, METH_NOARGS,
+     "The worker pool of the running asyncio loop (created on demand), or None."},
+    {"new_trio_worker_pool", fn_new_trio_pool, METH_O, "A worker pool that reports through a Trio token."},
+    {"set_default_idle_timeout", fn_set_default_idle_timeout, METH_O,
+     "Set the idle timeout of pools created from now on; returns the previous value."},
+    {"_set_thread_hooks", fn_set_hooks, METH_O, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+PyObject* hook(const char* name) {
+  if (!TG.hooks) {
+    PyErr_SetString(PyExc_RuntimeError, "anyio._threads is not initialised");
+    return nullptr;
+  }
+  PyObject* h = PyDict_GetItemString(TG.hooks, name);
+  if (!h) PyErr_Format(PyExc_RuntimeError, "missing thread hook %s", name);
+  return h;
+}
+
+Pool* pool_for_loop(PyObject* loop) {
+  if (loop == tls_loop && tls_pool && !tls_pool->closing) return tls_pool;
+  Pool* p;
+  auto it = g_pools.find(loop);
+  if (it != g_pools.end() && !it->second->closing) {
+    p = it->second;
+  } else {
+    if (it != g_pools.end()) {
+      Pool* old = it->second;
+      g_pools.erase(it);
+      Py_DECREF(old);
+    }
+    p = new_asyncio_pool(loop);
+    if (!p) return nullptr;
+    g_pools[loop] = p;  // owns the new reference
+  }
+  Py_INCREF(p);
+  Py_XSETREF(tls_pool, p);
+  tls_loop = loop;
+  return p;
+}
+
+int pool_submit(Pool* p, PyObject* call) {
+  if (p->closing) {
+    PyErr_SetString(PyExc_RuntimeError, "the worker pool is closed");
+    return -1;
+  }
+  bool spawn;
+  {
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->queued++;
+    spawn = p->queued > p->idle;
+    if (spawn) p->threads++;
+  }
+  if (spawn && spawn_worker(p) < 0) {
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->queued--;
+    p->threads--;
+    return -1;
+  }
+  Py_INCREF(call);
+  p->outstanding++;
+  boost::asio::post(*p->ioc, [p, call] { run_posted(p, call); });
+  return 0;
+}
+
+bool pool_push(Pool* p, ItemKind kind, PyObject* obj) {
+  if (p->loop_gone) {
+    if (kind == ITEM_REQUEST) fail_request(obj);
+    else p->outstanding--;
+    Py_DECREF(obj);
+    return false;
+  }
+  bool first;
+  {
+    std::lock_guard<std::mutex> lk(*p->cmu);
+    p->completed->push_back(Item{kind, obj});
+    first = !p->signaled;
+    p->signaled = true;
+  }
+  if (first && p->is_trio) {
+    // Trio's token is thread-safe but needs the GIL, which we hold.
+    PyObject* r = p->trio_token ? call_method1(p->trio_token, TG.s_run_sync_soon, p->drain_cb) : nullptr;
+    if (!r) {
+      // The run is over: nothing will drain the queue.
+      PyErr_Clear();
+      p->loop_gone = true;
+      discard_items(p);
+    }
+    Py_XDECREF(r);
+    return false;
+  }
+  // Only the first item after a drain needs a wake-up on asyncio.
+  return first;
+}
+
+void pool_wakeup(Pool* p) {
+  if (p->is_trio) return;
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  // Under the lock: a closing pool never sees a write to a reused descriptor.
+  if (p->wfd >= 0) {
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = ::write(p->wfd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+  }
+}
+
+int pool_close(Pool* p) {
+  if (!p->closing) {
+    p->closing = true;
+    forget(p);
+    // The token refers to the loop; a finished run must not keep it alive.
+    Py_CLEAR(p->worker_token);
+    // Without the guard the io_context stops once the last job is done, which
+    // wakes the idle workers and lets them exit.
+    p->guard->reset();
+  }
+  maybe_finalize(p);
+  return 0;
+}
+
+
+int register_threads_pool(PyObject* module) {
+  PoolType = add_type(module, &pool_spec);
+  if (!PoolType) return -1;
+  if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
+  g_worker_main = PyCFunction_NewEx(&worker_main_def, nullptr, nullptr);
+  if (!g_worker_main) return -1;
+  PyObject* threading = PyImport_ImportModule("threading");
+  if (!threading) return -1;
+  g_thread_cls = PyObject_GetAttrString(threading, "Thread");
+  Py_DECREF(threading);
+  if (!g_thread_cls) return -1;
+  g_thread_name = PyUnicode_InternFromString("AnyIO worker thread");
+  if (!g_thread_name) return -1;
+  auto intern = [](const char* s) { return PyUnicode_InternFromString(s); };
+  TG.s_add_reader = intern("add_reader");
+  TG.s_remove_reader = intern("remove_reader");
+  TG.s_is_closed = intern("is_closed");
+  TG.s_run_sync_soon = intern("run_sync_soon");
+  TG.s_acquire_nowait = intern("acquire_on_behalf_of_nowait");
+  TG.s_acquire = intern("acquire_on_behalf_of");
+  TG.s_release = intern("release_on_behalf_of");
+  TG.s_context = intern("context");
+  TG.s_call_soon_threadsafe = intern("call_soon_threadsafe");
+  TG.s_current_token = intern("current_token");
+  PyObject* exc = PyImport_ImportModule("anyio._exceptions");
+  if (!exc) return -1;
+  TG.WouldBlock = PyObject_GetAttrString(exc, "WouldBlock");
+  TG.NoEventLoopError = PyObject_GetAttrString(exc, "NoEventLoopError");
+  TG.RunFinishedError = PyObject_GetAttrString(exc, "RunFinishedError");
+  Py_DECREF(exc);
+  if (!TG.WouldBlock || !TG.NoEventLoopError || !TG.RunFinishedError) return -1;
+  return 0;
+}
+
+}  // namespace anyio::threads

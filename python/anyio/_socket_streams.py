@@ -1,0 +1,536 @@
+"""Socket streams, listeners and datagram sockets over plain non-blocking sockets.
+
+One implementation serves both backends: each operation first tries the
+non-blocking system call and only parks on :mod:`anyio._fdwait` when the kernel
+says it would block. That keeps the semantics the tests of anyio demand
+without per-backend transports:
+
+- a ``send()`` cancelled while waiting has handed nothing to the kernel, so it
+  can never leak data into the next ``send()``;
+- ``aclose()`` releases the descriptor before it returns;
+- every operation is a checkpoint, cancellable before it does anything, and
+  not cancellable once data has moved (the system call succeeded).
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import os
+import socket
+from collections.abc import Callable, Collection
+from io import IOBase
+from typing import Any
+
+from ._exceptions import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+    EndOfStream,
+)
+from ._fdwait import notify_closing, wait_readable, wait_writable
+from .abc import (
+    ConnectedUDPSocket,
+    ConnectedUNIXDatagramSocket,
+    SocketListener,
+    SocketStream,
+    UDPSocket,
+    UNIXDatagramSocket,
+    UNIXSocketStream,
+)
+from .lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
+
+_IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_RECEIVE_SIZE = 65536
+# accept() failures that concern only the connection being accepted
+_ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
+
+
+def convert_address(address: Any) -> Any:
+    """IPv6 socket addresses carry flow info and scope id; anyio reports
+    ``(host, port)`` for both IP families, and paths unchanged."""
+    if isinstance(address, tuple) and len(address) > 2:
+        return address[:2]
+
+    return address
+
+
+class _SocketHolder:
+    """Shared state and closing logic of every socket wrapper below."""
+
+    _sock: socket.socket
+    _closed: bool
+    _reading: bool
+    _writing: bool
+
+    def _init_socket(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._closed = False
+        self._reading = False
+        self._writing = False
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self._sock
+
+    def _close_now(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._sock.fileno() >= 0:
+                try:
+                    notify_closing(self._sock)
+                finally:
+                    self._sock.close()
+
+    async def aclose(self) -> None:
+        self._close_now()
+        await checkpoint()
+
+    def _start(self, reading: bool) -> None:
+        if reading:
+            if self._reading:
+                raise BusyResourceError("reading from")
+
+            self._reading = True
+        else:
+            if self._writing:
+                raise BusyResourceError("writing to")
+
+            self._writing = True
+
+    def _error(self, exc: OSError) -> Exception:
+        """Map an OS error of an I/O call: after our own close it means
+        ClosedResourceError, otherwise the connection broke."""
+        if self._closed:
+            return ClosedResourceError()
+
+        return BrokenResourceError()
+
+    async def _recv_call(self, call: Callable[[], Any]) -> Any:
+        """Run ``call`` (a non-blocking receive) until it stops saying
+        EAGAIN; a checkpoint either way."""
+        self._start(True)
+        try:
+            await checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self._closed:
+                    raise ClosedResourceError
+
+                try:
+                    result = call()
+                except (BlockingIOError, InterruptedError):
+                    await wait_readable(self._sock)
+                    waited = True
+                except OSError as exc:
+                    raise self._error(exc) from exc
+                else:
+                    break
+
+            if not waited:
+                await cancel_shielded_checkpoint()
+
+            return result
+        finally:
+            self._reading = False
+
+    async def _send_call(self, call: Callable[[], Any]) -> Any:
+        """The sending counterpart of :meth:`_recv_call`."""
+        self._start(False)
+        try:
+            await checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self._closed:
+                    raise ClosedResourceError
+
+                try:
+                    result = call()
+                except (BlockingIOError, InterruptedError):
+                    await wait_writable(self._sock)
+                    waited = True
+                except OSError as exc:
+                    raise self._error(exc) from exc
+                else:
+                    break
+
+            if not waited:
+                await cancel_shielded_checkpoint()
+
+            return result
+        finally:
+            self._writing = False
+
+
+def _check_max_bytes(max_bytes: int) -> None:
+    if not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError("max_bytes must be a positive integer")
+
+
+class _StreamMixin(_SocketHolder):
+    async def receive(self, max_bytes: int = _RECEIVE_SIZE) -> bytes:
+        _check_max_bytes(max_bytes)
+        data: bytes = await self._recv_call(lambda: self._sock.recv(max_bytes))
+        if not data:
+            raise EndOfStream
+
+        return data
+
+    async def send(self, item: bytes) -> None:
+        self._start(False)
+        try:
+            await checkpoint_if_cancelled()
+            view = memoryview(item).cast("B")
+            waited = False
+            while True:
+                if self._closed:
+                    raise ClosedResourceError
+
+                try:
+                    sent = self._sock.send(view)
+                except (BlockingIOError, InterruptedError):
+                    await wait_writable(self._sock)
+                    waited = True
+                except OSError as exc:
+                    raise self._error(exc) from exc
+                else:
+                    view = view[sent:]
+                    if not view:
+                        break
+
+            if not waited:
+                await cancel_shielded_checkpoint()
+        finally:
+            self._writing = False
+
+    async def send_eof(self) -> None:
+        if self._closed:
+            return
+
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            # The peer may already have dropped the connection
+            if exc.errno != errno.ENOTCONN:
+                raise BrokenResourceError from exc
+
+
+class SocketStreamImpl(_StreamMixin, SocketStream):
+    """A connected TCP (or other stream-type) socket."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+
+class UNIXSocketStreamImpl(_StreamMixin, UNIXSocketStream):
+    """A connected UNIX stream (or seqpacket) socket, able to pass descriptors."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def receive_fds(self, msglen: int, maxfds: int) -> tuple[bytes, list[int]]:
+        if not isinstance(msglen, int) or msglen < 0:
+            raise ValueError("msglen must be a non-negative integer")
+
+        if not isinstance(maxfds, int) or maxfds < 1:
+            raise ValueError("maxfds must be a positive integer")
+
+        fds = array.array("i")
+        ancbufsize = socket.CMSG_SPACE(maxfds * fds.itemsize)
+        message, ancdata, _flags, _addr = await self._recv_call(
+            lambda: self._sock.recvmsg(msglen, ancbufsize)
+        )
+        if not message and not ancdata:
+            raise EndOfStream
+
+        for level, kind, data in ancdata:
+            if level != socket.SOL_SOCKET or kind != socket.SCM_RIGHTS:
+                raise RuntimeError(
+                    f"Received unexpected ancillary data; message = {message!r}, "
+                    f"cmsg_level = {level}, cmsg_type = {kind}"
+                )
+
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+
+        return message, list(fds)
+
+    async def send_fds(self, message: bytes, fds: Collection[int | IOBase]) -> None:
+        if not message:
+            raise ValueError("message must not be empty")
+
+        if not fds:
+            raise ValueError("fds must not be empty")
+
+        fdarray = array.array(
+            "i", (fd if isinstance(fd, int) else fd.fileno() for fd in fds)
+        )
+        cmsg = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fdarray)]
+        view = memoryview(message).cast("B")
+        # The descriptors ride along with the first chunk the kernel accepts;
+        # whatever it did not take goes out as ordinary data.
+        sent = await self._send_call(lambda: self._sock.sendmsg([view], cmsg))
+        if sent < len(view):
+            await self.send(bytes(view[sent:]))
+
+
+class SocketListenerImpl(_SocketHolder, SocketListener):
+    """A listening socket; accepted connections become socket streams."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def accept(self) -> SocketStream:
+        def accept_one() -> socket.socket:
+            while True:
+                try:
+                    return self._sock.accept()[0]
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_RETRY:
+                        raise
+
+        self._start(True)
+        try:
+            await checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self._closed:
+                    raise ClosedResourceError
+
+                try:
+                    client = accept_one()
+                except (BlockingIOError, InterruptedError):
+                    await wait_readable(self._sock)
+                    waited = True
+                except OSError:
+                    if self._closed:
+                        raise ClosedResourceError from None
+
+                    raise
+                else:
+                    break
+
+            if not waited:
+                await cancel_shielded_checkpoint()
+        finally:
+            self._reading = False
+
+        return wrap_accepted(client)
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self._sock!r}>"
+
+
+def wrap_accepted(client: socket.socket) -> SocketStream:
+    client.setblocking(False)
+    if client.family in _IP_FAMILIES:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return SocketStreamImpl(client)
+
+    if client.family == getattr(socket, "AF_UNIX", None):
+        return UNIXSocketStreamImpl(client)
+
+    return SocketStreamImpl(client)
+
+
+class UDPSocketImpl(_SocketHolder, UDPSocket):
+    """An unconnected UDP socket: datagrams come with their sender's address."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def receive(self) -> tuple[bytes, tuple[str, int]]:
+        data, addr = await self._recv_call(lambda: self._sock.recvfrom(_RECEIVE_SIZE))
+        return data, convert_address(addr)
+
+    async def send(self, item: tuple[bytes, tuple[str, int]]) -> None:
+        data, addr = item
+        await self._send_call(lambda: self._sock.sendto(data, addr))
+
+
+class ConnectedUDPSocketImpl(_SocketHolder, ConnectedUDPSocket):
+    """A UDP socket connected to one peer."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def receive(self) -> bytes:
+        data: bytes = await self._recv_call(lambda: self._sock.recv(_RECEIVE_SIZE))
+        return data
+
+    async def send(self, item: bytes) -> None:
+        await self._send_call(lambda: self._sock.send(item))
+
+
+class UNIXDatagramSocketImpl(_SocketHolder, UNIXDatagramSocket):
+    """An unconnected UNIX datagram socket."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def receive(self) -> tuple[bytes, str]:
+        data, addr = await self._recv_call(lambda: self._sock.recvfrom(_RECEIVE_SIZE))
+        return data, addr
+
+    async def send(self, item: tuple[bytes, str]) -> None:
+        data, path = item
+        target = os.fspath(path) if not isinstance(path, (str, bytes)) else path
+        await self._send_call(lambda: self._sock.sendto(data, target))
+
+
+class ConnectedUNIXDatagramSocketImpl(_SocketHolder, ConnectedUNIXDatagramSocket):
+    """A UNIX datagram socket connected to one peer."""
+
+    def __init__(self, sock: socket.socket):
+        self._init_socket(sock)
+
+    async def receive(self) -> bytes:
+        data: bytes = await self._recv_call(lambda: self._sock.recv(_RECEIVE_SIZE))
+        return data
+
+    async def send(self, item: bytes) -> None:
+        await self._send_call(lambda: self._sock.send(item))
+
+
+# -- adopting existing sockets (the abc classes' from_socket()) ---------------
+
+
+def _kind_name(kind: int) -> str:
+    try:
+        return socket.SocketKind(kind).name
+    except ValueError:
+        return str(kind)
+
+
+def _family_name(family: int) -> str:
+    try:
+        return socket.AddressFamily(family).name
+    except ValueError:
+        return str(family)
+
+
+def validate_socket(
+    sock_or_fd: socket.socket | int,
+    kind: socket.SocketKind,
+    family: socket.AddressFamily | None = None,
+    *,
+    require_connected: bool = False,
+    require_bound: bool = False,
+) -> socket.socket:
+    """Turn ``sock_or_fd`` into a socket object and check that it is what the
+    wrapper needs. On a mismatch the caller's descriptor is left open."""
+    if isinstance(sock_or_fd, int):
+        try:
+            sock = socket.socket(fileno=sock_or_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOTSOCK:
+                raise ValueError(
+                    "the file descriptor does not refer to a socket"
+                ) from None
+
+            raise
+
+        owned = True
+    elif isinstance(sock_or_fd, socket.socket):
+        sock = sock_or_fd
+        owned = False
+    else:
+        raise TypeError(
+            f"expected an int or socket, got {type(sock_or_fd).__qualname__} instead"
+        )
+
+    try:
+        if require_connected:
+            try:
+                sock.getpeername()
+            except OSError:
+                raise ValueError("the socket must be connected") from None
+
+        if require_bound:
+            try:
+                name = sock.getsockname()
+            except OSError:
+                name = None
+
+            unbound = (
+                not name
+                or (isinstance(name, tuple) and name[1] == 0)
+                or (sock.family == getattr(socket, "AF_UNIX", None) and not name)
+            )
+            if unbound:
+                raise ValueError("the socket must be bound")
+
+        if family is not None and sock.family != family:
+            raise ValueError(
+                f"address family mismatch: expected {_family_name(family)}, "
+                f"got {_family_name(sock.family)}"
+            )
+
+        if sock.type != kind:
+            raise ValueError(
+                f"socket type mismatch: expected {_kind_name(kind)}, "
+                f"got {_kind_name(sock.type)}"
+            )
+    except BaseException:
+        if owned:
+            # Give the descriptor back untouched rather than closing it
+            sock.detach()
+
+        raise
+
+    sock.setblocking(False)
+    return sock
+
+
+async def wrap_stream_socket(sock: socket.socket | int) -> SocketStream:
+    raw = validate_socket(sock, socket.SOCK_STREAM, require_connected=True)
+    await checkpoint()
+    if raw.family in _IP_FAMILIES:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    if raw.family == getattr(socket, "AF_UNIX", None):
+        return UNIXSocketStreamImpl(raw)
+
+    return SocketStreamImpl(raw)
+
+
+async def wrap_unix_stream_socket(sock: socket.socket | int) -> UNIXSocketStream:
+    raw = validate_socket(
+        sock, socket.SOCK_STREAM, socket.AF_UNIX, require_connected=True
+    )
+    await checkpoint()
+    return UNIXSocketStreamImpl(raw)
+
+
+async def wrap_listener_socket(sock: socket.socket | int) -> SocketListener:
+    raw = validate_socket(sock, socket.SOCK_STREAM, require_bound=True)
+    await checkpoint()
+    return SocketListenerImpl(raw)
+
+
+async def wrap_udp_socket(sock: socket.socket | int) -> UDPSocket:
+    raw = validate_socket(sock, socket.SOCK_DGRAM, require_bound=True)
+    await checkpoint()
+    return UDPSocketImpl(raw)
+
+
+async def wrap_connected_udp_socket(sock: socket.socket | int) -> ConnectedUDPSocket:
+    raw = validate_socket(sock, socket.SOCK_DGRAM, require_connected=True)
+    await checkpoint()
+    return ConnectedUDPSocketImpl(raw)
+
+
+async def wrap_unix_datagram_socket(sock: socket.socket | int) -> UNIXDatagramSocket:
+    raw = validate_socket(sock, socket.SOCK_DGRAM, socket.AF_UNIX)
+    await checkpoint()
+    return UNIXDatagramSocketImpl(raw)
+
+
+async def wrap_connected_unix_datagram_socket(
+    sock: socket.socket | int,
+) -> ConnectedUNIXDatagramSocket:
+    raw = validate_socket(
+        sock, socket.SOCK_DGRAM, socket.AF_UNIX, require_connected=True
+    )
+    await checkpoint()
+    return ConnectedUNIXDatagramSocketImpl(raw)

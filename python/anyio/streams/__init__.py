@@ -1,0 +1,1 @@
+"""Stream implementations: memory, buffered, text, stapled, file and TLS."""

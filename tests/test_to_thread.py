@@ -1,0 +1,276 @@
+"""anyio.to_thread: running blocking functions in the worker pool."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+import anyio
+from anyio import (
+    CancelScope,
+    CapacityLimiter,
+    NoEventLoopError,
+    create_task_group,
+    from_thread,
+    get_cancelled_exc_class,
+    move_on_after,
+    to_thread,
+    wait_all_tasks_blocked,
+)
+from anyio.lowlevel import checkpoint
+
+pytestmark = pytest.mark.anyio
+
+var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=0)
+
+
+async def test_returns_result_and_passes_args() -> None:
+    assert await to_thread.run_sync(divmod, 17, 5) == (3, 2)
+
+
+async def test_runs_in_named_worker_thread() -> None:
+    thread = await to_thread.run_sync(threading.current_thread)
+    assert thread is not threading.current_thread()
+    assert thread.name == "AnyIO worker thread"
+
+
+async def test_sequential_calls_reuse_one_thread() -> None:
+    idents = {await to_thread.run_sync(threading.get_ident) for _ in range(10)}
+    assert len(idents) == 1
+    assert threading.get_ident() not in idents
+
+
+async def test_exception_propagates_with_traceback() -> None:
+    def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="^boom$") as exc_info:
+        await to_thread.run_sync(fail)
+
+    assert any(entry.name == "fail" for entry in exc_info.traceback)
+
+
+async def test_stopiteration_becomes_runtimeerror() -> None:
+    def stop() -> None:
+        raise StopIteration
+
+    with pytest.raises(RuntimeError, match="coroutine raised StopIteration"):
+        await to_thread.run_sync(stop)
+
+
+async def test_context_copied_in_not_out() -> None:
+    var.set(7)
+
+    def worker() -> int:
+        value = var.get()
+        var.set(99)
+        return value
+
+    assert await to_thread.run_sync(worker) == 7
+    assert var.get() == 7
+
+
+async def test_cancelled_before_start_does_not_run() -> None:
+    ran = False
+
+    def worker() -> None:
+        nonlocal ran
+        ran = True
+
+    with CancelScope() as scope:
+        scope.cancel()
+        await to_thread.run_sync(worker)
+
+    assert scope.cancelled_caught
+    assert not ran
+
+
+async def test_shielded_wait_returns_result() -> None:
+    # Without abandon_on_cancel the caller waits for the thread and gets its
+    # result; the cancellation lands at the next checkpoint.
+    event = threading.Event()
+    with CancelScope() as scope:
+        async with create_task_group() as tg:
+
+            async def cancel_soon() -> None:
+                await wait_all_tasks_blocked()
+                scope.cancel()
+                event.set()
+
+            tg.start_soon(cancel_soon)
+            assert await to_thread.run_sync(lambda: event.wait(5) and "done") == "done"
+            with pytest.raises(get_cancelled_exc_class()):
+                await checkpoint()
+            raise AssertionError("not reached")  # pragma: no cover
+
+    assert scope.cancelled_caught
+
+
+async def test_abandon_on_cancel_returns_at_once() -> None:
+    release = threading.Event()
+    finished = threading.Event()
+
+    def worker() -> str:
+        release.wait(5)
+        finished.set()
+        return "dropped"
+
+    with move_on_after(0.05) as scope:
+        await to_thread.run_sync(worker, abandon_on_cancel=True)
+
+    assert scope.cancelled_caught
+    assert not finished.is_set()
+    release.set()
+    # The abandoned thread still finishes its work.
+    assert await to_thread.run_sync(finished.wait, 5)
+
+
+async def test_deprecated_cancellable() -> None:
+    with pytest.warns(DeprecationWarning, match="cancellable="):
+        assert await to_thread.run_sync(int, "3", cancellable=True) == 3
+
+
+async def test_custom_limiter_bounds_concurrency() -> None:
+    limiter = CapacityLimiter(2)
+    lock = threading.Lock()
+    active = peak = 0
+
+    def worker() -> None:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+
+    async with create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(lambda: to_thread.run_sync(worker, limiter=limiter))
+
+    assert peak == 2
+    assert limiter.borrowed_tokens == 0
+
+
+async def test_default_limiter_is_per_loop_with_40_tokens() -> None:
+    limiter = to_thread.current_default_thread_limiter()
+    assert limiter is to_thread.current_default_thread_limiter()
+    assert limiter.total_tokens == 40
+    await to_thread.run_sync(int)
+    assert limiter.borrowed_tokens == 0
+
+
+async def test_default_limiter_adjustable() -> None:
+    limiter = to_thread.current_default_thread_limiter()
+    limiter.total_tokens = 1
+    started = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+        order.append("first")
+
+    async def second() -> None:
+        await to_thread.run_sync(started.wait, 5)  # waits for the token
+        order.append("second")
+
+    async with create_task_group() as tg:
+        tg.start_soon(to_thread.run_sync, first)
+        await wait_all_tasks_blocked()
+        tg.start_soon(second)
+        await wait_all_tasks_blocked()
+        assert limiter.borrowed_tokens == 1
+        assert limiter.statistics().tasks_waiting == 1
+        release.set()
+
+    assert order == ["first", "second"]
+    limiter.total_tokens = 40
+
+
+def test_default_limiter_outside_event_loop() -> None:
+    with pytest.raises(NoEventLoopError):
+        to_thread.current_default_thread_limiter()
+
+
+async def test_many_concurrent_calls() -> None:
+    results: list[int] = []
+
+    async def one(i: int) -> None:
+        results.append(await to_thread.run_sync(pow, i, 2))
+
+    async with create_task_group() as tg:
+        for i in range(200):
+            tg.start_soon(one, i)
+
+    assert sorted(results) == [i * i for i in range(200)]
+
+
+def _worker_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "AnyIO worker thread")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_workers_exit_when_run_ends() -> None:
+    baseline = _worker_threads()
+
+    async def main() -> None:
+        async with create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(to_thread.run_sync, time.sleep, 0.01)
+
+        assert _worker_threads() > baseline
+
+    anyio.run(main)
+    deadline = time.monotonic() + 5
+    while _worker_threads() > baseline and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert _worker_threads() == baseline
+
+
+async def test_idle_workers_exit_after_timeout() -> None:
+    from anyio import _cpp
+
+    old = _cpp.set_default_idle_timeout(0.05)
+    try:
+        # A loop whose pool was created with the short timeout.
+        def inner() -> int:
+            async def main() -> int:
+                await to_thread.run_sync(int)
+                pool: Any = _cpp.current_worker_pool()
+                assert pool.idle_timeout == 0.05
+                assert pool.threads == 1
+                deadline = time.monotonic() + 5
+                while pool.threads and time.monotonic() < deadline:
+                    await anyio.sleep(0.01)
+                return int(pool.threads)
+
+            return anyio.run(main)
+
+        assert await to_thread.run_sync(inner) == 0
+    finally:
+        _cpp.set_default_idle_timeout(old)
+
+
+async def test_worker_can_call_back_into_loop() -> None:
+    async def double(x: int) -> int:
+        await checkpoint()
+        return x * 2
+
+    def worker() -> tuple[int, int]:
+        return from_thread.run(double, 4), from_thread.run_sync(len, "abc")
+
+    assert await to_thread.run_sync(worker) == (8, 3)
+
+
+async def test_no_warnings_on_normal_use() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await to_thread.run_sync(int)
