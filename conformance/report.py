@@ -45,17 +45,14 @@ def tests_summary(files: list[FileResult]) -> dict[str, Any]:
 
 
 def _first_error(message: str) -> str:
-    """The exception line of a collection error, e.g. "ImportError: cannot import name 'X'"."""
+    """The telling line of a collection error, e.g. "ImportError: cannot import name 'X'"."""
     found = re.findall(r"^E\s+(\w+(?:Error|Exception)\b.*)$", message, re.MULTILINE)
-    text = (
-        found[-1]
-        if found
-        else message.strip().splitlines()[-1]
-        if message.strip()
-        else "?"
-    )
-    text = re.sub(r" \(/[^)]*\)", "", text)  # drop absolute paths
-    return text.replace("|", "\\|")[:120]
+    if not found:
+        found = re.findall(r"^.*\berror\b.*$", message, re.MULTILINE | re.IGNORECASE)
+    lines = message.strip().splitlines()
+    text = found[-1] if found else lines[-1] if lines else "?"
+    text = re.sub(r" \(/[^)]*\)", "", text.strip())  # drop absolute paths
+    return text.replace("|", "\\|")[:160]
 
 
 def _cell(counts: dict[str, int]) -> str:
@@ -82,7 +79,8 @@ def file_line(result: FileResult) -> str:
         counts[outcome] += 1
     extra = f" [{result.status}]" if result.status != "ok" else ""
     errors = (
-        f" ({len(result.collect_errors)} collection errors)"
+        f" ({len(result.collect_errors)} collection errors, first:"
+        f" {_first_error(result.collect_errors[0])})"
         if result.collect_errors
         else ""
     )

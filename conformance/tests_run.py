@@ -233,13 +233,12 @@ def run_file(path: str, options: RunOptions) -> FileResult:
                 done_file = Path(tmp) / "done.txt"
                 done_file.write_text("\n".join([*reports, *skip]), encoding="utf-8")
                 env["CONFORMANCE_SKIP"] = str(done_file)
-            log = (
-                open(
-                    options.log_dir / (path.replace("/", "_") + f".{attempt}.log"), "w"
-                )
+            log_path = (
+                options.log_dir / (path.replace("/", "_") + f".{attempt}.log")
                 if options.log_dir
-                else subprocess.DEVNULL
+                else Path(tmp) / "pytest.log"
             )
+            log = open(log_path, "w", encoding="utf-8")
             try:
                 exit_code = run_bounded(
                     _command(options, path),
@@ -250,11 +249,19 @@ def run_file(path: str, options: RunOptions) -> FileResult:
                 )
                 killed = exit_code is None or exit_code == HARD_TIMEOUT_EXIT
             finally:
-                if log is not subprocess.DEVNULL:
-                    log.close()
+                log.close()
+
+            events = _read_records(record)
+            if not events and exit_code not in (0, 5):
+                # pytest did not even start the session (bad option, broken
+                # conftest...): keep its own words, they are the only clue.
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+                result.collect_errors.append(f"pytest exited with {exit_code}: {tail}")
+                result.status = "error"
+                break
 
             running: str | None = None
-            for event in _read_records(record):
+            for event in events:
                 kind, nodeid = event["event"], str(event.get("nodeid", ""))
                 if kind == "start":
                     running = nodeid
