@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             log_dir=args.logs,
         )
+        tests_run.prepare(root)
         paths = [
             path
             for path in tests_run.list_test_files(root, args.files)

@@ -6,13 +6,30 @@ hanging) still tells which tests finished and which one was running.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import threading
+import time
 from typing import Any
 
 import pytest
 
 _stream: Any = None
+# Exit status of a process the watchdog ends because a test hung in C code
+# (where pytest-timeout's signal cannot interrupt it).
+HARD_TIMEOUT_EXIT = 70
+_current: list[Any] = [None, 0.0]  # nodeid, start time
+
+
+def _watchdog(limit: float) -> None:
+    while True:
+        time.sleep(1)
+        nodeid, started = _current
+        if nodeid is not None and time.monotonic() - started > limit:
+            _emit({"event": "hard-timeout", "nodeid": nodeid})
+            faulthandler.dump_traceback(all_threads=True)
+            os._exit(HARD_TIMEOUT_EXIT)
 
 
 def _emit(record: dict[str, Any]) -> None:
@@ -26,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("CONFORMANCE_RECORD")
     if path:
         _stream = open(path, "a", encoding="utf-8")
+    limit = os.environ.get("CONFORMANCE_HARD_TIMEOUT")
+    if limit:
+        threading.Thread(target=_watchdog, args=(float(limit),), daemon=True).start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -69,7 +89,12 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    _current[:] = [nodeid, time.monotonic()]
     _emit({"event": "start", "nodeid": nodeid})
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    _current[:] = [None, 0.0]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -11,6 +11,8 @@ prints ("... gives the following output::"), stdout is compared with that.
 from __future__ import annotations
 
 import ast
+import asyncio
+import importlib.util
 import json
 import re
 import sys
@@ -200,14 +202,73 @@ def _why_not_runnable(example: DocExample) -> str | None:
         return "no entry point: defines code but never runs it (no run() call or __main__ block)"
     if _EXTERNAL_HOST.search(example.source):
         return "needs Internet access (connects to a public host)"
-    if re.search(r"\.serve\(|serve_forever|sleep_forever\(\)", example.source):
+    if re.search(r"#.*\bhangs\b", example.source, re.IGNORECASE):
+        return "demonstrates a hang (the example says so)"
+    if re.search(
+        r"\.serve\(|serve_forever|sleep_forever\(\)|async for [^\n]* in (udp|unix|sock|server|listener)",
+        example.source,
+    ):
         return "server or endless loop: runs until interrupted"
     if re.search(
-        r"connect_(tcp|unix)\(|create_connected_udp_socket|SIGTERM|SIGINT|open_signal_receiver",
+        r"connect_(tcp|unix)\(|create_connected_\w+_socket|SIGTERM|SIGINT|open_signal_receiver",
         example.source,
     ):
         return "needs a peer (server process) or an external signal to finish"
+    missing = _missing_modules(tree)
+    if missing:
+        return f"imports placeholder or unavailable modules ({', '.join(missing)})"
+    newer = [name for name in _asyncio_attributes(tree) if not hasattr(asyncio, name)]
+    if newer:
+        return f"needs a newer Python (asyncio.{', asyncio.'.join(newer)})"
+    placeholders = [
+        path for path in _absolute_paths(tree) if not Path(path).parent.exists()
+    ]
+    if placeholders:
+        return f"uses placeholder file paths ({', '.join(placeholders)})"
     return None
+
+
+def _missing_modules(tree: ast.Module) -> list[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return sorted(name for name in names if importlib.util.find_spec(name) is None)
+
+
+def _asyncio_attributes(tree: ast.Module) -> list[str]:
+    return sorted(
+        {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "asyncio"
+        }
+    )
+
+
+def _absolute_paths(tree: ast.Module) -> list[str]:
+    return sorted(
+        {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"/[\w.-]+(/[\w.-]+)+", node.value)
+        }
+    )
+
+
+def applicable_backends(source: str) -> tuple[str, ...]:
+    """Backends an example exercises: asyncio-specific code means asyncio only."""
+    if re.search(r"^\s*(import asyncio|from asyncio\b)", source, re.MULTILINE):
+        return ("asyncio", "asyncio+uvloop")
+    if re.search(r"^\s*import trio\b", source, re.MULTILINE) and "trio.run(" in source:
+        return ("trio",)
+    return BACKEND_IDS
 
 
 def collect(root: Path) -> list[DocExample]:
@@ -248,9 +309,42 @@ def collect(root: Path) -> list[DocExample]:
                     example.expected_output = next_source
                     example.output_approximate = bool(_APPROXIMATE.search(between))
                     outputs.add(index + 1)
+            if example.expected_output is None:
+                example.expected_output = _output_from_comments(source)
             example.not_runnable = _why_not_runnable(example)
             examples.append(example)
     return examples
+
+
+_OUTPUT_COMMENT = re.compile(r"#\s*Output:\s*(?P<rest>.*)$")
+
+
+def _output_from_comments(source: str) -> str | None:
+    """What the snippet's own comments say it prints.
+
+    Either a ``# Output:`` line followed by ``# line`` comments, or single
+    ``# Output: "text"`` remarks (also after a print call), read in order.
+    """
+    lines: list[str] = []
+    found = False
+    source_lines = source.splitlines()
+    index = 0
+    while index < len(source_lines):
+        match = _OUTPUT_COMMENT.search(source_lines[index])
+        index += 1
+        if match is None:
+            continue
+        found = True
+        rest = match["rest"].strip()
+        if rest:
+            lines.append(rest[1:-1] if rest[:1] == rest[-1:] == '"' else rest)
+            continue
+        while index < len(source_lines) and source_lines[index].lstrip().startswith(
+            "#"
+        ):
+            lines.append(source_lines[index].lstrip()[1:].strip())
+            index += 1
+    return "\n".join(lines) + "\n" if found else None
 
 
 def _normalise(text: str) -> str:
@@ -266,6 +360,9 @@ def run_examples(
         if example.not_runnable:
             continue
         for backend_id in BACKEND_IDS:
+            if backend_id not in applicable_backends(example.source):
+                example.results[backend_id] = "n/a"
+                continue
             if time.monotonic() > deadline:
                 example.results[backend_id] = "not-run"
                 continue
@@ -303,8 +400,10 @@ def run_examples(
                 and example.expected_output is not None
                 and not example.output_approximate
             ):
-                if _normalise(output) != _normalise(example.expected_output):
-                    status = "output-mismatch"
+                got, want = _normalise(output), _normalise(example.expected_output)
+                if got != want:
+                    same_lines = sorted(got.splitlines()) == sorted(want.splitlines())
+                    status = "output-order" if same_lines else "output-mismatch"
                     example.details[backend_id] = output[-800:]
             elif status != "passed":
                 example.details[backend_id] = output[-800:]

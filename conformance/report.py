@@ -45,17 +45,14 @@ def tests_summary(files: list[FileResult]) -> dict[str, Any]:
 
 
 def _first_error(message: str) -> str:
-    """The exception line of a collection error, e.g. "ImportError: cannot import name 'X'"."""
+    """The telling line of a collection error, e.g. "ImportError: cannot import name 'X'"."""
     found = re.findall(r"^E\s+(\w+(?:Error|Exception)\b.*)$", message, re.MULTILINE)
-    text = (
-        found[-1]
-        if found
-        else message.strip().splitlines()[-1]
-        if message.strip()
-        else "?"
-    )
-    text = re.sub(r" \(/[^)]*\)", "", text)  # drop absolute paths
-    return text.replace("|", "\\|")[:120]
+    if not found:
+        found = re.findall(r"^.*\berror\b.*$", message, re.MULTILINE | re.IGNORECASE)
+    lines = message.strip().splitlines()
+    text = found[-1] if found else lines[-1] if lines else "?"
+    text = re.sub(r" \(/[^)]*\)", "", text.strip())  # drop absolute paths
+    return text.replace("|", "\\|")[:160]
 
 
 def _cell(counts: dict[str, int]) -> str:
@@ -82,7 +79,8 @@ def file_line(result: FileResult) -> str:
         counts[outcome] += 1
     extra = f" [{result.status}]" if result.status != "ok" else ""
     errors = (
-        f" ({len(result.collect_errors)} collection errors)"
+        f" ({len(result.collect_errors)} collection errors, first:"
+        f" {_first_error(result.collect_errors[0])})"
         if result.collect_errors
         else ""
     )
@@ -93,7 +91,8 @@ def docs_line(docs: dict[str, Any]) -> str:
     counts: dict[str, int] = {}
     for example in docs["examples"]:
         for status in example["results"].values():
-            counts[status] = counts.get(status, 0) + 1
+            if status != "n/a":
+                counts[status] = counts.get(status, 0) + 1
     runnable = sum(1 for example in docs["examples"] if not example["not_runnable"])
     return (
         f"docs: {runnable} runnable examples of {len(docs['examples'])}; runs: {counts}"
@@ -183,7 +182,9 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "Examples from upstream's docs/*.rst (code blocks, `::` literal blocks and included"
             " snippets) that are complete programs, run once per backend; output compared where"
-            " the page states it exactly.",
+            " the page states it exactly. Examples written for asyncio itself (they"
+            " import asyncio) count only on the asyncio variants, native Trio ones only"
+            " on Trio.",
             "",
             "| page | examples | not runnable | " + " | ".join(BACKEND_IDS) + " |",
             "| --- | --- | --- | " + " | ".join("---" for _ in BACKEND_IDS) + " |",
@@ -191,7 +192,7 @@ def markdown(results: dict[str, Any]) -> str:
         for page, info in sorted(docs["pages"].items()):
             cells = []
             for backend in BACKEND_IDS:
-                counts = info[backend]
+                counts = {k: v for k, v in info[backend].items() if k != "n/a"}
                 total = sum(counts.values())
                 cells.append(
                     f"{counts.get('passed', 0)}/{total}"

@@ -29,7 +29,8 @@ OUTCOMES = (
     "crashed",
     "timeout",
 )
-MAX_RESUMES = 8
+MAX_RESUMES = 25
+HARD_TIMEOUT_EXIT = 70  # see _recorder
 
 # Our own settings for upstream's suite (upstream keeps them in its pyproject.toml,
 # which we do not unpack): auto mode, strict xfail, warnings as errors.
@@ -221,19 +222,23 @@ def run_file(path: str, options: RunOptions) -> FileResult:
 
         with tempfile.TemporaryDirectory() as tmp:
             record = Path(tmp) / "record.jsonl"
-            env = {**options.env, "CONFORMANCE_RECORD": str(record)}
+            env = {
+                **options.env,
+                "CONFORMANCE_RECORD": str(record),
+                # Past pytest-timeout's own limit, the watchdog ends the process.
+                "CONFORMANCE_HARD_TIMEOUT": str(options.test_timeout + 15),
+            }
             if attempt:
                 # Resume after the crash: skip everything already reported.
                 done_file = Path(tmp) / "done.txt"
                 done_file.write_text("\n".join([*reports, *skip]), encoding="utf-8")
                 env["CONFORMANCE_SKIP"] = str(done_file)
-            log = (
-                open(
-                    options.log_dir / (path.replace("/", "_") + f".{attempt}.log"), "w"
-                )
+            log_path = (
+                options.log_dir / (path.replace("/", "_") + f".{attempt}.log")
                 if options.log_dir
-                else subprocess.DEVNULL
+                else Path(tmp) / "pytest.log"
             )
+            log = open(log_path, "w", encoding="utf-8")
             try:
                 exit_code = run_bounded(
                     _command(options, path),
@@ -242,13 +247,21 @@ def run_file(path: str, options: RunOptions) -> FileResult:
                     stdout=log,
                     timeout=min(options.file_timeout, remaining),
                 )
-                killed = exit_code is None
+                killed = exit_code is None or exit_code == HARD_TIMEOUT_EXIT
             finally:
-                if log is not subprocess.DEVNULL:
-                    log.close()
+                log.close()
+
+            events = _read_records(record)
+            if not events and exit_code not in (0, 5):
+                # pytest did not even start the session (bad option, broken
+                # conftest...): keep its own words, they are the only clue.
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+                result.collect_errors.append(f"pytest exited with {exit_code}: {tail}")
+                result.status = "error"
+                break
 
             running: str | None = None
-            for event in _read_records(record):
+            for event in events:
                 kind, nodeid = event["event"], str(event.get("nodeid", ""))
                 if kind == "start":
                     running = nodeid

@@ -243,6 +243,15 @@ def test_outcomes_inside_task_group(pytester: pytest.Pytester) -> None:
             async with create_task_group():
                 pytest.skip("skipped inside a task group")
 
+        @pytest.fixture
+        async def unavailable():
+            async with create_task_group():
+                pytest.skip("fixture skipped inside a task group")
+            yield
+
+        async def test_skip_in_fixture_group(unavailable):
+            pass
+
         @pytest.mark.xfail(strict=True)
         async def test_fail_in_child():
             async def child():
@@ -253,7 +262,7 @@ def test_outcomes_inside_task_group(pytester: pytest.Pytester) -> None:
                 await sleep(1)
         """
     )
-    pytester.runpytest(*ARGS).assert_outcomes(skipped=3, xfailed=3)
+    pytester.runpytest(*ARGS).assert_outcomes(skipped=6, xfailed=3)
 
 
 def test_auto_mode_ini_and_flag(pytester: pytest.Pytester) -> None:

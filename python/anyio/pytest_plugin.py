@@ -262,11 +262,15 @@ def pytest_fixture_setup(
     def run_fixture(**kwargs: Any) -> Iterator[Any]:
         with get_runner(backend_name, backend_options) as runner:
             if is_agen:
-                value, teardown = runner.run_asyncgen_fixture(bound, kwargs)
+                with _outcomes_unwrapped():
+                    value, teardown = runner.run_asyncgen_fixture(bound, kwargs)
                 yield value
-                teardown()
+                with _outcomes_unwrapped():
+                    teardown()
             else:
-                yield runner.run_fixture(bound, kwargs)
+                with _outcomes_unwrapped():
+                    value = runner.run_fixture(bound, kwargs)
+                yield value
 
     fixturedef.func = run_fixture
     try:
@@ -292,17 +296,24 @@ def _unwrap_outcome(exc: BaseException) -> BaseException | None:
     return exc if isinstance(exc, _outcome_types()) else None
 
 
-def _run_in(
-    runner: TestRunner, func: Callable[..., Any], kwargs: dict[str, Any]
-) -> None:
+@contextmanager
+def _outcomes_unwrapped() -> Iterator[None]:
+    """Let pytest see a skip/fail/exit raised inside a task group as itself."""
     try:
-        runner.run_test(func, kwargs)
+        yield
     except BaseExceptionGroup as group:
         outcome = _unwrap_outcome(group)
         if outcome is None:
             raise
 
         raise outcome from None
+
+
+def _run_in(
+    runner: TestRunner, func: Callable[..., Any], kwargs: dict[str, Any]
+) -> None:
+    with _outcomes_unwrapped():
+        runner.run_test(func, kwargs)
 
 
 @pytest.hookimpl(tryfirst=True)
