@@ -85,6 +85,7 @@ struct LoopState {
   PyObject* fire_cb;       // bound callable the timer calls
   PyObject* recheck_cb;    // bound callable: recheck(host_state)
   bool alive;
+  bool stock_clock;        // loop.time() is asyncio's own time.monotonic(): read it directly
 };
 
 // The TaskState of the wrapped task whose coroutine is running on this thread.

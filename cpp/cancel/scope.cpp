@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "cancel/core.hpp"
+#include "common/trio.hpp"
 
 namespace anyio {
 
@@ -37,23 +38,12 @@ PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
 
 bool on_trio() {
   // Only asked where no asyncio loop runs in this thread.
-  PyObject* args[] = {};
-  PyObject* r = glue_call("in_trio", args, 0);
-  if (!r) {
-    PyErr_Clear();
-    return false;
-  }
-  bool yes = r == Py_True;
-  Py_DECREF(r);
-  return yes;
+  int r = trio_running();
+  if (r < 0) PyErr_Clear();
+  return r == 1;
 }
 
-PyObject* no_loop_error() {
-  PyObject* args[] = {};
-  PyObject* r = glue_call("raise_no_event_loop", args, 0);
-  Py_XDECREF(r);
-  return nullptr;
-}
+PyObject* no_loop_error() { return raise_no_event_loop(); }
 
 void child_link(CancelScope* parent, CancelScope* s) {
   s->sib_prev = nullptr;
@@ -611,7 +601,9 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
     PyObject* now_obj = nullptr;
     PyObject* loop = running_loop();
     if (loop) {
-      now_obj = call_method0(loop, G.s_time);
+      LoopState* ls = loop_state_for(loop);
+      if (!ls) return nullptr;
+      now_obj = PyFloat_FromDouble(loop_time(ls));
     } else {
       if (PyErr_Occurred()) return nullptr;
       PyObject* args[] = {};

@@ -11,6 +11,7 @@
 
 
 #include "cancel/core.hpp"
+#include "common/awaitable.hpp"
 
 namespace anyio {
 
@@ -24,32 +25,6 @@ struct TaskCoro {
   PyObject* coro;
   PyObject* weakreflist;
 };
-
-// Converts a throw()/close() call result into a send result.
-PySendResult result_of_call(PyObject* res, PyObject** out) {
-  if (res) {
-    *out = res;
-    return PYGEN_NEXT;
-  }
-  if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    PyObject* rv = value ? PyObject_GetAttrString(value, "value") : nullptr;
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    if (!rv) {
-      *out = nullptr;
-      return PYGEN_ERROR;
-    }
-    *out = rv;
-    return PYGEN_RETURN;
-  }
-  *out = nullptr;
-  return PYGEN_ERROR;
-}
-
 
 void finish(TaskCoro* self) {
   self->st.finished = true;
@@ -145,43 +120,6 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   return r;
 }
 
-PyObject* return_or_raise(PySendResult r, PyObject* value) {
-  if (r == PYGEN_NEXT) return value;
-  if (r == PYGEN_RETURN) {
-    if (value == Py_None) {
-      Py_DECREF(value);
-      PyErr_SetNone(PyExc_StopIteration);
-    } else {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
-      Py_DECREF(value);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-  }
-  return nullptr;
-}
-
-PyObject* tc_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = tc_send(self, Py_None, &out);
-  if (r == PYGEN_RETURN) {
-    if (out == Py_None) {
-      Py_DECREF(out);
-      return nullptr;  // StopIteration with no value
-    }
-    return return_or_raise(r, out);
-  }
-  return r == PYGEN_NEXT ? out : nullptr;
-}
-
-PyObject* tc_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = tc_send(self, arg, &out);
-  return return_or_raise(r, out);
-}
-
 PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   if (self->st.finished || !self->coro) {
@@ -194,14 +132,11 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   Py_CLEAR(self->st.waiting_on);
   self->st.bare_yield = false;
   self->st.delivery_pending = false;
-  PyObject* fwd[4] = {self->coro};
-  for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-  PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
   PyObject* out = nullptr;
-  PySendResult r = result_of_call(res, &out);
+  PySendResult r = forward_throw(self->coro, args, nargs, &out);
   r = after_step(self, r, &out);
   tls_current = prev;
-  return return_or_raise(r, out);
+  return send_result_to_python(r, out);
 }
 
 PyObject* tc_close(PyObject* self_obj, PyObject*) {
@@ -226,11 +161,6 @@ PyObject* tc_get_inner(PyObject* self_obj, void*) {
 PyObject* tc_repr(PyObject* self_obj) {
   auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   return PyObject_Repr(self->coro);
-}
-
-PyObject* tc_await(PyObject* self) {
-  Py_INCREF(self);
-  return self;
 }
 
 int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
@@ -262,7 +192,7 @@ void tc_dealloc(TaskCoro* self) {
 }
 
 PyMethodDef tc_methods[] = {
-    {"send", tc_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<tc_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tc_throw)), METH_FASTCALL, nullptr},
     {"close", tc_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -287,9 +217,9 @@ PyMemberDef tc_members[] = {
 
 PyType_Slot tc_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(tc_send)},
-    {Py_am_await, reinterpret_cast<void*>(tc_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(tc_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(tc_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<tc_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(tc_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(tc_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(tc_clear)},
@@ -340,23 +270,16 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
     w->st.root = root;
     task_link(&w->st, root);
   }
-  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w)};
-  size_t n = 2;
-  PyObject* kwnames = nullptr;
-  if (context && context != Py_None) {
-    args[n++] = name;
-    args[n++] = context;
-    kwnames = Py_BuildValue("(ss)", "name", "context");
-  } else {
-    args[n++] = name;
-    kwnames = Py_BuildValue("(s)", "name");
-  }
+  // Keyword-name tuples are built once; each spawn reuses them.
+  static PyObject* kw_name = Py_BuildValue("(s)", "name");
+  static PyObject* kw_name_context = Py_BuildValue("(ss)", "name", "context");
+  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w), name, context};
+  PyObject* kwnames = (context && context != Py_None) ? kw_name_context : kw_name;
   if (!kwnames) {
     Py_DECREF(w);
     return nullptr;
   }
   PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-  Py_DECREF(kwnames);
   if (!task) {
     // The coroutine never ran (or ran eagerly and the factory failed after):
     // close it, so it does not warn that it was never awaited.

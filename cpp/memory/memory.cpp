@@ -27,6 +27,7 @@
 #include <deque>
 #include <vector>
 
+#include "common/awaitable.hpp"
 #include "cancel/core.hpp"
 
 namespace anyio {
@@ -492,7 +493,18 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (PyErr_Occurred()) return PYGEN_ERROR;
-    return trio_start(op, arg, out);  // raises NoEventLoopError outside Trio too
+    // Outside Trio as well: NoEventLoopError (trio.lowlevel's own checks are
+    // not reliable once a guest run has been left in this thread).
+    PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
+    if (!in_trio) return PYGEN_ERROR;
+    bool yes = in_trio == Py_True;
+    Py_DECREF(in_trio);
+    if (!yes) {
+      PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
+      Py_XDECREF(r);
+      return PYGEN_ERROR;
+    }
+    return trio_start(op, arg, out);
   }
   TaskState* t = tls_current;
   if (!t) {
@@ -637,70 +649,20 @@ Settle settle_interrupted(Op* op, PyObject* exc) {
   return S_RAISE;
 }
 
-void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
-  PyObject* typ = args[0];
-  PyObject* val = nargs > 1 ? args[1] : nullptr;
-  PyObject* tb = nargs > 2 ? args[2] : nullptr;
-  if (PyExceptionInstance_Check(typ)) {
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  } else if (val && val != Py_None) {
-    PyErr_SetObject(typ, val);
-  } else {
-    PyErr_SetNone(typ);
-  }
-  if (tb && tb != Py_None && PyTraceBack_Check(tb)) {
-    PyObject *t, *v, *old_tb;
-    PyErr_Fetch(&t, &v, &old_tb);
-    Py_XDECREF(old_tb);
-    Py_INCREF(tb);
-    PyErr_Restore(t, v, tb);
-  }
-}
 
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* op = reinterpret_cast<Op*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (op->inner) {
-    PyObject* fwd[4] = {op->inner};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-    PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
-    PyObject* out = res;
-    PySendResult r = PYGEN_NEXT;
-    if (!res) {
-      r = PYGEN_ERROR;
-      if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyErr_NormalizeException(&t, &v, &tb);
-        out = v ? PyObject_GetAttrString(v, "value") : Py_NewRef(Py_None);
-        Py_XDECREF(t);
-        Py_XDECREF(v);
-        Py_XDECREF(tb);
-        r = out ? PYGEN_RETURN : PYGEN_ERROR;
-      }
-    }
+    PyObject* out = nullptr;
+    PySendResult r = forward_throw(op->inner, args, nargs, &out);
     r = trio_continue(op, r, &out);
-    if (r == PYGEN_NEXT) return out;
-    if (r == PYGEN_RETURN) {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      Py_DECREF(out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    return nullptr;
+    return send_result_to_python(r, out);
   }
   PyObject* exc = PyExceptionInstance_Check(args[0]) ? args[0] : (nargs > 1 ? args[1] : nullptr);
   if (exc && !PyExceptionInstance_Check(exc)) exc = nullptr;
   if (settle_interrupted(op, exc) == S_RETURN) {
-    PyObject* value = take_value(op);
-    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
-    Py_DECREF(value);
-    if (e) {
-      PyErr_SetObject(PyExc_StopIteration, e);
-      Py_DECREF(e);
-    }
+    set_stop_iteration(take_value(op));
     return nullptr;
   }
   set_thrown(args, nargs);
@@ -720,39 +682,6 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* op_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, Py_None, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out != Py_None) {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
-
-PyObject* op_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, arg, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-    Py_DECREF(out);
-    if (e) {
-      PyErr_SetObject(PyExc_StopIteration, e);
-      Py_DECREF(e);
-    }
-  }
-  return nullptr;
-}
-
-PyObject* op_await(PyObject* self) { return Py_NewRef(self); }
 
 // _abort(raise_cancel): Trio's abort function for a parked operation.
 PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
@@ -791,7 +720,7 @@ void op_dealloc(Op* self) {
 }
 
 PyMethodDef op_methods[] = {
-    {"send", op_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<op_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
     {"close", op_close, METH_NOARGS, nullptr},
     {"_abort", op_trio_abort, METH_O, nullptr},
@@ -800,9 +729,9 @@ PyMethodDef op_methods[] = {
 
 PyType_Slot op_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(op_send)},
-    {Py_am_await, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(op_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<op_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
