@@ -294,7 +294,7 @@ def build_document(
                 if key in samples:
                     cell["status"] = "ok"
                     cell.update(_report.summarize(samples[key]))
-                    cell["samples"] = samples[key]
+                    cell["samples"] = [round(x, 1) for x in samples[key]]
                     if key in failures:  # some rounds failed; keep that visible
                         cell["failed_rounds"] = failures[key]
                 elif key in failures:
