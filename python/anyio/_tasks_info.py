@@ -86,7 +86,7 @@ def get_current_task() -> TaskInfo:
     if _get_running_loop() is not None:
         task = asyncio.current_task()
         if task is None:
-            raise RuntimeError("no current task")
+            raise RuntimeError("There is no task currently running")
         return _asyncio_info(task)
 
     from ._backend import current_backend

@@ -45,3 +45,10 @@ for _value in list(globals().values()):
         _value.__module__ = __name__
 
 del _value
+
+
+def __getattr__(name: str) -> object:
+    # Deprecated aliases (anyio.abc.BlockingPortal) warn when used, not on import.
+    from ._portal import deprecated_alias
+
+    return deprecated_alias(name)
