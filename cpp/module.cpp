@@ -28,6 +28,7 @@ void init_globals() {
   G.InvalidStateError = py::object(asyncio.attr("InvalidStateError")).release().ptr();
   G.Future = py::object(asyncio.attr("Future")).release().ptr();
   G.TimeoutError = PyExc_TimeoutError;
+  G.base_event_loop = py::object(asyncio.attr("BaseEventLoop")).release().ptr();
   auto intern = [](const char* s) {
     PyObject* o = PyUnicode_InternFromString(s);
     if (!o) throw py::error_already_set();

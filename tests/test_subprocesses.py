@@ -277,3 +277,16 @@ async def test_wait_does_not_wait_for_pipes() -> None:
 async def test_missing_program() -> None:
     with pytest.raises(FileNotFoundError):
         await open_process(["/nonexistent/program"])
+
+
+async def test_cancelled_caller_spawns_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "spawned"
+    with CancelScope() as scope:
+        scope.cancel()
+        await open_process([PY, "-c", f"open({str(marker)!r}, 'w').close()"])
+
+    assert scope.cancelled_caught
+    # Spawning and running another child gives one started anyway time to
+    # create the file
+    await run_process([PY, "-c", "pass"])
+    assert not marker.exists()

@@ -41,6 +41,7 @@ struct TaskState {
   bool shielded_yield = false;    // inside cancel_shielded_checkpoint
   bool delivery_pending = false;  // unwrapped: task.cancel() issued, not yet seen to run
   bool finished = false;
+  bool started = false;           // wrapped: its coroutine has been stepped once
   int native_cancels = 0;         // unwrapped: task.cancel() calls not yet uncancelled
   size_t parent_id = 0;           // id() of the task that spawned this one, 0 if unknown
   long cancel_baseline = -1;      // task.cancelling() when we first saw it cancelled, -1 if not
@@ -84,6 +85,7 @@ struct LoopState {
   PyObject* fire_cb;       // bound callable the timer calls
   PyObject* recheck_cb;    // bound callable: recheck(host_state)
   bool alive;
+  bool stock_clock;        // loop.time() is asyncio's own time.monotonic(): read it directly
 };
 
 // The TaskState of the wrapped task whose coroutine is running on this thread.
@@ -128,6 +130,8 @@ void task_unlink(TaskState* t);
 void task_detach_all(TaskState* t);
 // Wake one task so that it sees its cancellation (no-op if it cannot be now).
 int deliver(TaskState* t);
+// task.cancel(msg) on behalf of a scope, counted for uncancel().
+int cancel_task_natively(TaskState* t, CancelScope* origin);
 // Deadline heap.
 int heap_add(LoopState* ls, CancelScope* s);
 void heap_remove(LoopState* ls, CancelScope* s);

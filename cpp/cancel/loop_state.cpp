@@ -1,4 +1,6 @@
 // Per-loop state (deadline heap, foreign-task table) and task-state lookup.
+#include <time.h>
+
 #include <unordered_map>
 
 #include "cancel/core.hpp"
@@ -236,6 +238,21 @@ PyType_Spec ls_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, ls_slots,
 };
 
+#if defined(__linux__)
+// True if type(loop).time is asyncio.BaseEventLoop.time (not overridden).
+bool uses_stock_clock(PyObject* loop) {
+  PyObject* base = PyObject_GetAttrString(G.base_event_loop, "time");
+  PyObject* mine = PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(loop)), G.s_time);
+  bool same = base && mine && base == mine;
+  Py_XDECREF(base);
+  Py_XDECREF(mine);
+  PyErr_Clear();
+  return same;
+}
+#else
+bool uses_stock_clock(PyObject*) { return false; }
+#endif
+
 LoopState* new_loop_state(PyObject* loop) {
   auto* ls = PyObject_GC_New(LoopState, LoopStateType);
   if (!ls) return nullptr;
@@ -248,6 +265,7 @@ LoopState* new_loop_state(PyObject* loop) {
   ls->fire_cb = nullptr;
   ls->recheck_cb = nullptr;
   ls->alive = true;
+  ls->stock_clock = false;
   PyObject_GC_Track(ls);
   PyObject* self = reinterpret_cast<PyObject*>(ls);
   ls->hosts = PyDict_New();
@@ -265,6 +283,7 @@ LoopState* new_loop_state(PyObject* loop) {
     Py_DECREF(ls);
     return nullptr;
   }
+  ls->stock_clock = uses_stock_clock(loop);
   return ls;
 }
 
@@ -295,6 +314,14 @@ LoopState* loop_state_for(PyObject* loop) {
 }
 
 double loop_time(LoopState* ls) {
+  if (ls->stock_clock) {
+    // asyncio.BaseEventLoop.time() is time.monotonic(), which on this
+    // platform is clock_gettime(CLOCK_MONOTONIC): same clock, no Python call.
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+      return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+    }
+  }
   PyObject* t = call_method0(ls->loop, G.s_time);
   if (!t) return -1;
   double v = PyFloat_AsDouble(t);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "cancel/core.hpp"
+#include "common/trio.hpp"
 
 namespace anyio {
 
@@ -37,23 +38,12 @@ PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
 
 bool on_trio() {
   // Only asked where no asyncio loop runs in this thread.
-  PyObject* args[] = {};
-  PyObject* r = glue_call("in_trio", args, 0);
-  if (!r) {
-    PyErr_Clear();
-    return false;
-  }
-  bool yes = r == Py_True;
-  Py_DECREF(r);
-  return yes;
+  int r = trio_running();
+  if (r < 0) PyErr_Clear();
+  return r == 1;
 }
 
-PyObject* no_loop_error() {
-  PyObject* args[] = {};
-  PyObject* r = glue_call("raise_no_event_loop", args, 0);
-  Py_XDECREF(r);
-  return nullptr;
-}
+PyObject* no_loop_error() { return raise_no_event_loop(); }
 
 void child_link(CancelScope* parent, CancelScope* s) {
   s->sib_prev = nullptr;
@@ -348,10 +338,13 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
       Py_DECREF(r);
     }
   }
-  if (ours && t->task) {
-    // A native cancellation (task.cancel() by someone else) requested on top of
-    // ours -- still pending, or already merged into our error by asyncio --
-    // must not be swallowed along with it.
+  // The outermost cancelled scope a cancellation can reach is the one that
+  // ends it: it gives back the task.cancel() requests made on its behalf
+  // (asyncio's own counting -- asyncio.timeout, TaskGroup -- stays right) and
+  // swallows the error, unless someone else's native cancellation arrived on
+  // top of ours (still pending, or merged into our error by asyncio).
+  bool catching = ours && !(!self->shield && parent && effective_cancel_from(parent));
+  if (catching && t->task) {
     PyObject* pending = PyObject_GetAttr(t->task, G.s_must_cancel);
     if (!pending) {
       PyErr_Clear();
@@ -369,21 +362,19 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
       Py_DECREF(n);
       if (requested > t->cancel_baseline + t->native_cancels) ours = false;
     }
-  }
-  if (ours) {
-    bool parent_visible = !self->shield && parent && effective_cancel_from(parent);
-    if (!parent_visible) {
-      swallow = rest == nullptr || rest == Py_None;
-      self->cancelled_caught = 1;
-      // Give back the cancel requests we made on a foreign task, so asyncio's
-      // own cancellation counting (asyncio.timeout, TaskGroup) stays right.
-      while (!t->wrapped && t->native_cancels > 0) {
-        t->native_cancels--;
-        PyObject* r = call_method0(t->task, G.s_uncancel);
-        if (!r) return nullptr;
-        Py_DECREF(r);
+    while (t->native_cancels > 0) {
+      t->native_cancels--;
+      PyObject* r = call_method0(t->task, G.s_uncancel);
+      if (!r) {
+        Py_XDECREF(rest);
+        return nullptr;
       }
+      Py_DECREF(r);
     }
+  }
+  if (catching && ours) {
+    swallow = rest == nullptr || rest == Py_None;
+    self->cancelled_caught = 1;
   }
   if (swallow && !effective_cancel(t)) t->cancel_baseline = -1;
   bool timed_out = swallow && self->fail_on_timeout && self->deadline_reached;
@@ -610,7 +601,9 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
     PyObject* now_obj = nullptr;
     PyObject* loop = running_loop();
     if (loop) {
-      now_obj = call_method0(loop, G.s_time);
+      LoopState* ls = loop_state_for(loop);
+      if (!ls) return nullptr;
+      now_obj = PyFloat_FromDouble(loop_time(ls));
     } else {
       if (PyErr_Occurred()) return nullptr;
       PyObject* args[] = {};
@@ -865,34 +858,41 @@ void task_detach_all(TaskState* t) {
   Py_CLEAR(t->waiting_on);
 }
 
+// Cancels the task the way asyncio's own code would, with task.cancel(): the
+// future it waits on is cancelled (or, at a bare yield, its next step raises),
+// and task.cancelling() counts the request, which the scope that swallows the
+// error gives back with uncancel(). Returns -1 on error.
+int cancel_task_natively(TaskState* t, CancelScope* origin) {
+  PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
+  PyObject* r = call_method1(t->task, G.s_cancel, msg);
+  if (!r) return -1;
+  if (r == Py_True) t->native_cancels++;
+  Py_DECREF(r);
+  return 0;
+}
+
 int deliver(TaskState* t) {
   if (t->finished || !t->task) return 0;
   CancelScope* origin = effective_cancel(t);
   if (!origin) return 0;
   observe_cancel(t);
-  if (t->wrapped) {
-    // Running now: the wrapper throws at the next suspension. Suspended on a
-    // bare yield: it throws when resumed. Waiting on a future: cancel that
-    // future, as Task.cancel() would, and the task wakes into CancelledError.
-    if (tls_current == t || !t->waiting_on) return 0;
-    PyObject* done = call_method0(t->waiting_on, G.s_done);
-    if (!done) return -1;
-    bool is_done = done == Py_True;
-    Py_DECREF(done);
-    if (is_done) return 0;  // resuming with a value: cancel at its next suspension
-    PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
-    PyObject* r = call_method1(t->waiting_on, G.s_cancel, msg);
-    if (!r) return -1;
-    Py_DECREF(r);
-    return 0;
-  }
   if (t->delivery_pending) return 0;
-  PyObject* loop = t->loop->loop;
+  PyObject* loop = t->loop ? t->loop->loop : nullptr;
   if (!loop || !t->loop->alive) return 0;
-  PyObject* current = running_loop() ? PyObject_CallOneArg(G.current_task, loop) : nullptr;
-  if (!current && PyErr_Occurred()) return -1;
-  bool is_current = current == t->task;
-  Py_XDECREF(current);
+  bool is_current;
+  if (t->wrapped) {
+    // A wrapped task that is running now is cancelled by its wrapper when it
+    // next suspends; one that has not started yet must first get to run (a
+    // task cancelled before its first step never runs its body at all), so its
+    // wrapper delivers at its first suspension too.
+    if (tls_current == t || !t->started) return 0;
+    is_current = false;
+  } else {
+    PyObject* current = running_loop() ? PyObject_CallOneArg(G.current_task, loop) : nullptr;
+    if (!current && PyErr_Occurred()) return -1;
+    is_current = current == t->task;
+    Py_XDECREF(current);
+  }
   if (!is_current) {
     PyObject* fw = PyObject_GetAttr(t->task, G.s_fut_waiter);
     if (!fw) return -1;
@@ -907,17 +907,13 @@ int deliver(TaskState* t) {
       Py_DECREF(done);
     }
     Py_DECREF(fw);
-    if (!scheduled_with_value) {
-      PyObject* msg = origin->cancel_msg ? origin->cancel_msg : Py_None;
-      PyObject* r = call_method1(t->task, G.s_cancel, msg);
-      if (!r) return -1;
-      bool accepted = r == Py_True;
-      Py_DECREF(r);
-      if (accepted) t->native_cancels++;
-    }
+    // A task about to resume with a value gets it first: anyio never cancels
+    // a task that is scheduled to resume with a result.
+    if (!scheduled_with_value && cancel_task_natively(t, origin) < 0) return -1;
   }
-  // Look again once the task has run: its wake-up is queued before this.
   t->delivery_pending = true;
+  if (t->wrapped) return 0;  // the wrapper clears the flag and re-checks each step
+  // A foreign task: look again once it has run (its wake-up is queued first).
   PyObject* r = call_method2(loop, G.s_call_soon, t->loop->recheck_cb, t->owner);
   if (!r) return -1;
   Py_DECREF(r);

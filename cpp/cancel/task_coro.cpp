@@ -11,6 +11,7 @@
 
 
 #include "cancel/core.hpp"
+#include "common/awaitable.hpp"
 
 namespace anyio {
 
@@ -24,35 +25,6 @@ struct TaskCoro {
   PyObject* coro;
   PyObject* weakreflist;
 };
-
-// Converts a throw()/close() call result into a send result.
-PySendResult result_of_call(PyObject* res, PyObject** out) {
-  if (res) {
-    *out = res;
-    return PYGEN_NEXT;
-  }
-  if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    PyObject* rv = value ? PyObject_GetAttrString(value, "value") : nullptr;
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    if (!rv) {
-      *out = nullptr;
-      return PYGEN_ERROR;
-    }
-    *out = rv;
-    return PYGEN_RETURN;
-  }
-  *out = nullptr;
-  return PYGEN_ERROR;
-}
-
-PySendResult throw_in(TaskCoro* self, PyObject* exc, PyObject** out) {
-  return result_of_call(call_method1(self->coro, G.s_throw, exc), out);
-}
 
 void finish(TaskCoro* self) {
   self->st.finished = true;
@@ -77,15 +49,20 @@ int cancel_awaited(PyObject* y, CancelScope* origin) {
 PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
   if (r == PYGEN_NEXT) {
     PyObject* y = *out;
-    // About to suspend while cancelled: cancel what it waits on, as
-    // Task.cancel() would, and let the loop wake it with the error. Going
-    // through the loop (rather than throwing in at once) keeps the order of
-    // events asyncio code expects, e.g. a task.cancel() queued before the
-    // suspension still lands in the same wake-up, and never starves the loop
-    // when a coroutine keeps swallowing the error.
+    // About to suspend while cancelled: cancel the task as asyncio's own code
+    // would. The Task then cancels the future it is handed (or, for a bare
+    // yield, raises on the next step), so the error arrives through the loop,
+    // in the order asyncio code expects, and a coroutine that keeps swallowing
+    // it cannot starve the loop.
     CancelScope* origin = effective_cancel(&self->st);
-    if (origin) observe_cancel(&self->st);
-    if (origin && y != Py_None && cancel_awaited(y, origin) < 0) PyErr_WriteUnraisable(y);
+    if (origin) {
+      observe_cancel(&self->st);
+      if (self->st.task) {
+        if (cancel_task_natively(&self->st, origin) < 0) PyErr_WriteUnraisable(self->st.task);
+      } else if (y != Py_None && cancel_awaited(y, origin) < 0) {
+        PyErr_WriteUnraisable(y);
+      }
+    }
     if (y == Py_None) {
       self->st.bare_yield = true;
     } else {
@@ -134,65 +111,13 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   TaskState* prev = tls_current;
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
-  PySendResult r;
-  CancelScope* origin = nullptr;
-  if (self->st.bare_yield && arg == Py_None && (origin = effective_cancel(&self->st))) {
-    self->st.bare_yield = false;
-    observe_cancel(&self->st);
-    PyObject* exc = make_cancelled_error(origin);
-    if (!exc) {
-      *out = nullptr;
-      r = PYGEN_ERROR;
-      finish(self);
-      tls_current = prev;
-      return r;
-    }
-    r = throw_in(self, exc, out);
-    Py_DECREF(exc);
-  } else {
-    self->st.bare_yield = false;
-    r = PyIter_Send(self->coro, arg, out);
-  }
+  self->st.bare_yield = false;
+  self->st.delivery_pending = false;
+  self->st.started = true;
+  PySendResult r = PyIter_Send(self->coro, arg, out);
   r = after_step(self, r, out);
   tls_current = prev;
   return r;
-}
-
-PyObject* return_or_raise(PySendResult r, PyObject* value) {
-  if (r == PYGEN_NEXT) return value;
-  if (r == PYGEN_RETURN) {
-    if (value == Py_None) {
-      Py_DECREF(value);
-      PyErr_SetNone(PyExc_StopIteration);
-    } else {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
-      Py_DECREF(value);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-  }
-  return nullptr;
-}
-
-PyObject* tc_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = tc_send(self, Py_None, &out);
-  if (r == PYGEN_RETURN) {
-    if (out == Py_None) {
-      Py_DECREF(out);
-      return nullptr;  // StopIteration with no value
-    }
-    return return_or_raise(r, out);
-  }
-  return r == PYGEN_NEXT ? out : nullptr;
-}
-
-PyObject* tc_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = tc_send(self, arg, &out);
-  return return_or_raise(r, out);
 }
 
 PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
@@ -206,14 +131,12 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   tls_current = &self->st;
   Py_CLEAR(self->st.waiting_on);
   self->st.bare_yield = false;
-  PyObject* fwd[4] = {self->coro};
-  for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-  PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
+  self->st.delivery_pending = false;
   PyObject* out = nullptr;
-  PySendResult r = result_of_call(res, &out);
+  PySendResult r = forward_throw(self->coro, args, nargs, &out);
   r = after_step(self, r, &out);
   tls_current = prev;
-  return return_or_raise(r, out);
+  return send_result_to_python(r, out);
 }
 
 PyObject* tc_close(PyObject* self_obj, PyObject*) {
@@ -238,11 +161,6 @@ PyObject* tc_get_inner(PyObject* self_obj, void*) {
 PyObject* tc_repr(PyObject* self_obj) {
   auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   return PyObject_Repr(self->coro);
-}
-
-PyObject* tc_await(PyObject* self) {
-  Py_INCREF(self);
-  return self;
 }
 
 int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
@@ -274,7 +192,7 @@ void tc_dealloc(TaskCoro* self) {
 }
 
 PyMethodDef tc_methods[] = {
-    {"send", tc_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<tc_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tc_throw)), METH_FASTCALL, nullptr},
     {"close", tc_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -299,9 +217,9 @@ PyMemberDef tc_members[] = {
 
 PyType_Slot tc_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(tc_send)},
-    {Py_am_await, reinterpret_cast<void*>(tc_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(tc_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(tc_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<tc_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(tc_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(tc_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(tc_clear)},
@@ -352,23 +270,16 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
     w->st.root = root;
     task_link(&w->st, root);
   }
-  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w)};
-  size_t n = 2;
-  PyObject* kwnames = nullptr;
-  if (context && context != Py_None) {
-    args[n++] = name;
-    args[n++] = context;
-    kwnames = Py_BuildValue("(ss)", "name", "context");
-  } else {
-    args[n++] = name;
-    kwnames = Py_BuildValue("(s)", "name");
-  }
+  // Keyword-name tuples are built once; each spawn reuses them.
+  static PyObject* kw_name = Py_BuildValue("(s)", "name");
+  static PyObject* kw_name_context = Py_BuildValue("(ss)", "name", "context");
+  PyObject* args[4] = {loop, reinterpret_cast<PyObject*>(w), name, context};
+  PyObject* kwnames = (context && context != Py_None) ? kw_name_context : kw_name;
   if (!kwnames) {
     Py_DECREF(w);
     return nullptr;
   }
   PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-  Py_DECREF(kwnames);
   if (!task) {
     // The coroutine never ran (or ran eagerly and the factory failed after):
     // close it, so it does not warn that it was never awaited.

@@ -4,6 +4,8 @@
 
 
 #include "cancel/core.hpp"
+#include "common/awaitable.hpp"
+#include "common/trio.hpp"
 
 namespace anyio {
 namespace {
@@ -54,16 +56,17 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      // Not asyncio: hand over to the Trio glue (or raise NoEventLoopError).
-      PyObject* fn = PyObject_GetAttrString(G.glue, "trio_checkpoint");
-      if (!fn) {
+      // Not asyncio: forward to Trio's own checkpoint coroutine, or raise
+      // NoEventLoopError outside any event loop.
+      int trio = trio_running();
+      if (trio != 1) {
+        if (trio == 0) raise_no_event_loop();
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      PyObject* kind = PyLong_FromLong(self->kind);
-      self->inner = kind ? PyObject_CallOneArg(fn, kind) : nullptr;
-      Py_XDECREF(kind);
-      Py_DECREF(fn);
+      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled", "cancel_shielded_checkpoint"};
+      PyObject* fn = trio_lowlevel(names[self->kind]);
+      self->inner = fn ? PyObject_CallNoArgs(fn) : nullptr;
       if (!self->inner) {
         *out = nullptr;
         return PYGEN_ERROR;
@@ -105,55 +108,17 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   return PYGEN_NEXT;
 }
 
-PyObject* cp_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = cp_send(self, Py_None, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out != Py_None) {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
-
-PyObject* cp_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = cp_send(self, arg, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    Py_DECREF(out);
-    PyErr_SetNone(PyExc_StopIteration);
-  }
-  return nullptr;
-}
-
 PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
   self->state = 2;
   if (self->inner) {
-    PyObject* fwd[4] = {self->inner};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-    PyObject* r = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
-    if (!r) Py_CLEAR(self->inner);
-    return r;
+    PyObject* out = nullptr;
+    PySendResult r = forward_throw(self->inner, args, nargs, &out);
+    if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
+    return send_result_to_python(r, out);
   }
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
-  PyObject* typ = args[0];
-  PyObject* val = nargs > 1 ? args[1] : nullptr;
-  if (PyExceptionInstance_Check(typ)) {
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  } else if (val && val != Py_None) {
-    PyErr_SetObject(typ, val);
-  } else {
-    PyErr_SetNone(typ);
-  }
+  set_thrown(args, nargs);
   return nullptr;
 }
 
@@ -167,11 +132,6 @@ PyObject* cp_close(PyObject* self_obj, PyObject*) {
     return r;
   }
   Py_RETURN_NONE;
-}
-
-PyObject* cp_await(PyObject* self) {
-  Py_INCREF(self);
-  return self;
 }
 
 int cp_traverse(Checkpoint* self, visitproc visit, void* arg) {
@@ -196,7 +156,7 @@ void cp_dealloc(Checkpoint* self) {
 }
 
 PyMethodDef cp_methods[] = {
-    {"send", cp_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<cp_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cp_throw)), METH_FASTCALL, nullptr},
     {"close", cp_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -204,9 +164,9 @@ PyMethodDef cp_methods[] = {
 
 PyType_Slot cp_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(cp_send)},
-    {Py_am_await, reinterpret_cast<void*>(cp_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(cp_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(cp_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<cp_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(cp_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(cp_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(cp_clear)},

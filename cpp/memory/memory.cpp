@@ -19,14 +19,15 @@
 // outcome was already decided hands the item back (receive) or reports success
 // (send) so nothing is lost or duplicated.
 //
-// Trio: the Op forwards to a small Python coroutine (anyio.streams.memory) that
-// parks with trio.lowlevel.wait_task_rescheduled; the queues and items stay here.
+// Trio: the Op drives trio.lowlevel's checkpoint and wait_task_rescheduled
+// coroutines itself; Trio parks and wakes the task, the queues stay here.
 #include <cstdio>
 #include <cstring>
 #include <cstdint>
 #include <deque>
 #include <vector>
 
+#include "common/awaitable.hpp"
 #include "cancel/core.hpp"
 
 namespace anyio {
@@ -39,9 +40,15 @@ struct Config {
   PyObject* ClosedResourceError = nullptr;
   PyObject* BrokenResourceError = nullptr;
   PyObject* statistics_cls = nullptr;  // MemoryObjectStreamStatistics
-  PyObject* trio_runner = nullptr;     // async def(op): the Trio side of one operation
-  PyObject* trio_reschedule = nullptr; // trio.lowlevel.reschedule, set on first Trio use
-  PyObject* abort_succeeded = nullptr; // trio.lowlevel.Abort.SUCCEEDED
+  PyObject* trio_setup = nullptr;      // configures the Trio side or raises NoEventLoopError
+  // trio.lowlevel functions, set on first use on Trio
+  PyObject* trio_reschedule = nullptr;
+  PyObject* abort_succeeded = nullptr;  // Abort.SUCCEEDED
+  PyObject* trio_checkpoint = nullptr;
+  PyObject* trio_checkpoint_if_cancelled = nullptr;
+  PyObject* trio_current_task = nullptr;
+  PyObject* trio_wait = nullptr;        // wait_task_rescheduled
+  PyObject* s_abort = nullptr;
   PyObject* s_uncancel = nullptr;
 };
 Config cfg;
@@ -74,7 +81,7 @@ struct State {
 };
 
 enum Kind : unsigned char { K_SEND = 0, K_RECV = 1, K_ANEXT = 2 };
-enum Phase : unsigned char { P_FRESH, P_YIELDED, P_PARKED, P_TRIO, P_DONE };
+enum Phase : unsigned char { P_FRESH, P_YIELDED, P_PARKED, P_TRIO_CHECK, P_TRIO_WAIT, P_DONE };
 enum Outcome : unsigned char { O_WAITING, O_GRANTED, O_END, O_CLOSED, O_BROKEN };
 
 struct Op {
@@ -84,7 +91,7 @@ struct Op {
   Stream* stream;     // strong
   PyObject* item;     // send: the item until delivered; receive: the item received
   PyObject* waker;    // asyncio: the future parked on; Trio: the task
-  PyObject* inner;    // Trio: the coroutine we forward to
+  PyObject* inner;    // Trio: the trio.lowlevel coroutine we forward to
   PyObject* shielded; // owner of the TaskState whose shielded_yield we set
   unsigned char kind;
   unsigned char phase;
@@ -343,13 +350,141 @@ int run_try(Op* op) {
   return r;
 }
 
-PySendResult forward_inner(Op* op, PyObject* arg, PyObject** out) {
-  PySendResult r = PyIter_Send(op->inner, arg, out);
-  if (r != PYGEN_NEXT) {
-    Py_CLEAR(op->inner);
-    op->phase = P_DONE;
+// --- Trio: the op drives trio.lowlevel's own coroutines --------------------
+// A checkpoint first (only a cancellation check when the operation is going
+// to park: parking is the scheduling point), then the operation; if it must
+// wait, wait_task_rescheduled with an abort function that unlinks it.
+
+bool would_complete(Op* op) {
+  Stream* s = op->stream;
+  State* st = s->state;
+  if (s->closed) return true;
+  if (op->kind == K_SEND) {
+    return st->open_recv <= 0 || st->receivers->head || static_cast<Py_ssize_t>(st->buffer->size()) < st->max;
   }
-  return r;
+  return !st->buffer->empty() || st->senders->head || st->open_send <= 0;
+}
+
+// Outside any event loop trio.lowlevel raises RuntimeError: report it as
+// upstream does.
+void fix_no_loop_error() {
+  if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) return;
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
+  if (in_trio == Py_False) {
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
+    Py_XDECREF(r);
+  } else {
+    PyErr_Restore(t, v, tb);
+  }
+  Py_XDECREF(in_trio);
+}
+
+// A parked Trio operation whose wait ended by an exception (it was closed,
+// say; Trio itself never throws into a rescheduled task): leave the queue and
+// hand back an item that was already ours.
+void trio_interrupted(Op* op) {
+  op_unlink(op);
+  Py_CLEAR(op->waker);
+  if (op->outcome == O_GRANTED && op->kind != K_SEND && op->item) {
+    give_back(op->stream->state, op->item);
+    op->item = nullptr;
+  }
+}
+
+PySendResult trio_step(Op* op, PyObject* arg, PyObject** out);
+
+PySendResult trio_after_check(Op* op, PyObject** out) {
+  int r = run_try(op);
+  if (r != 0) {
+    op->phase = P_DONE;
+    if (r < 0) {
+      *out = nullptr;
+      return PYGEN_ERROR;
+    }
+    op->outcome = O_GRANTED;
+    *out = take_value(op);
+    return PYGEN_RETURN;
+  }
+  PyObject* task = PyObject_CallNoArgs(cfg.trio_current_task);
+  PyObject* abort = task ? PyObject_GetAttr(reinterpret_cast<PyObject*>(op), cfg.s_abort) : nullptr;
+  if (!abort) {
+    Py_XDECREF(task);
+    op->phase = P_DONE;
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  op->waker = task;
+  q_push(queue_of(op->stream->state, op), op);
+  op->inner = PyObject_CallOneArg(cfg.trio_wait, abort);
+  Py_DECREF(abort);
+  if (!op->inner) {
+    op_unlink(op);
+    Py_CLEAR(op->waker);
+    op->phase = P_DONE;
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  op->phase = P_TRIO_WAIT;
+  return trio_step(op, Py_None, out);
+}
+
+// What follows the inner coroutine's step `r`.
+PySendResult trio_continue(Op* op, PySendResult r, PyObject** out) {
+  if (r == PYGEN_NEXT) return r;
+  Py_CLEAR(op->inner);
+  if (op->phase == P_TRIO_CHECK) {
+    if (r == PYGEN_ERROR) {
+      op->phase = P_DONE;
+      fix_no_loop_error();
+      return r;
+    }
+    Py_CLEAR(*out);
+    return trio_after_check(op, out);
+  }
+  op->phase = P_DONE;
+  if (r == PYGEN_ERROR) {
+    trio_interrupted(op);
+    return r;
+  }
+  Py_CLEAR(*out);
+  Py_CLEAR(op->waker);
+  if (op->outcome == O_GRANTED) {
+    *out = take_value(op);
+    return PYGEN_RETURN;
+  }
+  op_unlink(op);
+  raise_outcome(op);
+  return PYGEN_ERROR;
+}
+
+PySendResult trio_step(Op* op, PyObject* arg, PyObject** out) {
+  PySendResult r = PyIter_Send(op->inner, arg, out);
+  return trio_continue(op, r, out);
+}
+
+PySendResult trio_start(Op* op, PyObject* arg, PyObject** out) {
+  *out = nullptr;
+  if (!cfg.trio_checkpoint) {
+    PyObject* r = PyObject_CallNoArgs(cfg.trio_setup);
+    if (!r) {
+      op->phase = P_DONE;
+      return PYGEN_ERROR;
+    }
+    Py_DECREF(r);
+  }
+  op->on_trio = 1;
+  op->inner = PyObject_CallNoArgs(would_complete(op) ? cfg.trio_checkpoint : cfg.trio_checkpoint_if_cancelled);
+  if (!op->inner) {
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  op->phase = P_TRIO_CHECK;
+  return trio_step(op, arg, out);
 }
 
 PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
@@ -358,15 +493,18 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (PyErr_Occurred()) return PYGEN_ERROR;
-    // Not on asyncio: the Trio side (which raises NoEventLoopError if no loop runs).
-    op->on_trio = 1;
-    op->inner = PyObject_CallOneArg(cfg.trio_runner, reinterpret_cast<PyObject*>(op));
-    if (!op->inner) {
-      op->phase = P_DONE;
+    // Outside Trio as well: NoEventLoopError (trio.lowlevel's own checks are
+    // not reliable once a guest run has been left in this thread).
+    PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
+    if (!in_trio) return PYGEN_ERROR;
+    bool yes = in_trio == Py_True;
+    Py_DECREF(in_trio);
+    if (!yes) {
+      PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
+      Py_XDECREF(r);
       return PYGEN_ERROR;
     }
-    op->phase = P_TRIO;
-    return forward_inner(op, arg, out);
+    return trio_start(op, arg, out);
   }
   TaskState* t = tls_current;
   if (!t) {
@@ -423,8 +561,9 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   switch (op->phase) {
     case P_FRESH:
       return op_start(op, arg, out);
-    case P_TRIO:
-      return forward_inner(op, arg, out);
+    case P_TRIO_CHECK:
+    case P_TRIO_WAIT:
+      return trio_step(op, arg, out);
     case P_YIELDED:
       release_shield(op);
       op->phase = P_DONE;
@@ -510,49 +649,20 @@ Settle settle_interrupted(Op* op, PyObject* exc) {
   return S_RAISE;
 }
 
-void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
-  PyObject* typ = args[0];
-  PyObject* val = nargs > 1 ? args[1] : nullptr;
-  PyObject* tb = nargs > 2 ? args[2] : nullptr;
-  if (PyExceptionInstance_Check(typ)) {
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  } else if (val && val != Py_None) {
-    PyErr_SetObject(typ, val);
-  } else {
-    PyErr_SetNone(typ);
-  }
-  if (tb && tb != Py_None && PyTraceBack_Check(tb)) {
-    PyObject *t, *v, *old_tb;
-    PyErr_Fetch(&t, &v, &old_tb);
-    Py_XDECREF(old_tb);
-    Py_INCREF(tb);
-    PyErr_Restore(t, v, tb);
-  }
-}
 
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* op = reinterpret_cast<Op*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (op->inner) {
-    PyObject* fwd[4] = {op->inner};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-    PyObject* r = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
-    if (!r) {
-      Py_CLEAR(op->inner);
-      op->phase = P_DONE;
-    }
-    return r;
+    PyObject* out = nullptr;
+    PySendResult r = forward_throw(op->inner, args, nargs, &out);
+    r = trio_continue(op, r, &out);
+    return send_result_to_python(r, out);
   }
   PyObject* exc = PyExceptionInstance_Check(args[0]) ? args[0] : (nargs > 1 ? args[1] : nullptr);
   if (exc && !PyExceptionInstance_Check(exc)) exc = nullptr;
   if (settle_interrupted(op, exc) == S_RETURN) {
-    PyObject* value = take_value(op);
-    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, value);
-    Py_DECREF(value);
-    if (e) {
-      PyErr_SetObject(PyExc_StopIteration, e);
-      Py_DECREF(e);
-    }
+    set_stop_iteration(take_value(op));
     return nullptr;
   }
   set_thrown(args, nargs);
@@ -564,6 +674,7 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   if (op->inner) {
     PyObject* r = call_method0(op->inner, G.s_close);
     Py_CLEAR(op->inner);
+    if (op->phase == P_TRIO_WAIT) trio_interrupted(op);
     op->phase = P_DONE;
     return r;
   }
@@ -571,59 +682,6 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* op_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, Py_None, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out != Py_None) {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
-
-PyObject* op_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, arg, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-    Py_DECREF(out);
-    if (e) {
-      PyErr_SetObject(PyExc_StopIteration, e);
-      Py_DECREF(e);
-    }
-  }
-  return nullptr;
-}
-
-PyObject* op_await(PyObject* self) { return Py_NewRef(self); }
-
-// --- the Trio side's entry points (called by the Python coroutine) ----------
-
-// _try(task): True when the operation completed at once; False when it parked
-// (linked, to be woken through trio.lowlevel.reschedule(task)).
-PyObject* op_trio_try(PyObject* self_obj, PyObject* task) {
-  auto* op = reinterpret_cast<Op*>(self_obj);
-  if (op->phase != P_TRIO || op->linked || op->outcome != O_WAITING) {
-    return raise(PyExc_RuntimeError, "memory stream operation in the wrong state");
-  }
-  int r = run_try(op);
-  if (r < 0) return nullptr;
-  if (r == 1) {
-    op->outcome = O_GRANTED;
-    Py_RETURN_TRUE;
-  }
-  Py_XSETREF(op->waker, Py_NewRef(task));
-  q_push(queue_of(op->stream->state, op), op);
-  Py_RETURN_FALSE;
-}
 
 // _abort(raise_cancel): Trio's abort function for a parked operation.
 PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
@@ -631,28 +689,6 @@ PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
   op_unlink(op);
   Py_CLEAR(op->waker);
   return Py_NewRef(cfg.abort_succeeded);
-}
-
-// _result(): what the operation returns, or raises its error.
-PyObject* op_trio_result(PyObject* self_obj, PyObject*) {
-  auto* op = reinterpret_cast<Op*>(self_obj);
-  Py_CLEAR(op->waker);
-  if (op->outcome == O_GRANTED) return take_value(op);
-  op_unlink(op);
-  raise_outcome(op);
-  return nullptr;
-}
-
-// _undo(): the coroutine was interrupted after the operation completed.
-PyObject* op_trio_undo(PyObject* self_obj, PyObject*) {
-  auto* op = reinterpret_cast<Op*>(self_obj);
-  op_unlink(op);
-  if (op->outcome == O_GRANTED && op->kind != K_SEND && op->item) {
-    give_back(op->stream->state, op->item);
-    op->item = nullptr;
-  }
-  op->outcome = O_CLOSED;
-  Py_RETURN_NONE;
 }
 
 int op_traverse(Op* self, visitproc visit, void* arg) {
@@ -684,21 +720,18 @@ void op_dealloc(Op* self) {
 }
 
 PyMethodDef op_methods[] = {
-    {"send", op_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<op_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
     {"close", op_close, METH_NOARGS, nullptr},
-    {"_try", op_trio_try, METH_O, nullptr},
     {"_abort", op_trio_abort, METH_O, nullptr},
-    {"_result", op_trio_result, METH_NOARGS, nullptr},
-    {"_undo", op_trio_undo, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
 PyType_Slot op_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(op_send)},
-    {Py_am_await, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(op_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<op_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
@@ -1028,26 +1061,30 @@ PyType_Spec recv_spec = {"anyio._cpp.MemoryReceiveStreamBase", sizeof(Stream), 0
 PyObject* fn_configure(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 6) return raise(PyExc_TypeError, "_memory_configure expects 6 arguments");
   PyObject** slots[] = {&cfg.WouldBlock,          &cfg.EndOfStream,    &cfg.ClosedResourceError,
-                        &cfg.BrokenResourceError, &cfg.statistics_cls, &cfg.trio_runner};
+                        &cfg.BrokenResourceError, &cfg.statistics_cls, &cfg.trio_setup};
   for (Py_ssize_t i = 0; i < 6; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
   if (!cfg.s_uncancel) cfg.s_uncancel = PyUnicode_InternFromString("uncancel");
   if (!cfg.s_uncancel) return nullptr;
+  if (!cfg.s_abort) cfg.s_abort = PyUnicode_InternFromString("_abort");
+  if (!cfg.s_abort) return nullptr;
   Py_RETURN_NONE;
 }
 
 PyObject* fn_configure_trio(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 2) return raise(PyExc_TypeError, "_memory_configure_trio expects 2 arguments");
-  Py_XSETREF(cfg.trio_reschedule, Py_NewRef(args[0]));
-  Py_XSETREF(cfg.abort_succeeded, Py_NewRef(args[1]));
+  if (nargs != 6) return raise(PyExc_TypeError, "_memory_configure_trio expects 6 arguments");
+  PyObject** slots[] = {&cfg.trio_reschedule,   &cfg.abort_succeeded,   &cfg.trio_checkpoint,
+                        &cfg.trio_checkpoint_if_cancelled, &cfg.trio_current_task, &cfg.trio_wait};
+  for (Py_ssize_t i = 0; i < 6; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
   Py_RETURN_NONE;
 }
 
 PyMethodDef module_fns[] = {
     {"_memory_configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure)), METH_FASTCALL,
      "_memory_configure(WouldBlock, EndOfStream, ClosedResourceError, BrokenResourceError, statistics_cls, "
-     "trio_runner)\n--\n\nCalled once by anyio.streams.memory."},
+     "trio_setup)\n--\n\nCalled once by anyio.streams.memory."},
     {"_memory_configure_trio", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure_trio)),
-     METH_FASTCALL, "_memory_configure_trio(reschedule, abort_succeeded)\n--\n\nCalled on first use on Trio."},
+     METH_FASTCALL, "_memory_configure_trio(reschedule, abort_succeeded, checkpoint, checkpoint_if_cancelled, "
+     "current_task, wait_task_rescheduled)\n--\n\nCalled on first use on Trio."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -11,6 +11,7 @@
 //     being granted hands the token on instead of losing it.
 // Trio: the same object forwards to a small coroutine in anyio._sync_trio that
 // parks with trio.lowlevel.wait_task_rescheduled; queues and counters stay here.
+#include "common/awaitable.hpp"
 #include "sync/sync.hpp"
 
 namespace anyio::sync {
@@ -210,45 +211,6 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   }
 }
 
-PyObject* op_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, Py_None, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out != Py_None) {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
-
-PyObject* op_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = op_send(self, arg, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    Py_DECREF(out);
-    PyErr_SetNone(PyExc_StopIteration);
-  }
-  return nullptr;
-}
-
-void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
-  PyObject* typ = args[0];
-  PyObject* val = nargs > 1 ? args[1] : nullptr;
-  if (PyExceptionInstance_Check(typ)) {
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  } else if (val && val != Py_None) {
-    PyErr_SetObject(typ, val);
-  } else {
-    PyErr_SetNone(typ);
-  }
-}
 
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<Op*>(self_obj);
@@ -281,10 +243,6 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* op_await(PyObject* self) {
-  Py_INCREF(self);
-  return self;
-}
 
 // --- methods the Trio coroutine calls ----------------------------------------
 
@@ -385,7 +343,7 @@ void op_dealloc(Op* self) {
 }
 
 PyMethodDef op_methods[] = {
-    {"send", op_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<op_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
     {"close", op_close, METH_NOARGS, nullptr},
     {"_start_acquire", op_start_acquire, METH_O, nullptr},
@@ -397,9 +355,9 @@ PyMethodDef op_methods[] = {
 
 PyType_Slot op_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(op_send)},
-    {Py_am_await, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(op_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(op_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<op_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(op_clear)},

@@ -593,15 +593,17 @@ PyObject* fut_remove_done_callback(PyObject* self, PyObject* fn) {
   return PyLong_FromSsize_t(removed);
 }
 
-// cancel(msg=None): only an abandonable call accepts; a shielded one refuses,
-// as a future inside CancelScope(shield=True) would never see the request.
+// cancel(msg=None). anyio cancel scopes never get here while the caller is
+// shielded (the core sees `shielded_yield`); what does is a native
+// Task.cancel() (asyncio.wait_for, TaskGroup, ...), which, as with a plain
+// future, ends the wait at once and drops the thread's eventual outcome.
 PyObject* fut_cancel(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   Call* c = C(self);
   PyObject* msg = nargs > 0 ? args[0] : nullptr;
   if (kwnames) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) msg = args[nargs + i];
   }
-  if (c->astate != A_WAIT || c->resolved || c->cancelled || !c->abandon) Py_RETURN_FALSE;
+  if (c->astate != A_WAIT || c->resolved || c->cancelled) Py_RETURN_FALSE;
   abandon_job(c);
   c->cancelled = true;
   if (msg && msg != Py_None) c->cancel_msg = Py_NewRef(msg);
@@ -878,8 +880,8 @@ PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   Py_DECREF(ctx);
   if (!req) return nullptr;
   Py_INCREF(req);
-  if (pool_push(c->pool, ITEM_REQUEST, req)) pool_wakeup(c->pool);
-  PyObject* r = request_wait(reinterpret_cast<Request*>(req));
+  bool wake = pool_push(c->pool, ITEM_REQUEST, req);
+  PyObject* r = request_wait(reinterpret_cast<Request*>(req), c->pool, wake);
   Py_DECREF(req);
   return r;
 }

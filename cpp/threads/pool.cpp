@@ -1,6 +1,8 @@
 // The per-loop worker pool: Asio job queue, worker threads, completion queue.
 #include <boost/asio/post.hpp>
 
+#include <atomic>
+#include <thread>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -34,6 +36,7 @@ thread_local PyThreadState* tls_tstate = nullptr;
 
 PyObject* g_thread_cls = nullptr;    // threading.Thread
 PyObject* g_worker_main = nullptr;   // the builtin the threads run
+PyObject* g_current_thread = nullptr;  // threading.current_thread
 PyObject* g_thread_name = nullptr;   // "AnyIO worker thread"
 
 double g_default_idle_timeout = 10.0;
@@ -67,10 +70,28 @@ std::vector<Item> take_items(Pool* p) {
   return items;
 }
 
+}  // namespace
+
 PyObject* run_finished_error() {
   if (TG.RunFinishedError) return PyObject_CallNoArgs(TG.RunFinishedError);
   return PyObject_CallFunction(PyExc_RuntimeError, "s", "The event loop has already finished");
 }
+
+bool pool_loop_finished(Pool* p) {
+  if (p->loop_gone) return true;
+  if (p->is_trio) return false;
+  if (!p->loop) return true;
+  PyObject* closed = call_method0(p->loop, TG.s_is_closed);
+  if (!closed) {
+    PyErr_Clear();
+    return false;
+  }
+  bool yes = closed == Py_True;
+  Py_DECREF(closed);
+  return yes;
+}
+
+namespace {
 
 void fail_request(PyObject* req) {
   PyObject* e = run_finished_error();
@@ -153,7 +174,7 @@ void process(Pool* p, Item& it) {
 PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
   auto* p = reinterpret_cast<Pool*>(self_obj);
   Py_INCREF(p);
-  if (!p->is_trio) {
+  {
     std::lock_guard<std::mutex> lk(*p->cmu);
     if (p->efd >= 0) {
       uint64_t buf[16];
@@ -207,6 +228,8 @@ Pool* pool_alloc(bool is_trio) {
   p->idle = p->queued = p->threads = 0;
   p->idle_timeout = g_default_idle_timeout;
   p->closing = false;
+  p->exit_cv = new std::condition_variable();
+  p->exited = nullptr;
   p->cmu = new std::mutex();
   p->completed = new std::vector<Item>();
   p->signaled = false;
@@ -224,7 +247,8 @@ Pool* pool_alloc(bool is_trio) {
   p->weakreflist = nullptr;
   PyObject_GC_Track(p);
   p->drain_cb = PyCFunction_New(&drain_def, reinterpret_cast<PyObject*>(p));
-  if (!p->drain_cb) {
+  p->exited = PyList_New(0);
+  if (!p->drain_cb || !p->exited) {
     Py_DECREF(p);
     return nullptr;
   }
@@ -362,10 +386,56 @@ void run_posted(Pool* p, PyObject* call) {
   if (wake) pool_wakeup(p);
 }
 
+std::atomic<bool> g_spinning{false};
+// Polling only pays when a spare core runs the poller: with two cores or fewer
+// it takes CPU time from the event loop thread it waits for (measured).
+double g_spin_seconds = std::thread::hardware_concurrency() > 2 ? 50e-6 : 0.0;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+bool spin_for_job(Pool* p) {
+  if (g_spin_seconds <= 0 || p->closing) return false;
+  {
+    // Only the one-at-a-time pattern gains; with other jobs running the
+    // spinning would take CPU time from them.
+    std::lock_guard<std::mutex> lk(*p->mu);
+    if (p->threads - p->idle > 0) return false;
+  }
+  bool expected = false;
+  if (!g_spinning.compare_exchange_strong(expected, true)) return false;
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                       std::chrono::duration<double>(g_spin_seconds));
+  bool ran = false;
+  while (!ran) {
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lk(*p->mu);
+      pending = p->queued > 0;
+    }
+    if (pending) {
+      g_spinning.store(false);
+      ran = p->ioc->poll_one() > 0;
+      return ran;
+    }
+    if (std::chrono::steady_clock::now() >= until) break;
+    for (int i = 0; i < 64; ++i) cpu_relax();
+  }
+  g_spinning.store(false);
+  return false;
+}
+
 // Body of each worker thread (called as the target of a threading.Thread).
 PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
   if (Py_TYPE(pool_obj) != PoolType) return raise(PyExc_TypeError, "expected a worker pool");
   auto* p = reinterpret_cast<Pool*>(pool_obj);
+  PyObject* me = PyObject_CallNoArgs(g_current_thread);
+  if (!me) return nullptr;
   Py_INCREF(p);
   name_os_thread();
   PyThreadState* saved_outer = tls_tstate;
@@ -378,17 +448,31 @@ PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
     double secs = p->idle_timeout;
     auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(secs > 0 ? secs : 0));
+    // One idle worker at a time polls briefly before sleeping: a caller that
+    // awaits jobs one after another then hands the next one over without a
+    // futex wake-up of this thread.
+    if (spin_for_job(p)) continue;
     size_t n = p->ioc->run_one_for(timeout);
-    if (n) continue;
-    std::lock_guard<std::mutex> lk(*p->mu);
-    // Stay if a job was posted that no other idle worker will pick up.
-    if (p->queued >= p->idle && p->queued > 0 && !p->ioc->stopped()) continue;
+    if (n && !p->closing) continue;
+    // Timed out, or the pool is closing: leave unless a job waits for us.
+    // Decided with the GIL held, so that a closing pool sees this thread in
+    // `exited` as soon as the counters say it left.
+    PyEval_RestoreThread(tls_tstate);
+    std::unique_lock<std::mutex> lk(*p->mu);
+    if (p->queued > 0 && (p->queued >= p->idle || p->closing) && !p->ioc->stopped()) {
+      lk.unlock();
+      tls_tstate = PyEval_SaveThread();
+      continue;
+    }
     p->idle--;
     p->threads--;
+    if (PyList_Append(p->exited, me) < 0) PyErr_Clear();
+    lk.unlock();
+    p->exit_cv->notify_all();
     break;
   }
-  PyEval_RestoreThread(tls_tstate);
   tls_tstate = saved_outer;
+  Py_DECREF(me);
   Py_DECREF(p);
   Py_RETURN_NONE;
 }
@@ -423,6 +507,7 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   Py_VISIT(self->drain_cb);
   Py_VISIT(self->default_limiter);
   Py_VISIT(self->worker_token);
+  Py_VISIT(self->exited);
   return 0;
 }
 
@@ -432,6 +517,7 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->drain_cb);
   Py_CLEAR(self->default_limiter);
   Py_CLEAR(self->worker_token);
+  Py_CLEAR(self->exited);
   return 0;
 }
 
@@ -446,6 +532,7 @@ void pool_dealloc(Pool* self) {
   delete self->guard;
   delete self->ioc;
   delete self->mu;
+  delete self->exit_cv;
   delete self->cmu;
   delete self->completed;
   PyTypeObject* tp = Py_TYPE(self);
@@ -524,6 +611,12 @@ PyObject* pool_get_token(PyObject* self_obj, void*) {
   return r;
 }
 
+PyObject* pool_get_fileno(PyObject* self_obj, void*) {
+  auto* p = reinterpret_cast<Pool*>(self_obj);
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  return PyLong_FromLong(p->efd);
+}
+
 PyObject* pool_get_is_trio(PyObject* self_obj, void*) {
   return PyBool_FromLong(reinterpret_cast<Pool*>(self_obj)->is_trio);
 }
@@ -544,6 +637,7 @@ PyGetSetDef pool_getset[] = {
     {"default_limiter", pool_get_limiter, pool_set_limiter, nullptr, nullptr},
     {"token", pool_get_token, nullptr, "The asyncio loop or the Trio token.", nullptr},
     {"is_trio", pool_get_is_trio, nullptr, nullptr, nullptr},
+    {"fileno", pool_get_fileno, nullptr, "The descriptor that becomes readable when there is news.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -585,6 +679,12 @@ PyObject* fn_new_trio_pool(PyObject*, PyObject* token) {
   if (!p) return nullptr;
   Py_INCREF(token);
   p->trio_token = token;
+  // A system task waits for this descriptor (trio.lowlevel.wait_readable)
+  // and drains the pool, so workers wake Trio without holding the GIL.
+  if (open_wakeup(p) < 0) {
+    Py_DECREF(p);
+    return nullptr;
+  }
   return reinterpret_cast<PyObject*>(p);
 }
 
@@ -594,6 +694,14 @@ PyObject* fn_set_default_idle_timeout(PyObject*, PyObject* value) {
   if (!(v >= 0) || std::isinf(v)) return raise(PyExc_ValueError, "idle timeout must be a finite number >= 0");
   double old = g_default_idle_timeout;
   g_default_idle_timeout = v;
+  return PyFloat_FromDouble(old);
+}
+
+PyObject* fn_set_spin(PyObject*, PyObject* value) {
+  double v = PyFloat_AsDouble(value);
+  if (v == -1 && PyErr_Occurred()) return nullptr;
+  double old = g_spin_seconds;
+  g_spin_seconds = v;
   return PyFloat_FromDouble(old);
 }
 
@@ -614,10 +722,14 @@ PyMethodDef module_fns[] = {
     {"set_default_idle_timeout", fn_set_default_idle_timeout, METH_O,
      "Set the idle timeout of pools created from now on; returns the previous value."},
     {"_set_thread_hooks", fn_set_hooks, METH_O, nullptr},
+    {"set_worker_spin", fn_set_spin, METH_O,
+     "Seconds an idle worker polls for a job before sleeping (0 disables); returns the previous value."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 }  // namespace
+
+double worker_spin_seconds() { return g_spin_seconds; }
 
 PyObject* hook(const char* name) {
   if (!TG.hooks) {
@@ -652,6 +764,10 @@ Pool* pool_for_loop(PyObject* loop) {
 }
 
 int pool_submit(Pool* p, PyObject* call) {
+  if (p->exited && PyList_GET_SIZE(p->exited) > 0) {
+    // Workers that left on the idle timeout: nothing to wait for.
+    if (PyList_SetSlice(p->exited, 0, PY_SSIZE_T_MAX, nullptr) < 0) PyErr_Clear();
+  }
   if (p->closing) {
     PyErr_SetString(PyExc_RuntimeError, "the worker pool is closed");
     return -1;
@@ -689,24 +805,11 @@ bool pool_push(Pool* p, ItemKind kind, PyObject* obj) {
     first = !p->signaled;
     p->signaled = true;
   }
-  if (first && p->is_trio) {
-    // Trio's token is thread-safe but needs the GIL, which we hold.
-    PyObject* r = p->trio_token ? call_method1(p->trio_token, TG.s_run_sync_soon, p->drain_cb) : nullptr;
-    if (!r) {
-      // The run is over: nothing will drain the queue.
-      PyErr_Clear();
-      p->loop_gone = true;
-      discard_items(p);
-    }
-    Py_XDECREF(r);
-    return false;
-  }
-  // Only the first item after a drain needs a wake-up on asyncio.
+  // Only the first item after a drain needs a wake-up.
   return first;
 }
 
 void pool_wakeup(Pool* p) {
-  if (p->is_trio) return;
   std::lock_guard<std::mutex> lk(*p->cmu);
   // Under the lock: a closing pool never sees a write to a reused descriptor.
   if (p->wfd >= 0) {
@@ -718,16 +821,44 @@ void pool_wakeup(Pool* p) {
   }
 }
 
+// Joins the threads of workers that have left (their exit is imminent).
+void join_exited(Pool* p) {
+  if (!p->exited || PyList_GET_SIZE(p->exited) == 0) return;
+  PyObject* list = p->exited;
+  p->exited = PyList_New(0);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+    PyObject* r = PyObject_CallMethod(PyList_GET_ITEM(list, i), "join", nullptr);
+    if (!r) PyErr_WriteUnraisable(PyList_GET_ITEM(list, i));
+    Py_XDECREF(r);
+  }
+  Py_DECREF(list);
+  if (!p->exited) PyErr_Clear();
+}
+
 int pool_close(Pool* p) {
   if (!p->closing) {
     p->closing = true;
     forget(p);
     // The token refers to the loop; a finished run must not keep it alive.
     Py_CLEAR(p->worker_token);
-    // Without the guard the io_context stops once the last job is done, which
-    // wakes the idle workers and lets them exit.
+    // Without the guard the io_context stops once the last job is done; until
+    // then (abandoned jobs may still run) one no-op per idle worker wakes it.
     p->guard->reset();
+    size_t idle, busy;
+    {
+      std::lock_guard<std::mutex> lk(*p->mu);
+      idle = p->idle;
+      busy = p->threads - p->idle;
+    }
+    for (size_t i = 0; i < idle; ++i) boost::asio::post(*p->ioc, [] {});
+    // Wait (briefly, without the GIL) for the idle workers to leave and join
+    // them, so the thread count is back to normal when the run returns.
+    Py_BEGIN_ALLOW_THREADS
+    std::unique_lock<std::mutex> lk(*p->mu);
+    p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+    Py_END_ALLOW_THREADS
   }
+  join_exited(p);
   maybe_finalize(p);
   return 0;
 }
@@ -742,8 +873,9 @@ int register_threads_pool(PyObject* module) {
   PyObject* threading = PyImport_ImportModule("threading");
   if (!threading) return -1;
   g_thread_cls = PyObject_GetAttrString(threading, "Thread");
+  g_current_thread = PyObject_GetAttrString(threading, "current_thread");
   Py_DECREF(threading);
-  if (!g_thread_cls) return -1;
+  if (!g_thread_cls || !g_current_thread) return -1;
   g_thread_name = PyUnicode_InternFromString("AnyIO worker thread");
   if (!g_thread_name) return -1;
   auto intern = [](const char* s) { return PyUnicode_InternFromString(s); };

@@ -390,7 +390,7 @@ void request_finish(Request* r, PyObject* result, PyObject* exc) {
   else r->result = Py_NewRef(result ? result : Py_None);
   {
     std::lock_guard<std::mutex> lk(*r->mu);
-    r->done = true;
+    __atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
   }
   r->cv->notify_all();
 }
@@ -411,13 +411,47 @@ void request_run_sync(Request* r) {
   }
 }
 
-PyObject* request_wait(Request* r) {
+PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   Py_INCREF(r);
+  if (wake && pool && r->done) pool_wakeup(pool);
   if (!r->done) {
+    double spin = worker_spin_seconds();
     Py_BEGIN_ALLOW_THREADS
-    std::unique_lock<std::mutex> lk(*r->mu);
-    r->cv->wait(lk, [r] { return r->done; });
+    if (wake && pool) pool_wakeup(pool);
+    // The loop usually answers within microseconds: poll for a moment
+    // before sleeping, which saves this thread a futex wake-up.
+    if (spin > 0) {
+      auto until = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(spin));
+      while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < until) {
+        for (int i = 0; i < 64; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        }
+      }
+    }
     Py_END_ALLOW_THREADS
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+      bool done;
+      Py_BEGIN_ALLOW_THREADS
+      std::unique_lock<std::mutex> lk(*r->mu);
+      done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
+      Py_END_ALLOW_THREADS
+      if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
+        Py_DECREF(r);
+        return nullptr;
+      }
+      if (!done && pool && pool_loop_finished(pool)) {
+        PyObject* e = run_finished_error();
+        if (!e) {
+          Py_DECREF(r);
+          return nullptr;
+        }
+        request_finish(r, nullptr, e);
+        Py_DECREF(e);
+      }
+    }
   }
   PyObject* out = nullptr;
   if (r->exc) restore_exception(Py_NewRef(r->exc));

@@ -44,6 +44,8 @@ struct Pool {
   size_t threads;          // live worker threads
   double idle_timeout;     // seconds an idle worker waits before exiting
   bool closing;            // no new workers; idle ones exit
+  std::condition_variable* exit_cv;  // signalled (under mu) when a worker exits
+  PyObject* exited;        // list: Thread objects of workers that exited (GIL)
   // --- completion side ----------------------------------------------------
   std::mutex* cmu;         // guards `completed`, `signaled` and `efd`
   std::vector<Item>* completed;
@@ -110,13 +112,20 @@ int pool_submit(Pool* p, PyObject* call);            // takes a new reference to
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
 void pool_wakeup(Pool* p);  // GIL not needed
 int pool_close(Pool* p);
-PyObject* hook(const char* name);                    // borrowed or null with error
+PyObject* hook(const char* name);
+double worker_spin_seconds();  // how long a waiting worker polls before sleeping                    // borrowed or null with error
 
 // Requests.
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
 void request_finish(Request* r, PyObject* result, PyObject* exc);  // borrows both
 void request_run_sync(Request* r);
-PyObject* request_wait(Request* r);  // releases the GIL while waiting
+// Releases the GIL while waiting. With a pool, gives up with RunFinishedError
+// once the pool's event loop has finished (nothing would ever answer).
+// `wake`: the pool's loop still has to be woken; done once the GIL is released,
+// so the loop does not wake into a GIL this thread holds.
+PyObject* request_wait(Request* r, Pool* pool = nullptr, bool wake = false);
+bool pool_loop_finished(Pool* p);  // GIL held
+PyObject* run_finished_error();
 
 // Call hooks used by the pool.
 bool call_run_job(Pool* p, PyObject* call);  // worker thread, GIL held; result of pool_push

@@ -124,8 +124,10 @@ from ._subprocesses import run_process as run_process
 
 # -- submodules ----------------------------------------------------------------
 from . import abc as abc
+from . import from_thread as from_thread
 from . import functools as functools
 from . import itertools as itertools
 from . import lowlevel as lowlevel
 from . import to_interpreter as to_interpreter
 from . import to_process as to_process
+from . import to_thread as to_thread

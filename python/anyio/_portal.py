@@ -24,6 +24,7 @@ from ._cancel import CancelScope
 from ._exceptions import RunFinishedError
 from ._sync import Event
 from ._taskgroup import create_task_group
+from ._threads import request_via_token
 from .lowlevel import EventLoopToken, current_token
 
 if sys.version_info >= (3, 11):
@@ -43,7 +44,9 @@ def _future_class() -> type[Future[Any]]:
     return getattr(module, "Future", Future)  # type: ignore[no-any-return]
 
 
-def post(token: EventLoopToken, func: Callable[[], object], context: Context | None = None) -> None:
+def post(
+    token: EventLoopToken, func: Callable[[], object], context: Context | None = None
+) -> None:
     """Schedule ``func()`` on the loop behind `token` without waiting.
 
     :raises RunFinishedError: if that event loop has finished
@@ -83,7 +86,9 @@ class _BlockingAsyncContextManager(AbstractContextManager[T_co], Generic[T_co]):
     _enter_future: Future[T_co]
     _exit_future: Future[bool | None]
     _exit_event: Event
-    _exit_exc_info: tuple[type[BaseException] | None, BaseException | None, TracebackType | None] = (
+    _exit_exc_info: tuple[
+        type[BaseException] | None, BaseException | None, TracebackType | None
+    ] = (
         None,
         None,
         None,
@@ -184,7 +189,9 @@ class BlockingPortal:
             raise RuntimeError("This portal is not running")
 
         if self._running_thread_id == threading.get_ident():
-            raise RuntimeError("This method cannot be called from the event loop thread")
+            raise RuntimeError(
+                "This method cannot be called from the event loop thread"
+            )
 
     async def sleep_until_stopped(self) -> None:
         """Sleep until :meth:`stop` is called."""
@@ -259,13 +266,17 @@ class BlockingPortal:
     ) -> None:
         def spawn() -> None:
             try:
-                self._task_group.start_soon(self._call_func, func, args, kwargs, future, name=name)
+                self._task_group.start_soon(
+                    self._call_func, func, args, kwargs, future, name=name
+                )
             except BaseException as exc:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
 
+        # Wait until the task is spawned (not finished): once start_task_soon()
+        # returns, the portal's task group counts it.
         try:
-            post(self._token, spawn, copy_context())
+            request_via_token(self._token, False, spawn, ())
         except RunFinishedError:
             raise RuntimeError("This portal is not running") from None
 
@@ -280,7 +291,7 @@ class BlockingPortal:
         :raises RuntimeError: if the portal is not running, or if called from
             the event loop thread
         """
-        return cast(T_Retval, self.start_task_soon(func, *args).result())
+        return self.start_task_soon(func, *args).result()
 
     async def call_async(
         self,
@@ -345,7 +356,9 @@ class BlockingPortal:
                 with CancelScope(shield=True):
                     await done.wait()
 
-                if state.error is not None and not isinstance(state.error, self._cancelled_exc_class):
+                if state.error is not None and not isinstance(
+                    state.error, self._cancelled_exc_class
+                ):
                     raise state.error from None
 
             raise
@@ -393,7 +406,9 @@ class BlockingPortal:
             if future.cancelled():
                 task_status_future.cancel()
             elif future.exception() is not None:
-                task_status_future.set_exception(cast(BaseException, future.exception()))
+                task_status_future.set_exception(
+                    cast(BaseException, future.exception())
+                )
             else:
                 task_status_future.set_exception(
                     RuntimeError("Task exited without calling task_status.started()")
@@ -460,7 +475,7 @@ def start_blocking_portal(
             raise
         finally:
             try:
-                portal.call(portal.stop, cancel_remaining_tasks)
+                portal.call(portal.stop, cancel_remaining_tasks)  # type: ignore[arg-type]
             except RuntimeError:
                 pass
     finally:
@@ -481,7 +496,9 @@ class BlockingPortalProvider:
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _leases: int = field(init=False, default=0)
     _portal: BlockingPortal = field(init=False)
-    _portal_cm: AbstractContextManager[BlockingPortal] | None = field(init=False, default=None)
+    _portal_cm: AbstractContextManager[BlockingPortal] | None = field(
+        init=False, default=None
+    )
 
     def __enter__(self) -> BlockingPortal:
         with self._lock:

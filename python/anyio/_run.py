@@ -50,11 +50,14 @@ def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], optio
     wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func(*args)))
     debug = options.get("debug")
     loop_factory = _asyncio_loop_factory(options)
+    result: T
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=loop_factory) as runner:
-            return runner.run(wrapped)  # type: ignore[no-any-return]
+            result = runner.run(wrapped)
+    else:
+        result = _run_asyncio_310(wrapped, debug, loop_factory)
 
-    return _run_asyncio_310(wrapped, debug, loop_factory)
+    return result
 
 
 def _run_asyncio_310(

@@ -21,6 +21,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
+from . import to_thread
 from ._backend import current_backend
 from ._cancel import CancelScope, move_on_after
 from ._exceptions import ConnectionFailed
@@ -614,6 +615,20 @@ def _bind_unix(sock: socket.socket, path: str | bytes, mode: int | None) -> None
         os.chmod(path, mode)
 
 
+async def _bind_unix_off_loop(
+    sock: socket.socket, path: str | bytes, mode: int | None
+) -> None:
+    """:func:`_bind_unix`, in a worker thread when it touches the filesystem
+    (the stat/unlink/bind/chmod of a socket file can block on a slow disk).
+    Shielded: abandoning it half-way would leave a socket file behind."""
+    if _is_abstract(path):
+        _bind_unix(sock, path, mode)
+        return
+
+    with CancelScope(shield=True):
+        await to_thread.run_sync(_bind_unix, sock, path, mode)
+
+
 async def connect_unix(
     path: str | bytes | PathLike[Any],
     kind: Literal[
@@ -670,7 +685,7 @@ async def create_unix_listener(
     sock = _new_socket(socket.AF_UNIX, kind)
     try:
         sock.setblocking(False)
-        _bind_unix(sock, target, mode)
+        await _bind_unix_off_loop(sock, target, mode)
         sock.listen(backlog)
         await checkpoint()
     except BaseException:
@@ -789,7 +804,7 @@ async def _unix_datagram_socket(
     try:
         sock.setblocking(False)
         if local_path is not None:
-            _bind_unix(sock, _unix_path(local_path), local_mode)
+            await _bind_unix_off_loop(sock, _unix_path(local_path), local_mode)
 
         if remote_path is not None:
             sock.connect(_unix_path(remote_path))

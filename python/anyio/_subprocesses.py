@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from io import BytesIO
 from subprocess import PIPE, CalledProcessError, CompletedProcess
 from typing import IO, Any, TypeAlias, cast
 
+from . import to_thread
 from ._cancel import CancelScope
 from ._fdwait import wait_readable
 from ._pipes import PipeReceiveStream, PipeSendStream
@@ -160,7 +162,7 @@ async def open_process(
     :param stdout: likewise, also ``STDOUT`` for stderr
     :param stderr: likewise
     """
-    from .lowlevel import checkpoint
+    from .lowlevel import checkpoint, checkpoint_if_cancelled
 
     shell = isinstance(command, (str, bytes))
     kwargs: dict[str, Any] = {}
@@ -174,8 +176,9 @@ async def open_process(
         kwargs["extra_groups"] = extra_groups
         kwargs["umask"] = umask
 
-    popen = subprocess.Popen(
-        command,  # type: ignore[arg-type]
+    spawn = partial(
+        subprocess.Popen,
+        command,
         shell=shell,
         stdin=stdin,
         stdout=stdout,
@@ -186,8 +189,26 @@ async def open_process(
         bufsize=0,
         **kwargs,
     )
+    # An already cancelled caller gets no child at all
+    await checkpoint_if_cancelled()
+
+    # Popen blocks until the child has exec'd (or failed to), so it runs in a
+    # worker thread; shielded, since a child spawned behind a cancelled caller's
+    # back would be left running with nobody to reap it.
+    with CancelScope(shield=True):
+        # (no text mode is asked for, so the pipes are binary)
+        popen = cast("subprocess.Popen[bytes]", await to_thread.run_sync(spawn))
+
     process = _Process(popen)
-    await checkpoint()
+    try:
+        await checkpoint()
+    except BaseException:
+        process.kill()
+        with CancelScope(shield=True):
+            await process.aclose()
+
+        raise
+
     return process
 
 

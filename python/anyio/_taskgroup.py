@@ -197,7 +197,14 @@ class TaskHandle(Generic[T_co]):
                     self._task.remove_done_callback(wake)
             else:
                 await _cpp.checkpoint()
+        elif self._outcome is not None:
+            await _cpp.checkpoint()
         else:
+            # Made on demand: most handles are never waited on.
+            if self._trio_done is None:
+                import trio
+
+                self._trio_done = trio.Event()
             await self._trio_done.wait()
 
     def __await__(self) -> Generator[Any, Any, T_co]:
@@ -275,6 +282,9 @@ class TaskGroup(_AbstractTaskGroup):
         if _get_running_loop() is not None:
             self.cancel_scope.__enter__()
             self._core = _cpp.TaskGroupCore(self.cancel_scope)
+            # The C spawn, bound on the instance, skips this class's Python
+            # start_soon (and its frame) on asyncio.
+            self.start_soon = self._core.start_soon  # type: ignore[method-assign]
         else:
             await self._trio_enter()
 
@@ -489,7 +499,6 @@ class TaskGroup(_AbstractTaskGroup):
         import trio
 
         handle._trio_scope = trio.CancelScope()
-        handle._trio_done = trio.Event()
         self._nursery.start_soon(_run_trio_child, handle, coro, name=name)
 
     async def _trio_start(
@@ -508,7 +517,6 @@ class TaskGroup(_AbstractTaskGroup):
         check_coroutine(func, coro)
         handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))  # type: ignore[arg-type]
         handle._trio_scope = trio.CancelScope()
-        handle._trio_done = trio.Event()
 
         async def child(*, task_status: Any) -> Any:
             status._attach(task_status)
@@ -572,7 +580,7 @@ async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any
 
     # The frame holds the handle only weakly: an exception's traceback keeps
     # this frame alive, and the handle keeps the exception (reference cycle).
-    scope, done = handle._trio_scope, handle._trio_done
+    scope = handle._trio_scope
     handle_ref = weakref.ref(handle)
     del handle
 
@@ -595,7 +603,10 @@ async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any
             return value
     finally:
         record((None, None, True))
-        done.set()
+        target = handle_ref()
+        if target is not None and target._trio_done is not None:
+            target._trio_done.set()
+        del target
 
 
 def _coro_name(coro: Any) -> str:
@@ -604,6 +615,9 @@ def _coro_name(coro: Any) -> str:
     frame = getattr(coro, "cr_frame", None)
     module = frame.f_globals.get("__name__") if frame is not None else None
     return f"{module}.{qualname}" if module else str(qualname)
+
+
+_cpp.set_task_handle_class(TaskHandle)
 
 
 def create_task_group() -> TaskGroup:

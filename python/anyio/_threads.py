@@ -71,7 +71,9 @@ def _spawn_request(pool: Any, request: Any) -> None:
 def _start_request(request: Any) -> None:
     """Runs on the loop thread for a token-based request."""
     if request.is_async:
-        _spawn_request(None if _cpp.running_loop() is not None else _TrioMarker, request)
+        _spawn_request(
+            None if _cpp.running_loop() is not None else _TrioMarker, request
+        )
     else:
         request.run_sync()
 
@@ -80,10 +82,28 @@ class _TrioMarker:
     is_trio = True
 
 
-def request_via_token(token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def _in_loop_of(native: Any, is_trio: bool) -> bool:
+    if not is_trio:
+        return native is _cpp.running_loop()
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        return trio.lowlevel.current_trio_token() is native  # type: ignore[no-any-return]
+    except RuntimeError:
+        return False
+
+
+def request_via_token(
+    token: Any, is_async: bool, func: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
     """Run func(*args) on the loop behind `token` from any thread and wait."""
     native = token.native_token
     is_trio = getattr(token.backend_class, "name", None) == "trio"
+    if _in_loop_of(native, is_trio):
+        # Waiting here would block the very loop that has to answer.
+        raise RuntimeError("this is a blocking function; call it from a thread")
+
     context = request_context("trio" if is_trio else "asyncio")
     request = _cpp.new_thread_request(is_async, func, args, context)
     if is_trio:
@@ -120,19 +140,25 @@ def _trio_pool() -> Any:
     if pool is None:
         pool = _cpp.new_trio_worker_pool(trio.lowlevel.current_trio_token())
         _trio_pool_var.set(pool)
-        trio.lowlevel.spawn_system_task(_close_at_end, pool, name="anyio worker pool")
+        trio.lowlevel.spawn_system_task(
+            _serve_trio_pool, pool, name="anyio worker pool"
+        )
 
     return pool
 
 
-async def _close_at_end(pool: Any) -> None:
+async def _serve_trio_pool(pool: Any) -> None:
     import trio
 
     try:
-        await trio.sleep_forever()
+        fd = pool.fileno
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            pool.drain()
     finally:
-        # The run is ending: idle workers go; late outcomes are dropped.
-        pool.close()
+        # The run is ending (every user task has finished): idle workers go,
+        # outcomes of abandoned jobs are dropped.
+        pool.abort()
 
 
 def trio_current_pool() -> Any:
@@ -176,7 +202,9 @@ async def _trio_run(call: Any) -> Any:
             # The worker called from_thread.run: run it here, in this task,
             # so that its cancel scopes apply.
             try:
-                value = await _cpp.run_in_context(request.context, request.func, request.args)
+                value = await _cpp.run_in_context(
+                    request.context, request.func, request.args
+                )
             except BaseException as exc:
                 request.set_exception(exc)
             else:
@@ -212,13 +240,15 @@ def check_cancelled() -> None:
 
 
 def not_in_worker() -> NoEventLoopError:
-    return NoEventLoopError("Not running inside an AnyIO worker thread, and no event loop token was provided")
+    return NoEventLoopError(
+        "Not running inside an AnyIO worker thread, and no event loop token was provided"
+    )
 
 
 def _make_worker_token(pool: Any) -> Any:
-    from .lowlevel import AsyncIOBackend, EventLoopToken, TrioBackend
+    from .lowlevel import EventLoopToken, _AsyncIOBackend, _TrioBackend
 
-    return EventLoopToken(TrioBackend if pool.is_trio else AsyncIOBackend, pool.token)
+    return EventLoopToken(_TrioBackend if pool.is_trio else _AsyncIOBackend, pool.token)
 
 
 def _threadlocals() -> Any:

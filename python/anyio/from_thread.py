@@ -84,12 +84,15 @@ def check_cancelled() -> None:
     _threads.check_cancelled()
 
 
-__all__ = [
+# The portal lives in anyio._portal; it is public here, as upstream has it.
+for _name in ("BlockingPortal", "BlockingPortalProvider", "start_blocking_portal"):
+    globals()[_name].__module__ = __name__
+
+__all__ = (
     "BlockingPortal",
     "BlockingPortalProvider",
-    "Future",
     "check_cancelled",
     "run",
     "run_sync",
     "start_blocking_portal",
-]
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from types import TracebackType
+from collections.abc import Awaitable
 from typing import Any, Generic, Literal, TypeVar, final, overload
 from weakref import WeakKeyDictionary
 
@@ -15,21 +16,39 @@ from ._cpp import running_loop as _get_running_loop
 T = TypeVar("T")
 D = TypeVar("D")
 
-#: Check for cancellation and let other tasks run (exactly one loop step).
-checkpoint = _cpp.checkpoint
-#: Raise the cancellation exception if the current task is cancelled, else return.
-checkpoint_if_cancelled = _cpp.checkpoint_if_cancelled
-#: Let other tasks run (one loop step) without checking for cancellation.
-cancel_shielded_checkpoint = _cpp.cancel_shielded_checkpoint
+_checkpoint = _cpp.checkpoint
+_checkpoint_if_cancelled = _cpp.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = _cpp.cancel_shielded_checkpoint
 
 
-class AsyncIOBackend:
+def checkpoint() -> Awaitable[None]:
+    """Check for cancellation and let other tasks run (exactly one loop step).
+
+    Equivalent to ``await checkpoint_if_cancelled()`` followed by
+    ``await cancel_shielded_checkpoint()``. The returned awaitable is a C
+    object: no coroutine is created per call.
+    """
+    return _checkpoint()
+
+
+def checkpoint_if_cancelled() -> Awaitable[None]:
+    """Raise the cancellation exception if the current task is cancelled;
+    never lets other tasks run."""
+    return _checkpoint_if_cancelled()
+
+
+def cancel_shielded_checkpoint() -> Awaitable[None]:
+    """Let other tasks run (one loop step) without checking for cancellation."""
+    return _cancel_shielded_checkpoint()
+
+
+class _AsyncIOBackend:
     """Marks tokens of asyncio event loops (stock or uvloop)."""
 
     name = "asyncio"
 
 
-class TrioBackend:
+class _TrioBackend:
     """Marks tokens of Trio runs."""
 
     name = "trio"
@@ -62,7 +81,7 @@ def _native_token() -> object:
 def current_token() -> EventLoopToken:
     """A token for the event loop running the current thread."""
     native = _native_token()
-    backend = AsyncIOBackend if _get_running_loop() is not None else TrioBackend
+    backend = _AsyncIOBackend if _get_running_loop() is not None else _TrioBackend
     return EventLoopToken(backend, native)
 
 
@@ -161,7 +180,7 @@ class RunVar(Generic[T]):
         return f"<RunVar name={self._name!r}>"
 
 
-__all__ = [
+__all__ = (
     "EventLoopToken",
     "RunVar",
     "RunvarToken",
@@ -169,4 +188,4 @@ __all__ = [
     "checkpoint",
     "checkpoint_if_cancelled",
     "current_token",
-]
+)

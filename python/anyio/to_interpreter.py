@@ -64,3 +64,9 @@ def current_default_interpreter_limiter() -> CapacityLimiter:
         )
         _default_interpreter_limiter.set(limiter)
         return limiter
+
+
+__all__ = (
+    "current_default_interpreter_limiter",
+    "run_sync",
+)

@@ -341,3 +341,10 @@ def process_worker() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     process_worker()
+
+
+__all__ = (
+    "current_default_process_limiter",
+    "process_worker",
+    "run_sync",
+)

@@ -76,4 +76,4 @@ def current_default_thread_limiter() -> CapacityLimiter:
     return pool.default_limiter  # type: ignore[no-any-return]
 
 
-__all__ = ["current_default_thread_limiter", "run_sync"]
+__all__ = ("current_default_thread_limiter", "run_sync")

@@ -194,3 +194,10 @@ class BufferedConnectable(ByteStreamConnectable):
     async def connect(self) -> BufferedByteStream:
         stream = await self.connectable.connect()
         return BufferedByteStream(stream)
+
+
+__all__ = (
+    "BufferedByteReceiveStream",
+    "BufferedByteStream",
+    "BufferedConnectable",
+)

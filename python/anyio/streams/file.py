@@ -140,3 +140,10 @@ class FileWriteStream(_BaseFileStream, ByteSendStream):
             raise ClosedResourceError from None
         except OSError as exc:
             raise BrokenResourceError from exc
+
+
+__all__ = (
+    "FileReadStream",
+    "FileStreamAttribute",
+    "FileWriteStream",
+)

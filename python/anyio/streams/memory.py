@@ -13,14 +13,13 @@ import math
 import sys
 import warnings
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from .. import _cpp
 from .._exceptions import (
     BrokenResourceError,
     ClosedResourceError,
     EndOfStream,
-    NoEventLoopError,
     WouldBlock,
 )
 from .._glue import raise_no_event_loop
@@ -36,7 +35,6 @@ __all__ = (
     "MemoryObjectReceiveStream",
     "MemoryObjectSendStream",
     "MemoryObjectStreamStatistics",
-    "create_memory_object_stream",
 )
 
 T_Item = TypeVar("T_Item")
@@ -201,44 +199,30 @@ class create_memory_object_stream(
         return MemoryObjectSendStream(state), MemoryObjectReceiveStream(state)
 
 
+# Public as anyio.create_memory_object_stream (this module does not export it).
+create_memory_object_stream.__module__ = "anyio"
+
+
 # --- Trio ---------------------------------------------------------------------
-# On Trio an operation's awaitable forwards to this coroutine. The queues and
-# items stay in C++; Trio parks and wakes the task (reschedule / abort).
-
-_trio_configured = False
+# On Trio the C++ awaitable drives trio.lowlevel's own coroutines (checkpoint,
+# wait_task_rescheduled); it is handed them on first use.
 
 
-def _configure_trio() -> None:
-    global _trio_configured
-    import trio
-
-    _cpp._memory_configure_trio(trio.lowlevel.reschedule, trio.lowlevel.Abort.SUCCEEDED)
-    _trio_configured = True
-
-
-async def _run_on_trio(op: Any) -> Any:
+def _setup_trio() -> None:
     trio = sys.modules.get("trio")
     if trio is None or not trio.lowlevel.in_trio_run():
         raise_no_event_loop()
-        raise NoEventLoopError  # not reached: keeps type checkers informed
-
-    if not _trio_configured:
-        _configure_trio()
+        return
 
     lowlevel = trio.lowlevel
-    await lowlevel.checkpoint_if_cancelled()
-    if op._try(lowlevel.current_task()):
-        # Done at once; the scheduling point must not lose the moved item.
-        try:
-            await lowlevel.cancel_shielded_checkpoint()
-        except BaseException:
-            op._undo()
-            raise
-
-        return op._result()
-
-    await lowlevel.wait_task_rescheduled(op._abort)
-    return op._result()
+    _cpp._memory_configure_trio(
+        lowlevel.reschedule,
+        lowlevel.Abort.SUCCEEDED,
+        lowlevel.checkpoint,
+        lowlevel.checkpoint_if_cancelled,
+        lowlevel.current_task,
+        lowlevel.wait_task_rescheduled,
+    )
 
 
 _cpp._memory_configure(
@@ -247,5 +231,5 @@ _cpp._memory_configure(
     ClosedResourceError,
     BrokenResourceError,
     MemoryObjectStreamStatistics,
-    _run_on_trio,
+    _setup_trio,
 )

@@ -153,3 +153,10 @@ class MultiListener(Listener[T_Stream]):
             attributes.update(listener.extra_attributes)
 
         return attributes
+
+
+__all__ = (
+    "MultiListener",
+    "StapledByteStream",
+    "StapledObjectStream",
+)

@@ -160,3 +160,11 @@ class TextConnectable(ObjectStreamConnectable[str]):
     async def connect(self) -> TextStream:
         stream = await self.connectable.connect()
         return TextStream(stream)
+
+
+__all__ = (
+    "TextConnectable",
+    "TextReceiveStream",
+    "TextSendStream",
+    "TextStream",
+)

@@ -14,9 +14,10 @@ import ssl
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar
 
+from .. import to_thread
 from .._backend import get_cancelled_exc_class
 from .._cancel import fail_after
 from .._exceptions import BrokenResourceError, EndOfStream
@@ -151,7 +152,8 @@ class TLSStream(ByteStream):
 
         read_bio = ssl.MemoryBIO()
         write_bio = ssl.MemoryBIO()
-        ssl_object = ssl_context.wrap_bio(
+        make_ssl_object = partial(
+            ssl_context.wrap_bio,
             read_bio,
             write_bio,
             server_side=server_side,
@@ -159,6 +161,13 @@ class TLSStream(ByteStream):
                 _ascii_hostname(hostname) if hostname and not server_side else None
             ),
         )
+        if type(ssl_context) is ssl.SSLContext:
+            ssl_object = make_ssl_object()
+        else:
+            # A context subclass (truststore's, say) may do blocking work here,
+            # like probing the file system for CA paths, so keep it off the loop
+            ssl_object = await to_thread.run_sync(make_ssl_object)
+
         stream = cls(
             transport_stream=transport_stream,
             standard_compatible=standard_compatible,
@@ -415,3 +424,11 @@ class TLSConnectable(ByteStreamConnectable):
         except BaseException:
             await aclose_forcefully(stream)
             raise
+
+
+__all__ = (
+    "TLSAttribute",
+    "TLSConnectable",
+    "TLSListener",
+    "TLSStream",
+)

@@ -1,0 +1,143 @@
+"""The interpreters each implementation runs under, and a record of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+UPSTREAM_ANYIO = "4.16.0"
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_VENV = ROOT / "bench" / ".venv-upstream"
+_MARKER = "bench-requirements.txt"
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How to start a worker: which python, and with what on PYTHONPATH."""
+
+    impl: str  # "ours", "upstream" or "raw"
+    python: str
+    pythonpath: str | None
+
+    @property
+    def worker_impl(self) -> str:
+        return "raw" if self.impl == "raw" else "anyio"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ours() -> Interpreter:
+    """Our package: the source tree once its extension is built in place
+    (the developer build), else whatever this interpreter has installed
+    (``pip install .``); the worker's report tells which one it got."""
+    package = ROOT / "python" / "anyio"
+    if any((package / f"_cpp{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
+        return Interpreter("ours", sys.executable, str(ROOT / "python"))
+    return Interpreter("ours", sys.executable, None)
+
+
+def raw() -> Interpreter:
+    return Interpreter("raw", sys.executable, None)
+
+
+def upstream_requirements() -> list[str]:
+    """Upstream anyio plus the very trio and uvloop versions we run with."""
+    requirements = [f"anyio=={UPSTREAM_ANYIO}"]
+    for name in ("trio", "uvloop"):
+        version = installed_version(name)
+        if version:
+            requirements.append(f"{name}=={version}")
+    return requirements
+
+
+def upstream(log: object = print) -> Interpreter:
+    """Create (once) and reuse the venv holding upstream anyio."""
+    python = UPSTREAM_VENV / "bin" / "python"
+    marker = UPSTREAM_VENV / _MARKER
+    wanted = "\n".join(upstream_requirements()) + "\n"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return Interpreter("upstream", str(python), None)
+    log(f"creating {UPSTREAM_VENV.relative_to(ROOT)} with {' '.join(wanted.split())}")  # type: ignore[operator]
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--clear", str(UPSTREAM_VENV)], check=True
+    )
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *wanted.split(),
+        ],
+        check=True,
+    )
+    marker.write_text(wanted)
+    return Interpreter("upstream", str(python), None)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def machine() -> dict[str, object]:
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = []
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
+
+
+def versions() -> dict[str, object]:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "trio": installed_version("trio"),
+        "uvloop": installed_version("uvloop"),
+        "upstream_anyio": UPSTREAM_ANYIO,
+        "ours_commit": _git("rev-parse", "--short", "HEAD"),
+        "ours_dirty": bool(status) if status is not None else None,
+    }

@@ -1,0 +1,61 @@
+// Glue shared by the C awaitables (checkpoints, the task wrapper, primitives'
+// operations, memory stream operations): each implements am_send, and gets
+// tp_iternext, the `send` method and the `throw` plumbing from here.
+#pragma once
+
+#include "common/py.hpp"
+
+namespace anyio {
+
+using SendFunc = PySendResult (*)(PyObject*, PyObject*, PyObject**);
+
+// Raises StopIteration carrying `value` (a new reference, consumed). None
+// raises a bare StopIteration; tuples and exceptions are wrapped correctly.
+void set_stop_iteration(PyObject* value);
+
+// Turns the outcome of an am_send call into what a Python-level call returns:
+// the yielded value, or nullptr with StopIteration/the error set.
+inline PyObject* send_result_to_python(PySendResult r, PyObject* out) {
+  if (r == PYGEN_NEXT) return out;
+  if (r == PYGEN_RETURN) set_stop_iteration(out);
+  return nullptr;
+}
+
+// Turns the result of calling a `throw`/`close` method into a send result,
+// unpacking StopIteration into PYGEN_RETURN with its value.
+PySendResult send_result_of_call(PyObject* res, PyObject** out);
+
+// tp_iternext on top of am_send. A None return ends iteration with no
+// exception set, as generators do.
+template <SendFunc Send>
+PyObject* iternext_via_send(PyObject* self) {
+  PyObject* out = nullptr;
+  PySendResult r = Send(self, Py_None, &out);
+  if (r == PYGEN_RETURN && out == Py_None) {
+    Py_DECREF(out);
+    return nullptr;
+  }
+  return send_result_to_python(r, out);
+}
+
+// The `send(value)` method on top of am_send.
+template <SendFunc Send>
+PyObject* send_method_via_send(PyObject* self, PyObject* arg) {
+  PyObject* out = nullptr;
+  PySendResult r = Send(self, arg, &out);
+  return send_result_to_python(r, out);
+}
+
+// Raises the exception a `throw(typ[, val[, tb]])` call asks for.
+void set_thrown(PyObject* const* args, Py_ssize_t nargs);
+
+// Forwards a throw(...) call to `inner` and returns the send result.
+PySendResult forward_throw(PyObject* inner, PyObject* const* args, Py_ssize_t nargs, PyObject** out);
+
+// __await__/__iter__ of an awaitable that is its own iterator.
+inline PyObject* await_self(PyObject* self) {
+  Py_INCREF(self);
+  return self;
+}
+
+}  // namespace anyio

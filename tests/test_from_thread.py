@@ -1,0 +1,230 @@
+"""anyio.from_thread: calling into the event loop from worker and other threads."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import anyio
+from anyio import (
+    CancelScope,
+    Event,
+    NoEventLoopError,
+    RunFinishedError,
+    create_task_group,
+    fail_after,
+    from_thread,
+    get_cancelled_exc_class,
+    sleep,
+    to_thread,
+    wait_all_tasks_blocked,
+)
+from anyio.lowlevel import checkpoint, current_token
+
+pytestmark = pytest.mark.anyio
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+async def test_run_coroutine_from_worker() -> None:
+    loop_thread = threading.get_ident()
+
+    async def add(a: int, b: int) -> tuple[int, int]:
+        await checkpoint()
+        return a + b, threading.get_ident()
+
+    total, ident = await to_thread.run_sync(from_thread.run, add, 2, 3)
+    assert (total, ident) == (5, loop_thread)
+
+
+async def test_run_sync_from_worker() -> None:
+    loop_thread = threading.get_ident()
+    assert (
+        await to_thread.run_sync(from_thread.run_sync, threading.get_ident)
+        == loop_thread
+    )
+
+
+async def test_exceptions_cross_back() -> None:
+    async def fail() -> None:
+        raise KeyError("async")
+
+    def worker() -> list[str]:
+        seen = []
+        try:
+            from_thread.run(fail)
+        except KeyError as exc:
+            seen.append(exc.args[0])
+        try:
+            from_thread.run_sync(int, "x")
+        except ValueError:
+            seen.append("sync")
+        return seen
+
+    assert await to_thread.run_sync(worker) == ["async", "sync"]
+
+
+async def test_context_flows_through_thread_and_back() -> None:
+    var.set("task")
+
+    async def read() -> str:
+        return var.get()
+
+    def worker() -> tuple[str, str, str]:
+        before = var.get()
+        var.set("thread")
+        return before, from_thread.run(read), from_thread.run_sync(var.get)
+
+    assert await to_thread.run_sync(worker) == ("task", "thread", "thread")
+    assert var.get() == "task"
+
+
+def test_outside_worker_thread() -> None:
+    with pytest.raises(
+        NoEventLoopError, match="Not running inside an AnyIO worker thread"
+    ):
+        from_thread.run_sync(int)
+    with pytest.raises(
+        NoEventLoopError, match="Not running inside an AnyIO worker thread"
+    ):
+        from_thread.run(sleep, 0)
+    with pytest.raises(
+        NoEventLoopError, match="only be called inside an AnyIO worker thread"
+    ):
+        from_thread.check_cancelled()
+
+
+async def test_from_event_loop_thread() -> None:
+    with pytest.raises(NoEventLoopError):
+        from_thread.run_sync(int)
+
+
+async def test_token_from_foreign_thread() -> None:
+    event = Event()
+    token = current_token()
+
+    async def set_and_return() -> int:
+        event.set()
+        return 7
+
+    with ThreadPoolExecutor(1) as executor:
+        future = executor.submit(from_thread.run, set_and_return, token=token)
+        await event.wait()
+        assert await to_thread.run_sync(future.result) == 7
+        future2 = executor.submit(
+            from_thread.run_sync, threading.get_ident, token=token
+        )
+        assert await to_thread.run_sync(future2.result) == threading.get_ident()
+
+
+def test_token_of_finished_loop(anyio_backend_name: str) -> None:
+    async def get_token() -> object:
+        return current_token()
+
+    token = anyio.run(get_token, backend=anyio_backend_name)
+    with pytest.raises(RunFinishedError):
+        from_thread.run_sync(int, token=token)  # type: ignore[arg-type]
+    with pytest.raises(RunFinishedError):
+        from_thread.run(sleep, 0, token=token)  # type: ignore[arg-type]
+
+
+async def test_check_cancelled_sees_host_cancellation() -> None:
+    event = threading.Event()
+    reached = []
+
+    def worker() -> None:
+        event.wait(5)
+        from_thread.check_cancelled()
+        reached.append(True)
+
+    async with create_task_group() as tg:
+
+        async def cancel() -> None:
+            await wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+            event.set()
+
+        tg.start_soon(cancel)
+        await to_thread.run_sync(worker)
+
+    assert not reached
+
+
+async def test_check_cancelled_when_not_cancelled() -> None:
+    await to_thread.run_sync(from_thread.check_cancelled)
+
+
+async def test_check_cancelled_after_abandon() -> None:
+    event = threading.Event()
+    outcome: list[type[BaseException] | None] = []
+    done = threading.Event()
+
+    def worker() -> None:
+        event.wait(5)
+        try:
+            from_thread.check_cancelled()
+        except BaseException as exc:
+            outcome.append(type(exc))
+        else:
+            outcome.append(None)
+        done.set()
+
+    with CancelScope() as scope:
+        async with create_task_group() as tg:
+            tg.start_soon(lambda: to_thread.run_sync(worker, abandon_on_cancel=True))
+            await wait_all_tasks_blocked()
+            scope.cancel()
+
+    event.set()
+    await to_thread.run_sync(done.wait, 5)
+    assert outcome == [get_cancelled_exc_class()]
+
+
+async def test_host_scope_cancels_async_call() -> None:
+    # The coroutine runs in the waiting task: cancelling that task's scope
+    # cancels it, and the scope catches the cancellation.
+    async def bomb() -> None:
+        scope.cancel()
+        with fail_after(5):
+            await sleep(10)
+
+    with CancelScope() as scope:
+        await to_thread.run_sync(from_thread.run, bomb)
+
+    assert scope.cancelled_caught
+
+
+async def test_abandoned_async_call_keeps_running() -> None:
+    host_gone = Event()
+    finished = Event()
+
+    async def bomb() -> None:
+        scope.cancel()
+        with fail_after(5):
+            await host_gone.wait()
+        finished.set()
+
+    with CancelScope() as scope:
+        await to_thread.run_sync(from_thread.run, bomb, abandon_on_cancel=True)
+
+    assert scope.cancelled_caught
+    host_gone.set()
+    with fail_after(5):
+        await finished.wait()
+
+
+async def test_many_round_trips() -> None:
+    def worker() -> int:
+        return sum(from_thread.run_sync(int, str(i)) for i in range(500))
+
+    assert await to_thread.run_sync(worker) == sum(range(500))
+
+
+async def test_token_from_its_own_loop_thread() -> None:
+    # Waiting would deadlock the loop; Trio itself raises this, and so do we
+    # on asyncio (where upstream anyio would hang).
+    with pytest.raises(RuntimeError, match="blocking function"):
+        from_thread.run_sync(int, token=current_token())
