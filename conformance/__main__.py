@@ -7,6 +7,7 @@ Fails (exit 1) when a test listed in expected_pass.txt does not pass;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -102,6 +103,24 @@ def _installed_anyio(env: dict[str, str]) -> dict[str, str]:
     if result.returncode != 0:
         raise SystemExit(f"cannot import the anyio under test:\n{result.stderr}")
     return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _passing_on_retry(nodeids: list[str], options: tests_run.RunOptions) -> set[str]:
+    if len(nodeids) > 50:
+        return set()  # a real regression, not flakiness: do not spend the time
+
+    by_file: dict[str, list[str]] = {}
+    for nodeid in nodeids:
+        by_file.setdefault(nodeid.partition("::")[0], []).append(nodeid)
+    # Retries get their own few minutes, whatever is left of the main budget.
+    options = dataclasses.replace(options, deadline=time.monotonic() + 300)
+    passed: set[str] = set()
+    for path, selected in by_file.items():
+        retry = tests_run.run_file(path, options, only=selected)
+        passed |= {
+            nodeid for nodeid, outcome in retry.outcomes.items() if outcome == "passed"
+        }
+    return passed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,11 +263,24 @@ def main(argv: list[str] | None = None) -> int:
         print("expected_pass.txt is missing or empty", file=sys.stderr)
         return 1
 
-    regressions = sorted(
-        f"{nodeid}: {outcomes.get(nodeid, 'not run')}"
+    failing = sorted(
+        nodeid
         for nodeid in expected
         if nodeid.partition("::")[0] in ran_files and outcomes.get(nodeid) != "passed"
     )
+    # A test that passes when run again on its own was disturbed by its
+    # neighbours (timing, a ResourceWarning from another test's garbage):
+    # report it as flaky instead of failing the check.
+    flaky = _passing_on_retry(failing, options) if failing else set()
+    if flaky:
+        print(f"{len(flaky)} expected passes failed once but passed on retry (flaky):")
+        for nodeid in sorted(flaky):
+            print(f"  {nodeid}: {outcomes.get(nodeid, 'not run')} then passed")
+    regressions = [
+        f"{nodeid}: {outcomes.get(nodeid, 'not run')}"
+        for nodeid in failing
+        if nodeid not in flaky
+    ]
     unchecked = sorted({nodeid.partition("::")[0] for nodeid in expected} - ran_files)
     if unchecked and not args.files:
         regressions += [f"{path}: file not run" for path in unchecked]

@@ -124,7 +124,7 @@ def plugin_argument(env: dict[str, str]) -> str:
     return "anyio" if output.strip() == "True" else "anyio.pytest_plugin"
 
 
-def _command(options: RunOptions, path: str) -> list[str]:
+def _command(options: RunOptions, targets: list[str]) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -155,7 +155,7 @@ def _command(options: RunOptions, path: str) -> list[str]:
         f"--timeout={options.test_timeout}",
         "-m",
         options.marker_expr,
-        path,
+        *targets,
     ]
     for nodeid in options.deselect:
         command += ["--deselect", nodeid]
@@ -209,7 +209,10 @@ def run_bounded(
         raise
 
 
-def run_file(path: str, options: RunOptions) -> FileResult:
+def run_file(
+    path: str, options: RunOptions, only: list[str] | None = None
+) -> FileResult:
+    """Run one test file (or only the given node ids of it), resuming after crashes."""
     result = FileResult(path)
     reports: dict[str, list[dict[str, object]]] = {}
     skip: list[str] = []
@@ -241,7 +244,7 @@ def run_file(path: str, options: RunOptions) -> FileResult:
             log = open(log_path, "w", encoding="utf-8")
             try:
                 exit_code = run_bounded(
-                    _command(options, path),
+                    _command(options, only or [path]),
                     cwd=options.root,
                     env=env,
                     stdout=log,
