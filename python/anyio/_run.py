@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -34,12 +35,20 @@ def _asyncio_loop_factory(options: dict[str, Any]) -> Callable[[], asyncio.Abstr
     return loop_factory  # type: ignore[no-any-return]
 
 
-async def _named_main(name: str, awaitable: Awaitable[T]) -> T:
+async def _named_main(name: str, func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
     # asyncio.Runner names its task "Task-N"; anyio names it after the function.
     task = asyncio.current_task()
     if task is not None:
         task.set_name(name)
-    return await awaitable
+    # Called here, with the loop running: the function may need it (e.g.
+    # asyncio.create_task), and may return any awaitable.
+    return await func(*args)
+
+
+async def _await_result(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    # trio.run wants an async function; anyio.run takes any function returning
+    # an awaitable.
+    return await func(*args)
 
 
 def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
@@ -47,7 +56,7 @@ def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], optio
     if unknown:
         raise TypeError(f"unexpected asyncio backend options: {', '.join(sorted(unknown))}")
 
-    wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func(*args)))
+    wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func, args))
     debug = options.get("debug")
     loop_factory = _asyncio_loop_factory(options)
     result: T
@@ -87,7 +96,10 @@ def _run_asyncio_310(
 def _run_trio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
     import trio
 
-    return trio.run(func, *args, **options)  # type: ignore[no-any-return]
+    if inspect.iscoroutinefunction(func):
+        return trio.run(func, *args, **options)  # type: ignore[no-any-return]
+
+    return trio.run(_await_result, func, args, **options)  # type: ignore[no-any-return]
 
 
 def run(

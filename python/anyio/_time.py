@@ -12,7 +12,13 @@ from ._glue import current_time as _trio_current_time
 
 
 async def sleep(delay: float) -> None:
-    """Pause the current task for `delay` seconds (a checkpoint if <= 0)."""
+    """Pause the current task for `delay` seconds (a checkpoint if 0).
+
+    :raises ValueError: if `delay` is negative or NaN
+    """
+    if not delay >= 0:  # also catches NaN
+        raise ValueError(f"delay must be a non-negative number (got {delay!r})")
+
     if _get_running_loop() is None:
         current_backend()  # NoEventLoopError outside any event loop
         import trio
