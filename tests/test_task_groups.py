@@ -169,14 +169,14 @@ async def test_task_handle_outcomes() -> None:
     async with create_task_group() as tg:
         handle = tg.start_soon(ok)
         with pytest.raises(TaskNotFinished):
-            handle.return_value
+            handle.return_value  # noqa: B018
         assert handle.status is TaskHandle.Status.PENDING
         assert await handle == 5
         assert handle.status is TaskHandle.Status.FINISHED
         assert handle.exception is None
         assert handle.name.endswith("test_task_handle_outcomes.<locals>.ok")
         with pytest.raises(RuntimeError, match="not started with TaskGroup.start"):
-            handle.start_value
+            handle.start_value  # noqa: B018
 
         sleeper = tg.start_soon(forever)
         await anyio.wait_all_tasks_blocked()
@@ -185,7 +185,7 @@ async def test_task_handle_outcomes() -> None:
         await sleeper.wait()
         assert sleeper.status is TaskHandle.Status.CANCELLED
         with pytest.raises(TaskCancelled):
-            sleeper.return_value
+            sleeper.return_value  # noqa: B018
         with pytest.raises(TaskCancelled):
             await sleeper
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future  # noqa: F401  (upstream's module has this name too)
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _cpp, _threads
