@@ -289,3 +289,28 @@ async def test_many_children() -> None:
             tg.start_soon(child)
 
     assert total == 2000
+
+
+# Trio runs woken tasks in an order of its own; on asyncio they wake in order.
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")],
+)
+async def test_cancellation_reaches_tasks_in_start_order() -> None:
+    order: list[int] = []
+    event = anyio.Event()
+
+    async def waiter(index: int) -> None:
+        try:
+            await event.wait()
+        except get_cancelled_exc_class():
+            order.append(index)
+            raise
+
+    async with create_task_group() as tg:
+        for index in range(5):
+            tg.start_soon(waiter, index)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+
+    assert order == [0, 1, 2, 3, 4]

@@ -59,13 +59,19 @@ void child_unlink(CancelScope* parent, CancelScope* s) {
   s->sib_prev = s->sib_next = nullptr;
 }
 
-// Collects the owners of every task that `s`'s cancellation reaches.
+// Collects the owners of every task that `s`'s cancellation reaches, in the
+// order the tasks joined (the lists are built newest first, so walk them from
+// the far end): tasks learn of a cancellation in the order they were started.
 void collect_tasks(CancelScope* s, std::vector<PyObject*>& out) {
-  for (TaskState* t = s->first_task; t; t = t->lnext) {
+  TaskState* t = s->first_task;
+  while (t && t->lnext) t = t->lnext;
+  for (; t; t = t->lprev) {
     Py_INCREF(t->owner);
     out.push_back(t->owner);
   }
-  for (CancelScope* c = s->first_child; c; c = c->sib_next) {
+  CancelScope* c = s->first_child;
+  while (c && c->sib_next) c = c->sib_next;
+  for (; c; c = c->sib_prev) {
     if (!c->shield) collect_tasks(c, out);
   }
 }
