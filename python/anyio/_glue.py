@@ -13,6 +13,9 @@ from typing import Any
 
 from ._exceptions import NoEventLoopError
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 _NO_LOOP_MESSAGE = (
     "Not currently running on any asynchronous event loop. "
     "Available async backends: asyncio, trio"
@@ -94,7 +97,9 @@ def trio_scope_cancel(scope: Any, reason: str | None) -> None:
     scope._trio_scope.cancel(reason)
 
 
-def split_scope_cancellations(group: BaseException) -> tuple[bool, BaseException | None]:
+def split_scope_cancellations(
+    group: BaseExceptionGroup[BaseException],
+) -> tuple[bool, BaseException | None]:
     """Take the cancel scopes' CancelledErrors out of an exception group.
 
     Returns whether there were any, and the group of what remains (or None).

@@ -15,7 +15,7 @@ from asyncio import CancelledError, get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from . import _cpp
 from ._callables import callable_name
@@ -95,12 +95,12 @@ class TaskHandle(Generic[T_co]):
         if task.cancelled():
             try:
                 task.result()
-            except CancelledError as exc:
-                return None, exc, True
+            except CancelledError as cancelled:
+                return None, cancelled, True
 
-        exc = task.exception()
-        if exc is not None:
-            return None, exc, isinstance(exc, CancelledError)
+        error = task.exception()
+        if error is not None:
+            return None, error, isinstance(error, CancelledError)
 
         return task.result(), None, False
 
@@ -347,19 +347,21 @@ class TaskGroup(_AbstractTaskGroup):
             finally:
                 del group
 
-        exc = exc_val if exc_val is not None else cancelled_while_waiting
-        if exc is None and waited:
+        outcome = exc_val if exc_val is not None else cancelled_while_waiting
+        if outcome is None and waited:
             origin = _cpp.current_cancel_origin()
             if origin is not None and origin is not self.cancel_scope:
                 # Cancelled from outside while waiting: let the scope that
                 # cancelled us see it, as if the wait had raised.
-                exc = _cpp.make_cancelled_error(origin)
+                outcome = _cpp.make_cancelled_error(origin)
 
-        if self.cancel_scope.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None):
+        if self.cancel_scope.__exit__(
+            type(outcome) if outcome else None, outcome, outcome.__traceback__ if outcome else None
+        ):
             return True
 
-        if exc is not None and exc is not exc_val:
-            raise exc
+        if outcome is not None and outcome is not exc_val:
+            raise outcome
 
         return False
 
@@ -370,7 +372,7 @@ class TaskGroup(_AbstractTaskGroup):
     ) -> TaskHandle[Any]:
         coro = func(*args)
         check_coroutine(func, coro)
-        return self._spawn(coro, _task_name(func, name), None)
+        return self._spawn(cast("Coroutine[Any, Any, Any]", coro), _task_name(func, name), None)
 
     def create_task(
         self,
@@ -439,7 +441,7 @@ class TaskGroup(_AbstractTaskGroup):
 
         future = get_running_loop().create_future()
         status = _AsyncioTaskStatus(future, self._core)
-        coro = func(*args, task_status=status)
+        coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
         caller = asyncio.current_task()
         task = self._core.spawn(
@@ -513,9 +515,9 @@ class TaskGroup(_AbstractTaskGroup):
         status = _TrioTaskStatus()
         # Called here, in the caller, so that errors raised while creating the
         # coroutine (or by a synchronous wrapper) reach the caller directly.
-        coro = func(*args, task_status=status)
+        coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
-        handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))  # type: ignore[arg-type]
+        handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))
         handle._trio_scope = trio.CancelScope()
 
         async def child(*, task_status: Any) -> Any:
@@ -569,7 +571,7 @@ def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseExcep
     if rest is None:
         first: BaseException | None = cancelled
         while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
+            first = cast(BaseException, first.exceptions[0])
         return first
 
     return BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions))
