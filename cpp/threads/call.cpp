@@ -10,6 +10,7 @@
 // `shielded_yield` and neither delivers cancellation nor cancels us. A worker
 // that calls from_thread.run hands the coroutine to the waiting task, which
 // runs it unshielded, so the host's cancel scopes apply to it.
+#include "common/awaitable.hpp"
 #include "cancel/core.hpp"
 #include "threads/threads.hpp"
 
@@ -391,22 +392,6 @@ PyObject* raise_thrown(PyObject* const* args, Py_ssize_t nargs) {
   return nullptr;
 }
 
-PyObject* send_result_to_object(Call* c, PySendResult r, PyObject* out) {
-  (void)c;
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out == Py_None) PyErr_SetNone(PyExc_StopIteration);
-    else {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
 
 // Turns the outcome of inner.throw() into a send result.
 PySendResult throw_result(PyObject* res, PyObject** out) {
@@ -438,7 +423,7 @@ PyObject* call_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
       PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
       PyObject* out = nullptr;
       PySendResult r = after_inner(c, throw_result(res, &out), &out);
-      return send_result_to_object(c, r, out);
+      return send_result_to_python(r, out);
     }
     case A_WAIT: {
       // Cancelled while waiting (abandoned), or the task was cancelled
@@ -491,19 +476,8 @@ PyObject* call_close(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* call_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = call_send(self, Py_None, &out);
-  return send_result_to_object(C(self), r, out);
-}
 
-PyObject* call_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = call_send(self, arg, &out);
-  return send_result_to_object(C(self), r, out);
-}
 
-PyObject* call_await(PyObject* self) { return Py_NewRef(self); }
 
 // --- the Future protocol (what asyncio.Task uses) ---------------------------------
 
@@ -767,7 +741,7 @@ void call_dealloc(Call* self) {
 }
 
 PyMethodDef call_methods[] = {
-    {"send", call_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<call_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_throw)), METH_FASTCALL, nullptr},
     {"close", call_close, METH_NOARGS, nullptr},
     {"get_loop", fut_get_loop, METH_NOARGS, nullptr},
@@ -805,9 +779,9 @@ PyMemberDef call_members[] = {
 
 PyType_Slot call_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(call_send)},
-    {Py_am_await, reinterpret_cast<void*>(call_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(call_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(call_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<call_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(call_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(call_clear)},

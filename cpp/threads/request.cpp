@@ -1,5 +1,6 @@
 // Requests from worker (or foreign) threads to the event loop, and the
 // awaitable that runs a coroutine function inside a given contextvars context.
+#include "common/awaitable.hpp"
 #include "cancel/core.hpp"
 #include "threads/threads.hpp"
 
@@ -211,38 +212,7 @@ PySendResult ca_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   return r;
 }
 
-PyObject* ca_iternext(PyObject* self) {
-  PyObject* out = nullptr;
-  PySendResult r = ca_send(self, Py_None, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    if (out == Py_None) PyErr_SetNone(PyExc_StopIteration);
-    else {
-      PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-      if (e) {
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-      }
-    }
-    Py_DECREF(out);
-  }
-  return nullptr;
-}
 
-PyObject* ca_send_method(PyObject* self, PyObject* arg) {
-  PyObject* out = nullptr;
-  PySendResult r = ca_send(self, arg, &out);
-  if (r == PYGEN_NEXT) return out;
-  if (r == PYGEN_RETURN) {
-    PyObject* e = PyObject_CallOneArg(PyExc_StopIteration, out);
-    Py_DECREF(out);
-    if (e) {
-      PyErr_SetObject(PyExc_StopIteration, e);
-      Py_DECREF(e);
-    }
-  }
-  return nullptr;
-}
 
 PyObject* ca_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<CtxAwait*>(self_obj);
@@ -284,10 +254,9 @@ PyObject* ca_close(PyObject* self_obj, PyObject*) {
   return r;
 }
 
-PyObject* ca_await(PyObject* self) { return Py_NewRef(self); }
 
 PyMethodDef ca_methods[] = {
-    {"send", ca_send_method, METH_O, nullptr},
+    {"send", send_method_via_send<ca_send>, METH_O, nullptr},
     {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ca_throw)), METH_FASTCALL, nullptr},
     {"close", ca_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -295,9 +264,9 @@ PyMethodDef ca_methods[] = {
 
 PyType_Slot ca_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(ca_send)},
-    {Py_am_await, reinterpret_cast<void*>(ca_await)},
-    {Py_tp_iter, reinterpret_cast<void*>(ca_await)},
-    {Py_tp_iternext, reinterpret_cast<void*>(ca_iternext)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<ca_send>)},
     {Py_tp_dealloc, reinterpret_cast<void*>(ca_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(ca_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(ca_clear)},
