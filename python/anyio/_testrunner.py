@@ -148,17 +148,10 @@ class TestRunner(AbstractContextManager["TestRunner"]):
 def _create_root_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], name: str
 ) -> asyncio.Task[T]:
-    try:
-        from . import _run
-    except ImportError:
-        _run = None  # type: ignore[assignment]
+    # The C++ cancel scopes deliver to tasks whose coroutine the core wrapped.
+    from ._run import create_root_task
 
-    # The C++ cancel scopes only see tasks whose coroutine the core wrapped;
-    # trees without the helper fall back to a plain task (to be removed).
-    if _run is not None and hasattr(_run, "create_root_task"):
-        return _run.create_root_task(loop, coro, name)  # type: ignore[no-any-return]
-
-    return loop.create_task(coro, name=name)
+    return create_root_task(loop, coro, name)
 
 
 class _Loop310:
