@@ -107,10 +107,11 @@ class _SocketHolder:
 
         return BrokenResourceError()
 
-    async def _recv_call(self, call: Callable[[], Any]) -> Any:
-        """Run ``call`` (a non-blocking receive) until it stops saying
-        EAGAIN; a checkpoint either way."""
-        self._start(True)
+    async def _io_call(self, call: Callable[[], Any], reading: bool) -> Any:
+        """Run ``call`` (a non-blocking socket operation) until it stops saying
+        EAGAIN, waiting for readiness in between; a checkpoint either way."""
+        self._start(reading)
+        wait = wait_readable if reading else wait_writable
         try:
             await checkpoint_if_cancelled()
             waited = False
@@ -121,7 +122,7 @@ class _SocketHolder:
                 try:
                     result = call()
                 except (BlockingIOError, InterruptedError):
-                    await wait_readable(self._sock)
+                    await wait(self._sock)
                     waited = True
                 except OSError as exc:
                     raise self._error(exc) from exc
@@ -133,34 +134,16 @@ class _SocketHolder:
 
             return result
         finally:
-            self._reading = False
+            if reading:
+                self._reading = False
+            else:
+                self._writing = False
+
+    async def _recv_call(self, call: Callable[[], Any]) -> Any:
+        return await self._io_call(call, True)
 
     async def _send_call(self, call: Callable[[], Any]) -> Any:
-        """The sending counterpart of :meth:`_recv_call`."""
-        self._start(False)
-        try:
-            await checkpoint_if_cancelled()
-            waited = False
-            while True:
-                if self._closed:
-                    raise ClosedResourceError
-
-                try:
-                    result = call()
-                except (BlockingIOError, InterruptedError):
-                    await wait_writable(self._sock)
-                    waited = True
-                except OSError as exc:
-                    raise self._error(exc) from exc
-                else:
-                    break
-
-            if not waited:
-                await cancel_shielded_checkpoint()
-
-            return result
-        finally:
-            self._writing = False
+        return await self._io_call(call, False)
 
 
 def _check_max_bytes(max_bytes: int) -> None:
