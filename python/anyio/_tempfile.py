@@ -51,14 +51,36 @@ async def _create(factory: Callable[[], T]) -> T:
     return created
 
 
-class TemporaryFile(Generic[AnyStr]):
+class _TempFileContext(Generic[AnyStr]):
+    """Opens ``_factory(**_params)`` in a worker thread on entry and closes the
+    file on exit (shared by TemporaryFile and NamedTemporaryFile)."""
+
+    _factory: Callable[..., Any]
+    _params: dict[str, Any]
+    _async_file: AsyncFile[AnyStr]
+
+    async def __aenter__(self) -> AsyncFile[AnyStr]:
+        fp: Any = await _create(partial(type(self)._factory, **self._params))
+        self._async_file = AsyncFile(fp)
+        return self._async_file
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._async_file.aclose()
+
+
+class TemporaryFile(_TempFileContext[AnyStr]):
     """Async context manager for :func:`tempfile.TemporaryFile`.
 
     Entering it yields an :class:`AsyncFile`; leaving it closes (and so removes)
     the file. The parameters are those of :func:`tempfile.TemporaryFile`.
     """
 
-    _async_file: AsyncFile[AnyStr]
+    _factory = tempfile.TemporaryFile
 
     def __init__(
         self,
@@ -83,21 +105,8 @@ class TemporaryFile(Generic[AnyStr]):
             "errors": errors,
         }
 
-    async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp: Any = await _create(partial(tempfile.TemporaryFile, **self._params))
-        self._async_file = AsyncFile(fp)
-        return self._async_file
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._async_file.aclose()
-
-
-class NamedTemporaryFile(Generic[AnyStr]):
+class NamedTemporaryFile(_TempFileContext[AnyStr]):
     """Async context manager for :func:`tempfile.NamedTemporaryFile`.
 
     Entering it yields an :class:`AsyncFile` whose ``name`` is the file's path.
@@ -105,7 +114,7 @@ class NamedTemporaryFile(Generic[AnyStr]):
     ``delete_on_close`` only has an effect on Python 3.12 and later.
     """
 
-    _async_file: AsyncFile[AnyStr]
+    _factory = tempfile.NamedTemporaryFile
 
     def __init__(
         self,
@@ -134,19 +143,6 @@ class NamedTemporaryFile(Generic[AnyStr]):
         }
         if sys.version_info >= (3, 12):
             self._params["delete_on_close"] = delete_on_close
-
-    async def __aenter__(self) -> AsyncFile[AnyStr]:
-        fp: Any = await _create(partial(tempfile.NamedTemporaryFile, **self._params))
-        self._async_file = AsyncFile(fp)
-        return self._async_file
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._async_file.aclose()
 
 
 class SpooledTemporaryFile(AsyncFile[AnyStr]):
