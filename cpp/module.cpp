@@ -59,6 +59,12 @@ void init_globals() {
   G.s_exception = intern("exception");
   G.s_get_loop = intern("get_loop");
   G.s_must_cancel = intern("_must_cancel");
+  G.s_qualname = intern("__qualname__");
+  G.s_module = intern("__module__");
+  G.s_asyncio_exit = intern("_asyncio_exit");
+  G.s_trio_aenter = intern("_trio_aenter");
+  G.s_trio_exit = intern("_trio_exit");
+  G.s_trio_start_soon = intern("_trio_start_soon");
   // Cold paths and the Trio side are Python; the module stays importable
   // without Trio installed.
   G.glue = py::module_::import("anyio._glue").release().ptr();

@@ -314,3 +314,43 @@ async def test_cancellation_reaches_tasks_in_start_order() -> None:
         tg.cancel_scope.cancel()
 
     assert order == [0, 1, 2, 3, 4]
+
+
+async def test_spawn_into_exiting_group_runs_or_is_refused(anyio_backend_name: str) -> None:
+    """A task spawned into a group while the group is leaving (at the
+    scheduling point of an empty group's exit) is either waited for before the
+    group is left, or refused with RuntimeError; never left running alone or
+    created and dropped unawaited."""
+    import gc
+    import warnings
+
+    outcome: list[str] = []
+
+    async def child() -> None:
+        await checkpoint()
+        outcome.append("finished")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with create_task_group() as outer:
+            async with create_task_group() as inner:
+
+                async def spawner() -> None:
+                    try:
+                        inner.start_soon(child)
+                    except RuntimeError:
+                        outcome.append("refused")
+
+                outer.start_soon(spawner)
+
+            after_inner = list(outcome)
+
+        gc.collect()
+
+    assert outcome in (["finished"], ["refused"])
+    if outcome == ["finished"]:
+        assert after_inner == ["finished"]
+    if anyio_backend_name == "asyncio":
+        # asyncio runs the spawner at the exit's scheduling point
+        assert after_inner == ["finished"]
+    assert not [w for w in caught if "never awaited" in str(w.message)]

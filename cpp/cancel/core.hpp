@@ -89,7 +89,7 @@ struct LoopState {
 };
 
 // The TaskState of the wrapped task whose coroutine is running on this thread.
-extern thread_local TaskState* tls_current;
+extern ANYIO_TLS TaskState* tls_current;
 
 extern PyTypeObject* CancelScopeType;
 extern PyTypeObject* LoopStateType;
@@ -141,5 +141,9 @@ bool is_scope_cancelled_error(PyObject* exc);
 int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
 PyObject* new_detached_scope();
+// `with scope:` from C: __enter__ (returns the scope, new reference) and
+// __exit__ (returns True if the exception is swallowed).
+PyObject* scope_enter(CancelScope* s);
+PyObject* scope_exit(CancelScope* s, PyObject* type, PyObject* value, PyObject* tb);
 
 }  // namespace anyio

@@ -9,7 +9,7 @@ namespace anyio {
 
 PyTypeObject* LoopStateType = nullptr;
 PyTypeObject* HostStateType = nullptr;
-thread_local TaskState* tls_current = nullptr;
+ANYIO_TLS TaskState* tls_current = nullptr;
 
 namespace {
 
@@ -17,8 +17,8 @@ namespace {
 std::unordered_map<PyObject*, LoopState*> g_states;
 // A per-thread cache of the last lookup. It owns a reference so that a retired
 // state is never read after being freed; `alive` tells whether it still counts.
-thread_local PyObject* tls_loop = nullptr;
-thread_local LoopState* tls_state = nullptr;
+ANYIO_TLS PyObject* tls_loop = nullptr;
+ANYIO_TLS LoopState* tls_state = nullptr;
 
 // HostState: the TaskState of an asyncio task this package did not spawn.
 struct HostState {

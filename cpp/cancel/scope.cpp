@@ -154,18 +154,39 @@ int cs_clear(CancelScope* self) {
   return 0;
 }
 
+// A scope is made and dropped for every `with`, timeout and task group;
+// recycling a few of them keeps the allocator and the zeroing of a fresh GC
+// object off that path. Only exact CancelScope instances (not subclasses) are
+// kept; the GIL guards the list.
+constexpr int kScopeFreelistMax = 64;
+CancelScope* g_scope_free[kScopeFreelistMax];
+int g_scope_nfree = 0;
+
 void cs_dealloc(CancelScope* self) {
   PyObject_GC_UnTrack(self);
   if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
   cs_clear(self);
   PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
+  if (tp == CancelScopeType && g_scope_nfree < kScopeFreelistMax) {
+    g_scope_free[g_scope_nfree++] = self;
+  } else {
+    tp->tp_free(self);
+  }
   Py_DECREF(tp);
 }
 
 CancelScope* cs_alloc(PyTypeObject* type, double deadline, bool shield) {
-  auto* self = reinterpret_cast<CancelScope*>(type->tp_alloc(type, 0));
-  if (!self) return nullptr;
+  CancelScope* self;
+  if (type == CancelScopeType && g_scope_nfree > 0) {
+    self = g_scope_free[--g_scope_nfree];
+    auto* body = reinterpret_cast<char*>(self) + sizeof(PyObject);
+    std::memset(body, 0, sizeof(CancelScope) - sizeof(PyObject));
+    PyObject_Init(reinterpret_cast<PyObject*>(self), type);
+    PyObject_GC_Track(self);
+  } else {
+    self = reinterpret_cast<CancelScope*>(type->tp_alloc(type, 0));
+    if (!self) return nullptr;
+  }
   self->deadline = deadline;
   self->created_at = -1;
   self->heap_index = -1;
@@ -180,7 +201,7 @@ int parse_deadline(PyObject* obj, double* out) {
     *out = inf();
     return 0;
   }
-  double v = PyFloat_AsDouble(obj);
+  double v = as_double(obj);
   if (v == -1.0 && PyErr_Occurred()) return -1;
   if (std::isnan(v)) {
     PyErr_SetString(PyExc_ValueError, "deadline must not be NaN");
@@ -597,27 +618,27 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
   double value = inf();
   double created_at = -1;
   if (deadline_obj != Py_None) {
-    value = PyFloat_AsDouble(deadline_obj);
+    value = as_double(deadline_obj);
     if (value == -1.0 && PyErr_Occurred()) return nullptr;
     if (std::isnan(value)) return raise(PyExc_ValueError, "deadline must not be NaN");
   }
   int shield = shield_obj ? PyObject_IsTrue(shield_obj) : 0;
   if (shield < 0) return nullptr;
   if (relative && deadline_obj != Py_None) {
-    PyObject* now_obj = nullptr;
+    double now;
     PyObject* loop = running_loop();
     if (loop) {
       LoopState* ls = loop_state_for(loop);
       if (!ls) return nullptr;
-      now_obj = PyFloat_FromDouble(loop_time(ls));
+      now = loop_time(ls);
     } else {
       if (PyErr_Occurred()) return nullptr;
       PyObject* args[] = {};
-      now_obj = glue_call("current_time", args, 0);
+      PyObject* now_obj = glue_call("current_time", args, 0);
+      if (!now_obj) return nullptr;
+      now = PyFloat_AsDouble(now_obj);
+      Py_DECREF(now_obj);
     }
-    if (!now_obj) return nullptr;
-    double now = PyFloat_AsDouble(now_obj);
-    Py_DECREF(now_obj);
     if (now == -1.0 && PyErr_Occurred()) return nullptr;
     value += now;
     created_at = now;
@@ -754,6 +775,13 @@ CancelScope* effective_cancel(TaskState* t) {
   }
   if (t->self_scope) return t->self_scope;
   return effective_cancel_from(s ? s : t->root);
+}
+
+PyObject* scope_enter(CancelScope* s) { return cs_enter(reinterpret_cast<PyObject*>(s), nullptr); }
+
+PyObject* scope_exit(CancelScope* s, PyObject* type, PyObject* value, PyObject* tb) {
+  PyObject* args[] = {type, value, tb};
+  return cs_exit(reinterpret_cast<PyObject*>(s), args, 3);
 }
 
 PyObject* new_detached_scope() {

@@ -1,9 +1,11 @@
-// The asyncio core of a task group: spawning children (wrapped so the scope
-// tree sees them) and the bookkeeping of their completion. The orchestration
-// of __aexit__ (waiting, exception groups) is Python, in anyio._taskgroup.
+// Task groups on asyncio: spawning children (wrapped so the scope tree sees
+// them), the bookkeeping of their completion, and entering and leaving a group
+// when there is nothing to wait for. Waiting for children and building
+// exception groups is Python (anyio._taskgroup), as is everything on Trio.
 
 
 #include "cancel/core.hpp"
+#include "common/awaitable.hpp"
 
 namespace anyio {
 
@@ -12,29 +14,86 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
 
 namespace {
 
-struct TaskGroupCore {
+// The base class of anyio's TaskGroup (the Python subclass in anyio._taskgroup
+// adds start(), create_task() and the Trio side). Entering and leaving an
+// asyncio group with nothing left to wait for never runs Python code; anything
+// else (children still running, errors to collect) continues in the subclass's
+// `_asyncio_exit` coroutine.
+struct TaskGroupBase {
   PyObject_HEAD
-  CancelScope* scope;   // the group's cancel scope (strong)
-  PyObject* tasks;      // set of running child tasks
-  PyObject* exceptions; // list of child exceptions, in completion order
-  PyObject* waiter;     // the host's future while it waits in __aexit__, or None
-  PyObject* starting;   // dict: task -> future of a start() still waiting for started()
-  PyObject* done_cb;    // bound _on_done
+  CancelScope* scope;   // the group's cancel scope (strong), made with the group
+  PyObject* tasks;      // set of running child tasks, made at the first spawn
+  PyObject* exceptions; // list of child exceptions in completion order, made on demand
+  PyObject* waiter;     // the host's future while it waits in __aexit__, or null
+  PyObject* starting;   // dict: task -> future of a start() still waiting, on demand
+  PyObject* done_cb;    // bound _on_done, made at the first spawn
+  PyObject* nursery;    // Trio: the nursery and its manager (strong), for the subclass
+  PyObject* nursery_cm;
   size_t host_id;       // id() of the task that entered the group
   unsigned char active;
+  unsigned char entered;
+  unsigned char trio;   // entered on Trio: the subclass does everything
 };
 
-PyTypeObject* TaskGroupCoreType = nullptr;
+PyTypeObject* TaskGroupBaseType = nullptr;
+PyTypeObject* TgExitType = nullptr;
+
+Py_ssize_t pending(TaskGroupBase* self) { return self->tasks ? PySet_GET_SIZE(self->tasks) : 0; }
+
+bool has_exceptions(TaskGroupBase* self) { return self->exceptions && PyList_GET_SIZE(self->exceptions) > 0; }
+
+PyObject* tg_on_done(PyObject* self_obj, PyObject* task);
+
+int ensure_spawn_state(TaskGroupBase* self) {
+  if (!self->tasks && !(self->tasks = PySet_New(nullptr))) return -1;
+  if (!self->done_cb) {
+    static PyMethodDef on_done_def = {"_on_done", tg_on_done, METH_O, nullptr};
+    self->done_cb = PyCFunction_New(&on_done_def, reinterpret_cast<PyObject*>(self));
+    if (!self->done_cb) return -1;
+  }
+  return 0;
+}
+
+PyObject* ensure_exceptions(TaskGroupBase* self) {
+  if (!self->exceptions) self->exceptions = PyList_New(0);
+  return self->exceptions;
+}
+
+PyObject* ensure_starting(TaskGroupBase* self) {
+  if (!self->starting) self->starting = PyDict_New();
+  return self->starting;
+}
+
+// The task name for a function: "module.qualname". Most spawns repeat the
+// function of the spawn before, so the last (qualname, module) pair and the name
+// made from them are kept; they are compared by identity, so a function whose
+// attributes changed gets a fresh name.
+PyObject* g_last_qual = nullptr;
+PyObject* g_last_mod = nullptr;
+PyObject* g_last_name = nullptr;
 
 PyObject* callable_name(PyObject* func) {
-  PyObject* qual = PyObject_GetAttrString(func, "__qualname__");
+  PyObject* qual = PyObject_GetAttr(func, G.s_qualname);
   if (!qual) {
     PyErr_Clear();
     return PyObject_Repr(func);
   }
-  PyObject* mod = PyObject_GetAttrString(func, "__module__");
+  PyObject* mod = PyObject_GetAttr(func, G.s_module);
   if (!mod) PyErr_Clear();
+  if (qual == g_last_qual && mod == g_last_mod && g_last_name) {
+    Py_DECREF(qual);
+    Py_XDECREF(mod);
+    Py_INCREF(g_last_name);
+    return g_last_name;
+  }
   PyObject* r = (mod && PyUnicode_Check(mod)) ? PyUnicode_FromFormat("%U.%U", mod, qual) : PyObject_Str(qual);
+  if (r && PyUnicode_Check(qual) && (!mod || PyUnicode_Check(mod) || mod == Py_None)) {
+    Py_XSETREF(g_last_qual, qual);
+    Py_XSETREF(g_last_mod, mod);
+    Py_INCREF(r);
+    Py_XSETREF(g_last_name, r);
+    return r;
+  }
   Py_XDECREF(mod);
   Py_DECREF(qual);
   return r;
@@ -57,17 +116,15 @@ PyObject* check_coroutine(PyObject* func, PyObject* coro) {
   return coro;
 }
 
-PyObject* do_spawn(TaskGroupCore* self, PyObject* coro, PyObject* name, PyObject* start_future,
+PyObject* do_spawn(TaskGroupBase* self, PyObject* coro, PyObject* name, PyObject* start_future,
                    CancelScope* root = nullptr, size_t parent_id = 0) {
+  if (ensure_spawn_state(self) < 0) return nullptr;
+  bool starting = start_future && start_future != Py_None;
+  if (starting && !ensure_starting(self)) return nullptr;
   PyObject* task = spawn_wrapped(coro, root ? root : self->scope, name, self->done_cb, nullptr,
                                  parent_id ? parent_id : self->host_id);
   if (!task) return nullptr;
-  if (PySet_Add(self->tasks, task) < 0) {
-    Py_DECREF(task);
-    return nullptr;
-  }
-  if (start_future && start_future != Py_None &&
-      PyDict_SetItem(self->starting, task, start_future) < 0) {
+  if (PySet_Add(self->tasks, task) < 0 || (starting && PyDict_SetItem(self->starting, task, start_future) < 0)) {
     Py_DECREF(task);
     return nullptr;
   }
@@ -78,13 +135,112 @@ PyObject* not_active() {
   return raise(PyExc_RuntimeError, "This task group is not active; no new tasks can be started.");
 }
 
+// --- task handles ------------------------------------------------------------------
+
+// The storage of anyio's TaskHandle (the Python subclass in anyio._taskgroup has
+// the properties and methods). start_soon makes one per child, so it is filled
+// in here without running any Python.
+struct TaskHandleBase {
+  PyObject_HEAD
+  PyObject* task;         // the asyncio.Task, or None on Trio
+  PyObject* coro;
+  PyObject* name;
+  PyObject* start_value;  // unset until start() got the value from started()
+  PyObject* outcome;      // Trio: (value, exception, cancelled) once finished
+  PyObject* trio_scope;
+  PyObject* trio_done;
+  PyObject* weakreflist;
+  char cancel_requested;
+};
+
+PyTypeObject* TaskHandleBaseType = nullptr;
 // The Python TaskHandle class, set once by anyio._taskgroup.
-PyObject* g_handle_class = nullptr;
+PyTypeObject* g_handle_class = nullptr;
+
+PyObject* make_handle(PyTypeObject* cls, PyObject* task, PyObject* coro, PyObject* name) {
+  auto* h = reinterpret_cast<TaskHandleBase*>(cls->tp_alloc(cls, 0));
+  if (!h) return nullptr;
+  Py_INCREF(task);
+  h->task = task;
+  Py_INCREF(coro);
+  h->coro = coro;
+  Py_INCREF(name);
+  h->name = name;
+  return reinterpret_cast<PyObject*>(h);
+}
+
+PyObject* th_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"task", "coro", "name", nullptr};
+  PyObject *task, *coro, *name;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:TaskHandle", const_cast<char**>(kwlist), &task, &coro,
+                                   &name))
+    return nullptr;
+  return make_handle(type, task, coro, name);
+}
+
+int th_traverse(TaskHandleBase* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->task);
+  Py_VISIT(self->coro);
+  Py_VISIT(self->name);
+  Py_VISIT(self->start_value);
+  Py_VISIT(self->outcome);
+  Py_VISIT(self->trio_scope);
+  Py_VISIT(self->trio_done);
+  return 0;
+}
+
+int th_clear(TaskHandleBase* self) {
+  Py_CLEAR(self->task);
+  Py_CLEAR(self->coro);
+  Py_CLEAR(self->name);
+  Py_CLEAR(self->start_value);
+  Py_CLEAR(self->outcome);
+  Py_CLEAR(self->trio_scope);
+  Py_CLEAR(self->trio_done);
+  return 0;
+}
+
+void th_dealloc(TaskHandleBase* self) {
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
+  th_clear(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyMemberDef th_members[] = {
+    {"_task", T_OBJECT, offsetof(TaskHandleBase, task), 0, nullptr},
+    {"_coro", T_OBJECT, offsetof(TaskHandleBase, coro), 0, nullptr},
+    {"_name", T_OBJECT, offsetof(TaskHandleBase, name), 0, nullptr},
+    {"_start_value", T_OBJECT_EX, offsetof(TaskHandleBase, start_value), 0, nullptr},
+    {"_outcome", T_OBJECT, offsetof(TaskHandleBase, outcome), 0, nullptr},
+    {"_trio_scope", T_OBJECT, offsetof(TaskHandleBase, trio_scope), 0, nullptr},
+    {"_trio_done", T_OBJECT, offsetof(TaskHandleBase, trio_done), 0, nullptr},
+    {"_cancel_requested", T_BOOL, offsetof(TaskHandleBase, cancel_requested), 0, nullptr},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TaskHandleBase, weakreflist), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot th_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(th_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(th_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(th_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(th_clear)},
+    {Py_tp_members, th_members},
+    {0, nullptr},
+};
+
+PyType_Spec th_spec = {
+    "anyio._cpp.TaskHandleBase", sizeof(TaskHandleBase), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, th_slots,
+};
 
 // start_soon(func, *args, name=None) -> TaskHandle: the whole spawn in C, so a
 // task group's start_soon costs about what asyncio.TaskGroup.create_task does.
 PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "start_soon() missing required argument 'func'");
   PyObject* name = Py_None;
   if (kwnames) {
@@ -93,6 +249,19 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
         return raise(PyExc_TypeError, "start_soon() got an unexpected keyword argument");
       name = args[nargs + i];
     }
+  }
+  if (self->trio) {
+    PyObject* rest = PyTuple_New(nargs - 1);
+    if (!rest) return nullptr;
+    for (Py_ssize_t i = 1; i < nargs; ++i) {
+      Py_INCREF(args[i]);
+      PyTuple_SET_ITEM(rest, i - 1, args[i]);
+    }
+    PyObject* margs[] = {self_obj, args[0], rest, name};
+    PyObject* r = PyObject_VectorcallMethod(G.s_trio_start_soon, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            nullptr);
+    Py_DECREF(rest);
+    return r;
   }
   if (!g_handle_class) return raise(PyExc_RuntimeError, "anyio._taskgroup is not initialised");
   PyObject* func = args[0];
@@ -117,20 +286,19 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
     Py_DECREF(coro);
     return nullptr;
   }
-  PyObject* hargs[] = {task, coro, name_obj};
-  PyObject* handle = PyObject_Vectorcall(g_handle_class, hargs, 3, nullptr);
+  PyObject* handle = make_handle(g_handle_class, task, coro, name_obj);
   Py_DECREF(task);
   Py_DECREF(coro);
   Py_DECREF(name_obj);
   return handle;
 }
 
-// spawn(coro, name, start_future=None, root=None, parent_id=0) -> task. A task
-// started with start() is spawned below its caller's scope (`root`) and moved
-// to the group once it has started.
-PyObject* tg_spawn(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  if (nargs < 2 || nargs > 5) return raise(PyExc_TypeError, "spawn(coro, name, start_future=None, root=None, parent_id=0)");
+// _spawn_raw(coro, name, start_future=None, root=None, parent_id=0) -> task. A
+// task started with start() is spawned below its caller's scope (`root`) and
+// moved to the group once it has started.
+PyObject* tg_spawn_raw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
+  if (nargs < 2 || nargs > 5) return raise(PyExc_TypeError, "_spawn_raw(coro, name, start_future=None, root=None, parent_id=0)");
   if (!self->active) return not_active();
   CancelScope* root = nullptr;
   if (nargs >= 4 && args[3] != Py_None) {
@@ -145,8 +313,8 @@ PyObject* tg_spawn(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   return do_spawn(self, args[0], args[1], nargs >= 3 ? args[2] : nullptr, root, parent_id);
 }
 
-int wake_waiter(TaskGroupCore* self) {
-  if (self->waiter == Py_None || PySet_GET_SIZE(self->tasks) != 0) return 0;
+int wake_waiter(TaskGroupBase* self) {
+  if (!self->waiter || pending(self) != 0) return 0;
   PyObject* done = call_method0(self->waiter, G.s_done);
   if (!done) return -1;
   bool is_done = done == Py_True;
@@ -159,8 +327,8 @@ int wake_waiter(TaskGroupCore* self) {
 }
 
 PyObject* tg_on_done(PyObject* self_obj, PyObject* task) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  if (PySet_Discard(self->tasks, task) < 0) return nullptr;
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
+  if (self->tasks && PySet_Discard(self->tasks, task) < 0) return nullptr;
   PyObject* cancelled = call_method0(task, G.s_cancelled);
   if (!cancelled) return nullptr;
   bool was_cancelled = cancelled == Py_True;
@@ -171,7 +339,7 @@ PyObject* tg_on_done(PyObject* self_obj, PyObject* task) {
     if (!exc) return nullptr;
   }
   // A start() still waiting: the outcome goes to its caller, not the group.
-  PyObject* fut = PyDict_GetItemWithError(self->starting, task);
+  PyObject* fut = self->starting ? PyDict_GetItemWithError(self->starting, task) : nullptr;
   if (fut) {
     Py_INCREF(fut);
     if (PyDict_DelItem(self->starting, task) < 0) {
@@ -202,7 +370,7 @@ PyObject* tg_on_done(PyObject* self_obj, PyObject* task) {
   }
   if (exc && exc != Py_None) {
     if (!PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) {
-      if (PyList_Append(self->exceptions, exc) < 0) {
+      if (!ensure_exceptions(self) || PyList_Append(self->exceptions, exc) < 0) {
         Py_DECREF(exc);
         return nullptr;
       }
@@ -217,35 +385,291 @@ PyObject* tg_on_done(PyObject* self_obj, PyObject* task) {
   Py_RETURN_NONE;
 }
 
-PyObject* tg_new(PyTypeObject* type, PyObject* args, PyObject* /*kwargs*/) {
-  PyObject* scope;
-  if (!PyArg_ParseTuple(args, "O!:TaskGroupCore", CancelScopeType, &scope)) return nullptr;
-  auto* self = reinterpret_cast<TaskGroupCore*>(type->tp_alloc(type, 0));
-  if (!self) return nullptr;
-  Py_INCREF(scope);
-  self->scope = reinterpret_cast<CancelScope*>(scope);
-  self->tasks = PySet_New(nullptr);
-  self->exceptions = PyList_New(0);
-  self->starting = PyDict_New();
-  Py_INCREF(Py_None);
-  self->waiter = Py_None;
-  static PyMethodDef on_done_def = {"_on_done", tg_on_done, METH_O, nullptr};
-  self->done_cb = PyCFunction_New(&on_done_def, reinterpret_cast<PyObject*>(self));
-  self->active = 1;
-  self->host_id = 0;
-  if (TaskState* host = current_task_state(true)) {
-    self->host_id = reinterpret_cast<size_t>(host->task);
-  } else {
-    PyErr_Clear();
+// --- entering ------------------------------------------------------------------
+
+// What `await tg.__aenter__()` returns on asyncio, where entering never
+// suspends: an awaitable that finishes at once with the group.
+struct Ready {
+  PyObject_HEAD
+  PyObject* value;  // strong until handed out
+};
+
+PyTypeObject* ReadyType = nullptr;
+
+PySendResult ready_send(PyObject* self_obj, PyObject*, PyObject** out) {
+  auto* self = reinterpret_cast<Ready*>(self_obj);
+  if (!self->value) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __aenter__()");
+    *out = nullptr;
+    return PYGEN_ERROR;
   }
-  if (!self->tasks || !self->exceptions || !self->starting || !self->done_cb) {
+  *out = self->value;
+  self->value = nullptr;
+  return PYGEN_RETURN;
+}
+
+PyObject* ready_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  Py_CLEAR(reinterpret_cast<Ready*>(self_obj)->value);
+  set_thrown(args, nargs);
+  return nullptr;
+}
+
+PyObject* ready_close(PyObject* self_obj, PyObject*) {
+  Py_CLEAR(reinterpret_cast<Ready*>(self_obj)->value);
+  Py_RETURN_NONE;
+}
+
+void ready_dealloc(Ready* self) {
+  Py_CLEAR(self->value);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef ready_methods[] = {
+    {"send", send_method_via_send<ready_send>, METH_O, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ready_throw)), METH_FASTCALL, nullptr},
+    {"close", ready_close, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// Not GC-tracked: it only refers to the group, which never refers back to it.
+PyType_Slot ready_slots[] = {
+    {Py_am_send, reinterpret_cast<void*>(ready_send)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<ready_send>)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(ready_dealloc)},
+    {Py_tp_methods, ready_methods},
+    {0, nullptr},
+};
+
+PyType_Spec ready_spec = {"anyio._cpp.TaskGroupEnter", sizeof(Ready), 0, Py_TPFLAGS_DEFAULT, ready_slots};
+
+PyObject* tg_aenter(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
+  if (self->entered) return raise(PyExc_RuntimeError, "TaskGroup cannot be entered more than once");
+  if (!running_loop()) {
+    if (PyErr_Occurred()) return nullptr;
+    self->entered = 1;
+    self->trio = 1;
+    return PyObject_CallMethodNoArgs(self_obj, G.s_trio_aenter);
+  }
+  TaskState* host = current_task_state(true);
+  if (!host) return nullptr;
+  PyObject* entered = scope_enter(self->scope);
+  if (!entered) return nullptr;
+  Py_DECREF(entered);
+  self->entered = 1;
+  self->active = 1;
+  self->host_id = reinterpret_cast<size_t>(host->task);
+  auto* ready = PyObject_New(Ready, ReadyType);
+  if (!ready) return nullptr;
+  Py_INCREF(self_obj);
+  ready->value = self_obj;
+  return reinterpret_cast<PyObject*>(ready);
+}
+
+// --- leaving ---------------------------------------------------------------------
+
+// What `await tg.__aexit__(None, None, None)` returns on asyncio when no child
+// is left: leaving is still a scheduling point, so it yields once, shielded
+// from cancellation, and exits the group's scope. If children were spawned
+// during that yield, or the host was cancelled natively while yielding, the
+// rest of the work moves to the Python `_asyncio_exit`, which this forwards to.
+struct TgExit {
+  PyObject_HEAD
+  PyObject* group;     // strong
+  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;     // the `_asyncio_exit` coroutine once the work moved there
+  unsigned char state; // 0 fresh, 1 yielded, 2 done
+};
+
+void tgx_release_shield(TgExit* self) {
+  if (self->shielded) {
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield = false;
+    Py_CLEAR(self->shielded);
+  }
+}
+
+PySendResult tgx_forward(TgExit* self, PyObject* arg, PyObject** out) {
+  PySendResult r = PyIter_Send(self->inner, arg, out);
+  if (r != PYGEN_NEXT) {
+    Py_CLEAR(self->inner);
+    self->state = 2;
+  }
+  return r;
+}
+
+// Hands the rest of the exit to `group._asyncio_exit(None, thrown, True)`.
+PySendResult tgx_delegate(TgExit* self, PyObject* thrown, PyObject** out) {
+  PyObject* margs[] = {self->group, Py_None, thrown ? thrown : Py_None, Py_True};
+  self->inner = PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  if (!self->inner) {
+    self->state = 2;
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  return tgx_forward(self, Py_None, out);
+}
+
+PySendResult tgx_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
+  auto* self = reinterpret_cast<TgExit*>(self_obj);
+  if (self->inner) return tgx_forward(self, arg, out);
+  if (self->state == 0) {
+    TaskState* t = current_task_state(true);
+    if (!t) {
+      *out = nullptr;
+      return PYGEN_ERROR;
+    }
+    t->shielded_yield = true;
+    Py_INCREF(t->owner);
+    self->shielded = t->owner;
+    self->state = 1;
+    Py_INCREF(Py_None);
+    *out = Py_None;
+    return PYGEN_NEXT;
+  }
+  if (self->state == 2) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __aexit__()");
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  tgx_release_shield(self);
+  auto* group = reinterpret_cast<TaskGroupBase*>(self->group);
+  if (pending(group) || has_exceptions(group)) return tgx_delegate(self, nullptr, out);
+  self->state = 2;
+  group->active = 0;
+  *out = scope_exit(group->scope, Py_None, Py_None, Py_None);
+  return *out ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+PyObject* tgx_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<TgExit*>(self_obj);
+  PyObject* out = nullptr;
+  if (self->inner) {
+    PySendResult r = forward_throw(self->inner, args, nargs, &out);
+    if (r != PYGEN_NEXT) {
+      Py_CLEAR(self->inner);
+      self->state = 2;
+    }
+    return send_result_to_python(r, out);
+  }
+  tgx_release_shield(self);
+  set_thrown(args, nargs);
+  if (self->state != 1) {
+    self->state = 2;
+    return nullptr;
+  }
+  // A native cancellation (task.cancel()) of the host during the yield.
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb) PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  PySendResult r = tgx_delegate(self, value, &out);
+  Py_XDECREF(value);
+  return send_result_to_python(r, out);
+}
+
+PyObject* tgx_close(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<TgExit*>(self_obj);
+  tgx_release_shield(self);
+  self->state = 2;
+  if (self->inner) {
+    PyObject* r = call_method0(self->inner, G.s_close);
+    Py_CLEAR(self->inner);
+    return r;
+  }
+  Py_RETURN_NONE;
+}
+
+int tgx_traverse(TgExit* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->group);
+  Py_VISIT(self->shielded);
+  Py_VISIT(self->inner);
+  return 0;
+}
+
+int tgx_clear(TgExit* self) {
+  tgx_release_shield(self);
+  Py_CLEAR(self->group);
+  Py_CLEAR(self->inner);
+  return 0;
+}
+
+void tgx_dealloc(TgExit* self) {
+  PyObject_GC_UnTrack(self);
+  tgx_clear(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef tgx_methods[] = {
+    {"send", send_method_via_send<tgx_send>, METH_O, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tgx_throw)), METH_FASTCALL, nullptr},
+    {"close", tgx_close, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot tgx_slots[] = {
+    {Py_am_send, reinterpret_cast<void*>(tgx_send)},
+    {Py_am_await, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<tgx_send>)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(tgx_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(tgx_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(tgx_clear)},
+    {Py_tp_methods, tgx_methods},
+    {0, nullptr},
+};
+
+PyType_Spec tgx_spec = {
+    "anyio._cpp.TaskGroupExit", sizeof(TgExit), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tgx_slots,
+};
+
+PyObject* tg_aexit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
+  if (nargs != 3) return raise(PyExc_TypeError, "__aexit__ expects 3 arguments");
+  if (self->trio) {
+    PyObject* margs[] = {self_obj, args[0], args[1], args[2]};
+    return PyObject_VectorcallMethod(G.s_trio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  }
+  if (!self->active) return raise(PyExc_RuntimeError, "This task group is not active");
+  if (args[1] != Py_None || pending(self) || has_exceptions(self)) {
+    PyObject* margs[] = {self_obj, args[1]};
+    return PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  }
+  auto* x = PyObject_GC_New(TgExit, TgExitType);
+  if (!x) return nullptr;
+  Py_INCREF(self_obj);
+  x->group = self_obj;
+  x->shielded = nullptr;
+  x->inner = nullptr;
+  x->state = 0;
+  PyObject_GC_Track(x);
+  return reinterpret_cast<PyObject*>(x);
+}
+
+// --- the type --------------------------------------------------------------------
+
+PyObject* tg_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs)))
+    return raise(PyExc_TypeError, "TaskGroup() takes no arguments");
+  auto* self = reinterpret_cast<TaskGroupBase*>(type->tp_alloc(type, 0));
+  if (!self) return nullptr;
+  self->scope = reinterpret_cast<CancelScope*>(new_detached_scope());
+  if (!self->scope) {
     Py_DECREF(self);
     return nullptr;
   }
   return reinterpret_cast<PyObject*>(self);
 }
 
-int tg_traverse(TaskGroupCore* self, visitproc visit, void* arg) {
+int tg_traverse(TaskGroupBase* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(reinterpret_cast<PyObject*>(self->scope));
   Py_VISIT(self->tasks);
@@ -253,10 +677,14 @@ int tg_traverse(TaskGroupCore* self, visitproc visit, void* arg) {
   Py_VISIT(self->waiter);
   Py_VISIT(self->starting);
   Py_VISIT(self->done_cb);
+  Py_VISIT(self->nursery);
+  Py_VISIT(self->nursery_cm);
   return 0;
 }
 
-int tg_clear(TaskGroupCore* self) {
+int tg_clear(TaskGroupBase* self) {
+  Py_CLEAR(self->nursery);
+  Py_CLEAR(self->nursery_cm);
   Py_CLEAR(self->scope);
   Py_CLEAR(self->tasks);
   Py_CLEAR(self->exceptions);
@@ -266,7 +694,7 @@ int tg_clear(TaskGroupCore* self) {
   return 0;
 }
 
-void tg_dealloc(TaskGroupCore* self) {
+void tg_dealloc(TaskGroupBase* self) {
   PyObject_GC_UnTrack(self);
   tg_clear(self);
   PyTypeObject* tp = Py_TYPE(self);
@@ -275,65 +703,70 @@ void tg_dealloc(TaskGroupCore* self) {
 }
 
 PyObject* tg_get_pending(PyObject* self_obj, void*) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  return PyLong_FromSsize_t(PySet_GET_SIZE(self->tasks));
+  return PyLong_FromSsize_t(pending(reinterpret_cast<TaskGroupBase*>(self_obj)));
 }
 
 PyObject* tg_get_host_id(PyObject* self_obj, void*) {
-  return PyLong_FromSize_t(reinterpret_cast<TaskGroupCore*>(self_obj)->host_id);
+  return PyLong_FromSize_t(reinterpret_cast<TaskGroupBase*>(self_obj)->host_id);
 }
 
-PyObject* tg_get_scope(PyObject* self_obj, void*) {
-  PyObject* s = reinterpret_cast<PyObject*>(reinterpret_cast<TaskGroupCore*>(self_obj)->scope);
-  Py_INCREF(s);
-  return s;
+PyObject* tg_get_exceptions(PyObject* self_obj, void*) {
+  PyObject* r = ensure_exceptions(reinterpret_cast<TaskGroupBase*>(self_obj));
+  Py_XINCREF(r);
+  return r;
 }
 
 PyObject* tg_get_active(PyObject* self_obj, void*) {
-  return PyBool_FromLong(reinterpret_cast<TaskGroupCore*>(self_obj)->active);
+  return PyBool_FromLong(reinterpret_cast<TaskGroupBase*>(self_obj)->active);
 }
 
 int tg_set_active(PyObject* self_obj, PyObject* value, void*) {
   int v = value ? PyObject_IsTrue(value) : 0;
   if (v < 0) return -1;
-  reinterpret_cast<TaskGroupCore*>(self_obj)->active = static_cast<unsigned char>(v);
+  reinterpret_cast<TaskGroupBase*>(self_obj)->active = static_cast<unsigned char>(v);
   return 0;
 }
 
 PyObject* tg_get_waiter(PyObject* self_obj, void*) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  Py_INCREF(self->waiter);
-  return self->waiter;
+  PyObject* w = reinterpret_cast<TaskGroupBase*>(self_obj)->waiter;
+  if (!w) w = Py_None;
+  Py_INCREF(w);
+  return w;
 }
 
 int tg_set_waiter(PyObject* self_obj, PyObject* value, void*) {
-  auto* self = reinterpret_cast<TaskGroupCore*>(self_obj);
-  if (!value) value = Py_None;
-  Py_INCREF(value);
-  Py_SETREF(self->waiter, value);
+  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
+  if (value == Py_None) value = nullptr;
+  Py_XINCREF(value);
+  Py_XSETREF(self->waiter, value);
   return 0;
 }
 
 PyMethodDef tg_methods[] = {
     {"start_soon", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_start_soon)),
-     METH_FASTCALL | METH_KEYWORDS, nullptr},
-    {"spawn", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_spawn)), METH_FASTCALL, nullptr},
+     METH_FASTCALL | METH_KEYWORDS,
+     "start_soon(func, *args, name=None)\n--\n\nStart ``func(*args)`` as a new task in this group."},
+    {"__aenter__", tg_aenter, METH_NOARGS, nullptr},
+    {"__aexit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_aexit)), METH_FASTCALL, nullptr},
+    {"_spawn_raw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_spawn_raw)), METH_FASTCALL,
+     nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
 PyMemberDef tg_members[] = {
-    {"tasks", T_OBJECT, offsetof(TaskGroupCore, tasks), READONLY, nullptr},
-    {"exceptions", T_OBJECT, offsetof(TaskGroupCore, exceptions), READONLY, nullptr},
-    {"starting", T_OBJECT, offsetof(TaskGroupCore, starting), READONLY, nullptr},
+    {"cancel_scope", T_OBJECT, offsetof(TaskGroupBase, scope), READONLY,
+     "The cancel scope covering the host and every child task."},
+    {"_nursery", T_OBJECT, offsetof(TaskGroupBase, nursery), 0, nullptr},
+    {"_nursery_cm", T_OBJECT, offsetof(TaskGroupBase, nursery_cm), 0, nullptr},
     {nullptr, 0, 0, 0, nullptr},
 };
 
 PyGetSetDef tg_getset[] = {
-    {"pending", tg_get_pending, nullptr, nullptr, nullptr},
-    {"host_id", tg_get_host_id, nullptr, nullptr, nullptr},
-    {"scope", tg_get_scope, nullptr, nullptr, nullptr},
-    {"active", tg_get_active, tg_set_active, nullptr, nullptr},
-    {"waiter", tg_get_waiter, tg_set_waiter, nullptr, nullptr},
+    {"_pending", tg_get_pending, nullptr, nullptr, nullptr},
+    {"_host_id", tg_get_host_id, nullptr, nullptr, nullptr},
+    {"_exceptions", tg_get_exceptions, nullptr, nullptr, nullptr},
+    {"_active", tg_get_active, tg_set_active, nullptr, nullptr},
+    {"_waiter", tg_get_waiter, tg_set_waiter, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -349,15 +782,17 @@ PyType_Slot tg_slots[] = {
 };
 
 PyType_Spec tg_spec = {
-    "anyio._cpp.TaskGroupCore", sizeof(TaskGroupCore), 0,
+    "anyio._cpp.TaskGroupBase", sizeof(TaskGroupBase), 0,
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tg_slots,
 };
 
 }  // namespace
 
 PyObject* fn_set_task_handle_class(PyObject*, PyObject* cls) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), TaskHandleBaseType))
+    return raise(PyExc_TypeError, "expected a subclass of TaskHandleBase");
   Py_INCREF(cls);
-  Py_XSETREF(g_handle_class, cls);
+  Py_XSETREF(g_handle_class, reinterpret_cast<PyTypeObject*>(cls));
   Py_RETURN_NONE;
 }
 
@@ -367,8 +802,11 @@ PyMethodDef tg_module_fns[] = {
 };
 
 int register_task_group(PyObject* module) {
-  TaskGroupCoreType = add_type(module, &tg_spec);
-  if (!TaskGroupCoreType) return -1;
+  TaskGroupBaseType = add_type(module, &tg_spec);
+  ReadyType = add_type(module, &ready_spec);
+  TgExitType = add_type(module, &tgx_spec);
+  TaskHandleBaseType = add_type(module, &th_spec);
+  if (!TaskGroupBaseType || !ReadyType || !TgExitType || !TaskHandleBaseType) return -1;
   return PyModule_AddFunctions(module, tg_module_fns);
 }
 

@@ -7,7 +7,25 @@
 
 #include <utility>
 
+// Thread-locals of the core are a few pointers read on every step of every
+// task. The default model for a dlopen()ed module goes through
+// __tls_get_addr on each read; initial-exec is one %fs-relative load, and the
+// few dozen bytes fit in the static TLS space glibc reserves for such modules.
+#if defined(__GNUC__) && defined(__linux__)
+#define ANYIO_TLS thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define ANYIO_TLS thread_local
+#endif
+
 namespace anyio {
+
+// PyFloat_AsDouble() on an int goes through int.__float__ and a temporary
+// float object; timeouts are most often written as ints.
+inline double as_double(PyObject* o) {
+  if (PyFloat_CheckExact(o)) return PyFloat_AS_DOUBLE(o);
+  if (PyLong_CheckExact(o)) return PyLong_AsDouble(o);
+  return PyFloat_AsDouble(o);
+}
 
 // An owning reference. Hot paths use raw PyObject* with explicit INCREF/DECREF
 // where that is clearer; Ref is for code with several exits.
@@ -80,6 +98,13 @@ struct Globals {
   PyObject* s_exception = nullptr;
   PyObject* s_get_loop = nullptr;
   PyObject* s_must_cancel = nullptr;
+  // Methods of anyio._taskgroup.TaskGroup the C base hands work to.
+  PyObject* s_qualname = nullptr;
+  PyObject* s_module = nullptr;
+  PyObject* s_asyncio_exit = nullptr;
+  PyObject* s_trio_aenter = nullptr;
+  PyObject* s_trio_exit = nullptr;
+  PyObject* s_trio_start_soon = nullptr;
 };
 
 extern Globals G;

@@ -28,11 +28,11 @@ namespace {
 // Loop -> pool. A pool leaves the map when it closes or its loop dies, so a
 // later call on the same loop starts a fresh one.
 std::unordered_map<PyObject*, Pool*> g_pools;
-thread_local PyObject* tls_loop = nullptr;
-thread_local Pool* tls_pool = nullptr;  // strong
+ANYIO_TLS PyObject* tls_loop = nullptr;
+ANYIO_TLS Pool* tls_pool = nullptr;  // strong
 
 // Worker-thread state.
-thread_local PyThreadState* tls_tstate = nullptr;
+ANYIO_TLS PyThreadState* tls_tstate = nullptr;
 
 PyObject* g_thread_cls = nullptr;    // threading.Thread
 PyObject* g_worker_main = nullptr;   // the builtin the threads run

@@ -4,6 +4,8 @@ from collections.abc import Awaitable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, final
 
+from typing_extensions import Self
+
 # --- cancel scopes and timeouts ----------------------------------------------
 
 class CancelScope:
@@ -49,17 +51,42 @@ class TaskCoro(Coroutine[Any, Any, Any]):
     def close(self) -> None: ...
     def __await__(self) -> Generator[Any, None, Any]: ...
 
-@final
-class TaskGroupCore:
-    def __init__(self, scope: CancelScope) -> None: ...
+class TaskHandleBase:
+    def __init__(self, task: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
+    _task: asyncio.Task[Any] | None
+    _coro: Coroutine[Any, Any, Any]
+    _name: str
+    _start_value: Any
+    _outcome: tuple[Any, BaseException | None, bool] | None
+    _trio_scope: Any
+    _trio_done: Any
+    _cancel_requested: bool
+
+class TaskGroupBase:
+    cancel_scope: CancelScope
+    _pending: int
+    _host_id: int
+    _exceptions: list[BaseException]
+    _active: bool
+    _waiter: asyncio.Future[None] | None
+    _nursery: Any
+    _nursery_cm: Any
     def start_soon(self, func: Any, *args: object, name: object = None) -> Any: ...
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, start_future: Any = None) -> asyncio.Task[Any]: ...
-    tasks: set[asyncio.Task[Any]]
-    exceptions: list[BaseException]
-    starting: dict[asyncio.Task[Any], asyncio.Future[Any]]
-    pending: int
-    active: bool
-    waiter: asyncio.Future[None] | None
+    def _spawn_raw(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str,
+        start_future: Any = None,
+        root: CancelScope | None = None,
+        parent_id: int = 0,
+    ) -> asyncio.Task[Any]: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool: ...
 
 def running_loop() -> asyncio.AbstractEventLoop | None: ...
 def set_task_handle_class(cls: type) -> None: ...

@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar, cast
 from . import _cpp
 from ._callables import callable_name
 from ._cancel import CancelScope
-from ._cpp import running_loop as _get_running_loop
 from ._exceptions import TaskCancelled, TaskFailed, TaskNotFinished
 from ._glue import check_coroutine
 from .abc._tasks import TaskGroup as _AbstractTaskGroup
@@ -39,10 +38,13 @@ def _task_name(func: Any, name: object) -> str:
     return callable_name(func) if name is None else str(name)
 
 
-class TaskHandle(Generic[T_co]):
+class TaskHandle(_cpp.TaskHandleBase, Generic[T_co]):
     """A task started in a task group: its status, its outcome, and a way to
     cancel it alone. Awaiting the handle waits for the task and returns its
-    return value (or raises :exc:`TaskFailed` / :exc:`TaskCancelled`)."""
+    return value (or raises :exc:`TaskFailed` / :exc:`TaskCancelled`).
+
+    ``TaskHandle(task, coro, name)``: ``task`` is the asyncio.Task (None on
+    Trio). The storage is in the C base, which fills it in for ``start_soon``."""
 
     class Status(enum.Enum):
         PENDING = 1
@@ -51,28 +53,7 @@ class TaskHandle(Generic[T_co]):
         CANCELLED = 4
         FAILED = 5
 
-    __slots__ = (
-        "_task",
-        "_coro",
-        "_name",
-        "_cancel_requested",
-        "_start_value",
-        "_outcome",
-        "_trio_scope",
-        "_trio_done",
-        "__weakref__",
-    )
-
-    def __init__(self, task: Any, coro: Coroutine[Any, Any, T_co], name: str) -> None:
-        self._task = task  # the asyncio.Task (None on Trio)
-        self._coro = coro
-        self._name = name
-        self._cancel_requested = False
-        self._start_value: Any = _NOT_STARTED
-        # Trio only: (value, exception, cancelled) once the task finished.
-        self._outcome: tuple[Any, BaseException | None, bool] | None = None
-        self._trio_scope: Any = None
-        self._trio_done: Any = None
+    __slots__ = ()
 
     @property
     def coro(self) -> Coroutine[Any, Any, T_co]:
@@ -163,10 +144,10 @@ class TaskHandle(Generic[T_co]):
     @property
     def start_value(self) -> Any:
         """The value the task passed to ``task_status.started()``."""
-        if self._start_value is _NOT_STARTED:
-            raise RuntimeError("the task was not started with TaskGroup.start()")
-
-        return self._start_value
+        try:
+            return self._start_value
+        except AttributeError:
+            raise RuntimeError("the task was not started with TaskGroup.start()") from None
 
     def cancel(self, reason: str | None = None) -> None:
         """Cancel this task alone (no effect once it has finished)."""
@@ -218,23 +199,17 @@ class TaskHandle(Generic[T_co]):
         )
 
 
-class _NotStarted:
-    def __repr__(self) -> str:
-        return "<not started>"
-
-
-_NOT_STARTED = _NotStarted()
 
 
 class _AsyncioTaskStatus(TaskStatus[Any]):
     """Until ``started()``, a task from ``start()`` belongs to the caller: it
     hangs below the caller's scope. ``started()`` moves it into the group."""
 
-    __slots__ = ("_future", "_task", "_core")
+    __slots__ = ("_future", "_task", "_group")
 
-    def __init__(self, future: Any, core: Any) -> None:
+    def __init__(self, future: Any, group: TaskGroup) -> None:
         self._future = future
-        self._core = core
+        self._group = group
         self._task: Any = None
 
     def started(self, value: Any = None) -> None:
@@ -246,7 +221,7 @@ class _AsyncioTaskStatus(TaskStatus[Any]):
 
         self._future.set_result(value)
         if self._task is not None:
-            _cpp.reparent_task(self._task, self._core.scope, self._core.host_id)
+            _cpp.reparent_task(self._task, self._group.cancel_scope, self._group._host_id)
 
 
 class _IgnoredTaskStatus(TaskStatus[Any]):
@@ -262,71 +237,45 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, CancelledError)
 
 
-class TaskGroup(_AbstractTaskGroup):
-    """A group of tasks (see :func:`create_task_group`)."""
+class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
+    """A group of tasks (see :func:`create_task_group`).
 
-    def __init__(self) -> None:
-        self.cancel_scope: CancelScope = CancelScope()
-        self._core: Any = None
-        self._nursery: Any = None
-        self._nursery_cm: Any = None
-        self._entered = False
+    The C base class enters and leaves the group, and spawns with
+    ``start_soon``; what is here is the rest: waiting for children and raising
+    their errors on asyncio, ``start()``/``create_task()``, and Trio."""
 
-    # --- entering and leaving -------------------------------------------------
+    # --- leaving (asyncio) ------------------------------------------------------
 
-    async def __aenter__(self) -> TaskGroup:
-        if self._entered:
-            raise RuntimeError("TaskGroup cannot be entered more than once")
-
-        self._entered = True
-        if _get_running_loop() is not None:
-            self.cancel_scope.__enter__()
-            self._core = _cpp.TaskGroupCore(self.cancel_scope)
-            # The C spawn, bound on the instance, skips this class's Python
-            # start_soon (and its frame) on asyncio.
-            self.start_soon = self._core.start_soon  # type: ignore[method-assign]
-        else:
-            await self._trio_enter()
-
-        return self
-
-    async def __aexit__(
+    async def _asyncio_exit(
         self,
-        exc_type: type[BaseException] | None,
         exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
+        cancelled_while_waiting: BaseException | None = None,
+        checkpointed: bool = False,
     ) -> bool:
-        if self._nursery_cm is not None:
-            try:
-                return await self._trio_exit(exc_type, exc_val, exc_tb)
-            finally:
-                del exc_val, exc_tb
-
-        core = self._core
-        if core is None:
-            raise RuntimeError("This task group is not active")
-
+        """The rest of ``__aexit__`` once the C base found work to do: children
+        still running, errors to raise, or an exception leaving the body."""
         if exc_val is not None:
             self.cancel_scope.cancel()
             if not _is_cancellation(exc_val):
-                core.exceptions.append(exc_val)
+                self._exceptions.append(exc_val)
 
-        cancelled_while_waiting: BaseException | None = None
-        waited = bool(core.pending)
-        if not waited:
+        waited = False
+        if not checkpointed and not self._pending:
             # Leaving a task group is a scheduling point even with no children.
             try:
                 await _cpp.cancel_shielded_checkpoint()
             except CancelledError as exc:
                 cancelled_while_waiting = exc  # a native task.cancel() of the host
-        else:
+
+        if self._pending:
+            waited = True
             loop = get_running_loop()
             # The host waits for its children whatever happens to it; the scope
             # tree already carries any cancellation to the children.
             _cpp.set_shielded_yield(True)
             try:
-                while core.pending:
-                    core.waiter = waiter = loop.create_future()
+                while self._pending:
+                    self._waiter = waiter = loop.create_future()
                     try:
                         await waiter
                     except CancelledError as exc:
@@ -335,12 +284,13 @@ class TaskGroup(_AbstractTaskGroup):
                         cancelled_while_waiting = exc
             finally:
                 _cpp.set_shielded_yield(False)
-                core.waiter = None
+                self._waiter = None
 
-        core.active = False
-        if core.exceptions:
-            group = BaseExceptionGroup(_GROUP_MESSAGE, list(core.exceptions))
-            core.exceptions.clear()
+        self._active = False
+        exceptions = self._exceptions
+        if exceptions:
+            group = BaseExceptionGroup(_GROUP_MESSAGE, list(exceptions))
+            exceptions.clear()
             self.cancel_scope.__exit__(type(group), group, group.__traceback__)
             try:
                 raise group from None
@@ -367,8 +317,8 @@ class TaskGroup(_AbstractTaskGroup):
 
     # --- spawning ---------------------------------------------------------------
 
-    def start_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+    def _trio_start_soon(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: object
     ) -> TaskHandle[Any]:
         coro = func(*args)
         check_coroutine(func, coro)
@@ -397,24 +347,17 @@ class TaskGroup(_AbstractTaskGroup):
         start_future: Any,
         context: Context | None = None,
     ) -> TaskHandle[Any]:
-        core = self._core
-        if core is not None:
-            if not core.active:
+        if self._nursery is None:
+            if not self._active:
                 coro.close()
                 raise RuntimeError(
                     "This task group is not active; no new tasks can be started."
                 )
             if context is not None:
-                task = context.run(core.spawn, coro, name, start_future)
+                task = context.run(self._spawn_raw, coro, name, start_future)
             else:
-                task = core.spawn(coro, name, start_future)
+                task = self._spawn_raw(coro, name, start_future)
             return TaskHandle(task, coro, name)
-
-        if self._nursery is None:
-            coro.close()
-            raise RuntimeError(
-                "This task group is not active; no new tasks can be started."
-            )
 
         handle: TaskHandle[Any] = TaskHandle(None, coro, name)
         if context is not None:
@@ -434,17 +377,17 @@ class TaskGroup(_AbstractTaskGroup):
         if self._nursery is not None:
             return await self._trio_start(func, args, name, return_handle)
 
-        if self._core is None or not self._core.active:
+        if not self._active:
             raise RuntimeError(
                 "This task group is not active; no new tasks can be started."
             )
 
         future = get_running_loop().create_future()
-        status = _AsyncioTaskStatus(future, self._core)
+        status = _AsyncioTaskStatus(future, self)
         coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
         caller = asyncio.current_task()
-        task = self._core.spawn(
+        task = self._spawn_raw(
             coro, _task_name(func, name), future, _cpp.current_scope(), id(caller)
         )
         status._task = task
@@ -465,12 +408,13 @@ class TaskGroup(_AbstractTaskGroup):
 
     # --- Trio -------------------------------------------------------------------
 
-    async def _trio_enter(self) -> None:
-        import trio
-
-        self._nursery_cm = trio.open_nursery()
-        self._nursery = await self._nursery_cm.__aenter__()
-        self.cancel_scope._trio_scope = self._nursery.cancel_scope
+    async def _trio_aenter(self) -> TaskGroup:
+        # Trio is running, so it is imported: skip the import machinery on
+        # this path, taken for every task group.
+        self._nursery_cm = manager = sys.modules["trio"].open_nursery()
+        self._nursery = nursery = await manager.__aenter__()
+        self.cancel_scope._trio_scope = nursery.cancel_scope
+        return self
 
     async def _trio_exit(
         self,
@@ -501,7 +445,11 @@ class TaskGroup(_AbstractTaskGroup):
         import trio
 
         handle._trio_scope = trio.CancelScope()
-        self._nursery.start_soon(_run_trio_child, handle, coro, name=name)
+        try:
+            self._nursery.start_soon(_run_trio_child, handle, coro, name=name)
+        except BaseException:
+            coro.close()  # made by the caller, refused by Trio: never to run
+            raise
 
     async def _trio_start(
         self,
