@@ -85,10 +85,54 @@ TARGETS = (
     ),
     Target(
         "to_thread",
-        ASYNCIO + ("trio",),
+        ASYNCIO,
         "to_thread.run_sync >= 3x upstream",
         "upstream_over_ours",
         3,
+    ),
+    Target(
+        "to_thread",
+        ASYNCIO,
+        "to_thread.run_sync faster than asyncio.to_thread",
+        "raw_over_ours",
+        1,
+    ),
+    Target(
+        "to_thread_40",
+        ASYNCIO,
+        "40 concurrent to_thread callers >= 2x upstream",
+        "upstream_over_ours",
+        2,
+    ),
+    Target(
+        "from_thread",
+        ASYNCIO,
+        "from_thread.run_sync round trip >= 2x upstream",
+        "upstream_over_ours",
+        2,
+    ),
+    # The worker-thread issue asks less of Trio, where the loop's own
+    # run_sync_soon and token are most of a round trip.
+    Target(
+        "to_thread",
+        ("trio",),
+        "to_thread.run_sync on Trio >= 1.5x upstream",
+        "upstream_over_ours",
+        1.5,
+    ),
+    Target(
+        "to_thread_40",
+        ("trio",),
+        "40 concurrent callers on Trio >= 1.5x upstream",
+        "upstream_over_ours",
+        1.5,
+    ),
+    Target(
+        "from_thread",
+        ("trio",),
+        "from_thread.run_sync on Trio >= 1.5x upstream",
+        "upstream_over_ours",
+        1.5,
     ),
     # Asyncio only: a task parked by raw Trio alone already takes more than that.
     Target(

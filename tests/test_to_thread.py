@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 import time
 import warnings
@@ -289,3 +290,76 @@ async def test_native_task_cancel_ends_wait(anyio_backend_name: str) -> None:
 
     assert time.monotonic() - start < 2
     release.set()
+
+
+async def test_worker_reused_after_cancelled_calls() -> None:
+    """Calls cancelled at any point after they were handed to the pool (queued,
+    running, or done but not yet reported) give their worker back: later calls
+    run on the same thread instead of a growing set of threads."""
+    worker = await to_thread.run_sync(threading.current_thread)
+    for _ in range(50):
+        with CancelScope() as scope:
+            async with create_task_group() as tg:
+
+                async def cancel_when_blocked() -> None:
+                    await wait_all_tasks_blocked()
+                    scope.cancel()
+
+                tg.start_soon(cancel_when_blocked)
+                await to_thread.run_sync(int, abandon_on_cancel=True)
+
+        # An abandoned int() may still be finishing: give it the time to.
+        deadline = time.monotonic() + 5
+        while (current := await to_thread.run_sync(threading.current_thread)) is not worker:
+            assert time.monotonic() < deadline, f"{current!r} ran the call, not {worker!r}"
+            await anyio.sleep(0.001)
+
+
+@pytest.mark.parametrize(
+    "backend, options",
+    [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
+    ids=["asyncio", "asyncio+uvloop", "trio"],
+)
+def test_abandoned_call_finishing_after_loop_closed(backend: str, options: dict[str, Any]) -> None:
+    """A worker still running an abandoned call when its event loop closes
+    finishes it, drops the result quietly (no error in the thread, nothing
+    unraisable) and exits."""
+    baseline = _worker_threads()
+    started = threading.Event()
+    release = threading.Event()
+    finished = threading.Event()
+    errors: list[object] = []
+
+    def work() -> int:
+        started.set()
+        release.wait(5)
+        finished.set()
+        return 1
+
+    async def main() -> None:
+        with CancelScope() as scope:
+            async with create_task_group() as tg:
+
+                async def cancel_when_started() -> None:
+                    await to_thread.run_sync(started.wait, 5)
+                    scope.cancel()
+
+                tg.start_soon(cancel_when_started)
+                await to_thread.run_sync(work, abandon_on_cancel=True)
+
+    old_thread_hook, old_unraisable_hook = threading.excepthook, sys.unraisablehook
+    threading.excepthook = errors.append
+    sys.unraisablehook = errors.append
+    try:
+        anyio.run(main, backend=backend, backend_options=options)
+        assert not finished.is_set()
+        release.set()
+        assert finished.wait(5)
+        deadline = time.monotonic() + 5
+        while _worker_threads() > baseline and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        threading.excepthook, sys.unraisablehook = old_thread_hook, old_unraisable_hook
+
+    assert _worker_threads() == baseline
+    assert errors == []
