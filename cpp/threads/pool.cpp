@@ -853,9 +853,12 @@ int pool_close(Pool* p) {
     for (size_t i = 0; i < idle; ++i) boost::asio::post(*p->ioc, [] {});
     // Wait (briefly, without the GIL) for the idle workers to leave and join
     // them, so the thread count is back to normal when the run returns.
-    Py_BEGIN_ALLOW_THREADS
-    std::unique_lock<std::mutex> lk(*p->mu);
-    p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+    // The lock is scoped inside: it must be released before the GIL is taken
+    // back, as workers take the GIL first and this mutex second.
+    Py_BEGIN_ALLOW_THREADS {
+      std::unique_lock<std::mutex> lk(*p->mu);
+      p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+    }
     Py_END_ALLOW_THREADS
   }
   join_exited(p);

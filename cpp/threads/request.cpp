@@ -403,9 +403,12 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
     Py_END_ALLOW_THREADS
     while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
       bool done;
-      Py_BEGIN_ALLOW_THREADS
-      std::unique_lock<std::mutex> lk(*r->mu);
-      done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
+      // Scoped so the lock is released before the GIL is taken back (lock
+      // order: GIL, then this mutex).
+      Py_BEGIN_ALLOW_THREADS {
+        std::unique_lock<std::mutex> lk(*r->mu);
+        done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
+      }
       Py_END_ALLOW_THREADS
       if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
         Py_DECREF(r);
