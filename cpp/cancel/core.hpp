@@ -26,35 +26,35 @@ struct CancelScope;
 struct LoopState;
 
 struct TaskState {
-  PyObject* owner = nullptr;      // the PyObject this state is embedded in (not owned)
-  PyObject* task = nullptr;       // the asyncio.Task (strong)
-  LoopState* loop = nullptr;      // strong
-  CancelScope* scope = nullptr;   // innermost scope entered in this task (strong)
-  CancelScope* root = nullptr;    // scope the task was spawned into (strong) or null
-  CancelScope* home = nullptr;    // scope whose task list holds us (scope ? scope : root)
-  TaskState* lprev = nullptr;     // links in home->first_task
+  PyObject* owner = nullptr;     // the PyObject this state is embedded in (not owned)
+  PyObject* task = nullptr;      // the asyncio.Task (strong)
+  LoopState* loop = nullptr;     // strong
+  CancelScope* scope = nullptr;  // innermost scope entered in this task (strong)
+  CancelScope* root = nullptr;   // scope the task was spawned into (strong) or null
+  CancelScope* home = nullptr;   // scope whose task list holds us (scope ? scope : root)
+  TaskState* lprev = nullptr;    // links in home->first_task
   TaskState* lnext = nullptr;
-  PyObject* waiting_on = nullptr; // wrapped: the future the coroutine waits on (strong)
-  CancelScope* self_scope = nullptr; // set by TaskHandle.cancel(): cancels this task alone (strong)
+  PyObject* waiting_on = nullptr;     // wrapped: the future the coroutine waits on (strong)
+  CancelScope* self_scope = nullptr;  // set by TaskHandle.cancel(): cancels this task alone (strong)
   bool wrapped = false;
   bool bare_yield = false;        // wrapped: suspended on a bare yield
   bool shielded_yield = false;    // inside cancel_shielded_checkpoint
   bool delivery_pending = false;  // unwrapped: task.cancel() issued, not yet seen to run
   bool finished = false;
-  bool started = false;           // wrapped: its coroutine has been stepped once
-  int native_cancels = 0;         // unwrapped: task.cancel() calls not yet uncancelled
-  size_t parent_id = 0;           // id() of the task that spawned this one, 0 if unknown
-  long cancel_baseline = -1;      // task.cancelling() when we first saw it cancelled, -1 if not
+  bool started = false;       // wrapped: its coroutine has been stepped once
+  int native_cancels = 0;     // unwrapped: task.cancel() calls not yet uncancelled
+  size_t parent_id = 0;       // id() of the task that spawned this one, 0 if unknown
+  long cancel_baseline = -1;  // task.cancelling() when we first saw it cancelled, -1 if not
 };
 
 struct CancelScope {
   PyObject_HEAD
   double deadline;
-  double created_at;      // clock reading when a timeout helper built it, else -1
-  PyObject* reason;       // str or None (strong)
-  PyObject* cancel_msg;   // message of the CancelledError we deliver (strong), once cancelled
-  CancelScope* parent;    // strong while active
-  PyObject* host_owner;   // strong: owner of host TaskState while active
+  double created_at;     // clock reading when a timeout helper built it, else -1
+  PyObject* reason;      // str or None (strong)
+  PyObject* cancel_msg;  // message of the CancelledError we deliver (strong), once cancelled
+  CancelScope* parent;   // strong while active
+  PyObject* host_owner;  // strong: owner of host TaskState while active
   TaskState* host;
   CancelScope* first_child;
   CancelScope* sib_prev;
@@ -67,7 +67,7 @@ struct CancelScope {
   unsigned char shield;
   unsigned char cancel_called;
   unsigned char cancelled_caught;
-  unsigned char state;    // 0 new, 1 active, 2 exited
+  unsigned char state;  // 0 new, 1 active, 2 exited
   unsigned char fail_on_timeout;
   unsigned char deadline_reached;
 };
@@ -76,16 +76,16 @@ enum ScopeStateE : unsigned char { SCOPE_NEW = 0, SCOPE_ACTIVE = 1, SCOPE_EXITED
 
 struct LoopState {
   PyObject_HEAD
-  PyObject* loop;          // borrowed: kept valid by `loop_ref` invalidation
-  PyObject* loop_ref;      // weakref to the loop whose callback retires this state
-  PyObject* hosts;         // dict: asyncio.Task -> HostState for tasks we did not spawn
+  PyObject* loop;                   // borrowed: kept valid by `loop_ref` invalidation
+  PyObject* loop_ref;               // weakref to the loop whose callback retires this state
+  PyObject* hosts;                  // dict: asyncio.Task -> HostState for tasks we did not spawn
   std::vector<CancelScope*>* heap;  // min-heap on deadline, strong refs
-  PyObject* timer_handle;  // armed loop.call_at handle or null
+  PyObject* timer_handle;           // armed loop.call_at handle or null
   double timer_when;
-  PyObject* fire_cb;       // bound callable the timer calls
-  PyObject* recheck_cb;    // bound callable: recheck(host_state)
+  PyObject* fire_cb;     // bound callable the timer calls
+  PyObject* recheck_cb;  // bound callable: recheck(host_state)
   bool alive;
-  bool stock_clock;        // loop.time() is asyncio's own time.monotonic(): read it directly
+  bool stock_clock;  // loop.time() is asyncio's own time.monotonic(): read it directly
 };
 
 // The TaskState of the wrapped task whose coroutine is running on this thread.
@@ -95,7 +95,6 @@ extern PyTypeObject* CancelScopeType;
 extern PyTypeObject* LoopStateType;
 extern PyTypeObject* HostStateType;
 extern PyTypeObject* TaskCoroType;
-
 
 // Returns the running asyncio loop (borrowed) or nullptr (no error set) if none.
 // asyncio's own lookup calls getpid() each time (~150 ns on 3.11); inside a

@@ -53,8 +53,10 @@ void child_link(CancelScope* parent, CancelScope* s) {
 }
 
 void child_unlink(CancelScope* parent, CancelScope* s) {
-  if (s->sib_prev) s->sib_prev->sib_next = s->sib_next;
-  else if (parent && parent->first_child == s) parent->first_child = s->sib_next;
+  if (s->sib_prev)
+    s->sib_prev->sib_next = s->sib_next;
+  else if (parent && parent->first_child == s)
+    parent->first_child = s->sib_next;
   if (s->sib_next) s->sib_next->sib_prev = s->sib_prev;
   s->sib_prev = s->sib_next = nullptr;
 }
@@ -256,8 +258,7 @@ PyObject* cs_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
   auto* self = reinterpret_cast<CancelScope*>(self_obj);
   if (self->state != SCOPE_NEW) {
-    return raise(PyExc_RuntimeError,
-                 "Each CancelScope may only be used for a single 'with' block");
+    return raise(PyExc_RuntimeError, "Each CancelScope may only be used for a single 'with' block");
   }
   TaskState* t = tls_current;
   if (!t) {
@@ -310,8 +311,10 @@ PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
 }
 
 PyObject* timeout_error(CancelScope* self) {
-  if (self->reason != Py_None) PyErr_SetObject(PyExc_TimeoutError, self->reason);
-  else PyErr_SetNone(PyExc_TimeoutError);
+  if (self->reason != Py_None)
+    PyErr_SetObject(PyExc_TimeoutError, self->reason);
+  else
+    PyErr_SetNone(PyExc_TimeoutError);
   return nullptr;
 }
 
@@ -565,7 +568,8 @@ PyObject* cs_repr(PyObject* self_obj) {
 
 PyMethodDef cs_methods[] = {
     {"__enter__", cs_enter, METH_NOARGS, nullptr},
-    {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cs_exit)), METH_FASTCALL, nullptr},
+    {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cs_exit)), METH_FASTCALL,
+     nullptr},
     {"cancel", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cs_cancel)),
      METH_FASTCALL | METH_KEYWORDS,
      "cancel(reason=None)\n--\n\nCancel this scope immediately; `reason` goes into the "
@@ -578,8 +582,8 @@ PyGetSetDef cs_getset[] = {
      "The time (on the event loop's clock) at which this scope cancels itself.", nullptr},
     {"shield", cs_get_shield, cs_set_shield,
      "True if cancellation from enclosing scopes does not reach inside.", nullptr},
-    {"cancel_called", cs_get_cancel_called, nullptr,
-     "True if cancel() was called or the deadline passed.", nullptr},
+    {"cancel_called", cs_get_cancel_called, nullptr, "True if cancel() was called or the deadline passed.",
+     nullptr},
     {"cancelled_caught", cs_get_cancelled_caught, nullptr,
      "True if this scope caught the cancellation it caused.", nullptr},
     {"_raw", cs_get_raw, nullptr, nullptr, nullptr},
@@ -591,10 +595,9 @@ PyGetSetDef cs_getset[] = {
 };
 
 PyType_Slot cs_slots[] = {
-    {Py_tp_doc, const_cast<char*>(
-                    "CancelScope(*, deadline=math.inf, shield=False)\n--\n\n"
-                    "Wraps a block of code that can be cancelled, by cancel() or when the "
-                    "deadline passes.")},
+    {Py_tp_doc, const_cast<char*>("CancelScope(*, deadline=math.inf, shield=False)\n--\n\n"
+                                  "Wraps a block of code that can be cancelled, by cancel() or when the "
+                                  "deadline passes.")},
     {Py_tp_new, reinterpret_cast<void*>(cs_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(cs_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(cs_traverse)},
@@ -606,15 +609,18 @@ PyType_Slot cs_slots[] = {
 };
 
 PyType_Spec cs_spec = {
-    "anyio.CancelScope", sizeof(CancelScope), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, cs_slots,
+    "anyio.CancelScope",
+    sizeof(CancelScope),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    cs_slots,
 };
 
 // fail_after/fail_at/move_on_after/move_on_at build scopes directly: they are
 // on hot paths and a generator-based context manager would cost more than the
 // scope itself.
-PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObject* reason,
-                             bool relative, bool fail) {
+PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObject* reason, bool relative,
+                             bool fail) {
   double value = inf();
   double created_at = -1;
   if (deadline_obj != Py_None) {
@@ -695,11 +701,11 @@ bool parse_timeout_args(const char* fname, PyObject* const* args, Py_ssize_t nar
   return true;
 }
 
-#define TIMEOUT_FN(NAME, RELATIVE, FAIL)                                                        \
+#define TIMEOUT_FN(NAME, RELATIVE, FAIL)                                                       \
   PyObject* fn_##NAME(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) { \
-    PyObject *d, *s, *r;                                                                        \
+    PyObject *d, *s, *r;                                                                       \
     if (!parse_timeout_args(#NAME, args, nargs, kwnames, FAIL, &d, &s, &r)) return nullptr;    \
-    return make_timeout_scope(d, s, r, RELATIVE, FAIL);                                         \
+    return make_timeout_scope(d, s, r, RELATIVE, FAIL);                                        \
   }
 TIMEOUT_FN(fail_after, true, true)
 TIMEOUT_FN(fail_at, false, true)
@@ -797,7 +803,8 @@ bool is_scope_cancelled_error(PyObject* exc) {
   if (has_marker(exc)) return true;
   auto* base = reinterpret_cast<PyBaseExceptionObject*>(exc);
   for (PyObject* link : {base->cause, base->context}) {
-    if (link && PyObject_TypeCheck(link, reinterpret_cast<PyTypeObject*>(G.CancelledError)) && has_marker(link))
+    if (link && PyObject_TypeCheck(link, reinterpret_cast<PyTypeObject*>(G.CancelledError)) &&
+        has_marker(link))
       return true;
   }
   return false;
@@ -877,8 +884,10 @@ void task_link(TaskState* t, CancelScope* s) {
 void task_unlink(TaskState* t) {
   CancelScope* s = t->home;
   if (!s) return;
-  if (t->lprev) t->lprev->lnext = t->lnext;
-  else if (s->first_task == t) s->first_task = t->lnext;
+  if (t->lprev)
+    t->lprev->lnext = t->lnext;
+  else if (s->first_task == t)
+    s->first_task = t->lnext;
   if (t->lnext) t->lnext->lprev = t->lprev;
   t->lprev = t->lnext = nullptr;
   t->home = nullptr;

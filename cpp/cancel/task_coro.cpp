@@ -9,7 +9,6 @@
 //  - it is resumed with the value of a future: the value is delivered (a result
 //    is never lost) and the cancellation waits for the next suspension.
 
-
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
 
@@ -279,7 +278,8 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
     Py_DECREF(w);
     return nullptr;
   }
-  PyObject* task = PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+  PyObject* task =
+      PyObject_VectorcallMethod(G.s_create_task, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
   if (!task) {
     // The coroutine never ran (or ran eagerly and the factory failed after):
     // close it, so it does not warn that it was never awaited.
@@ -319,9 +319,7 @@ PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t na
 }
 
 // wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
-PyObject* fn_wrap_coro(PyObject*, PyObject* coro) {
-  return reinterpret_cast<PyObject*>(new_wrapper(coro));
-}
+PyObject* fn_wrap_coro(PyObject*, PyObject* coro) { return reinterpret_cast<PyObject*>(new_wrapper(coro)); }
 
 TaskState* state_of_task(PyObject* task) {
   PyObject* coro = PyObject_CallMethod(task, "get_coro", nullptr);
@@ -376,8 +374,10 @@ PyObject* fn_reparent_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyObject* old = reinterpret_cast<PyObject*>(outer->parent);
     if (outer->parent) {
       // unlink from the old parent's child list
-      if (outer->sib_prev) outer->sib_prev->sib_next = outer->sib_next;
-      else outer->parent->first_child = outer->sib_next;
+      if (outer->sib_prev)
+        outer->sib_prev->sib_next = outer->sib_next;
+      else
+        outer->parent->first_child = outer->sib_next;
       if (outer->sib_next) outer->sib_next->sib_prev = outer->sib_prev;
     }
     outer->sib_prev = nullptr;
@@ -496,22 +496,24 @@ PyObject* fn_running_loop(PyObject*, PyObject*) {
 
 PyMethodDef module_fns[] = {
     {"running_loop", fn_running_loop, METH_NOARGS, nullptr},
-    {"create_wrapped_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)),
-     METH_FASTCALL, nullptr},
+    {"create_wrapped_task",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)), METH_FASTCALL,
+     nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
     {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
-    {"reparent_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_reparent_task)), METH_FASTCALL,
-     nullptr},
-    {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)), METH_FASTCALL,
-     nullptr},
+    {"reparent_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_reparent_task)),
+     METH_FASTCALL, nullptr},
+    {"cancel_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_cancel_task)),
+     METH_FASTCALL, nullptr},
     {"current_cancel_origin", fn_current_cancel_origin, METH_NOARGS, nullptr},
     {"make_cancelled_error", fn_make_cancelled_error, METH_O, nullptr},
     {"is_scope_cancelled_error", fn_is_scope_cancelled_error, METH_O, nullptr},
     {"current_scope", fn_current_scope, METH_NOARGS, nullptr},
     {"unwrap_coro", fn_unwrap_coro, METH_O, nullptr},
     {"task_parent_id", fn_task_parent_id, METH_O, nullptr},
-    {"task_cancel_pending", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_task_cancel_pending)),
-     METH_FASTCALL, nullptr},
+    {"task_cancel_pending",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_task_cancel_pending)), METH_FASTCALL,
+     nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -3,7 +3,6 @@
 // when there is nothing to wait for. Waiting for children and building
 // exception groups is Python (anyio._taskgroup), as is everything on Trio.
 
-
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
 
@@ -21,18 +20,18 @@ namespace {
 // `_asyncio_exit` coroutine.
 struct TaskGroupBase {
   PyObject_HEAD
-  CancelScope* scope;   // the group's cancel scope (strong), made with the group
-  PyObject* tasks;      // set of running child tasks, made at the first spawn
-  PyObject* exceptions; // list of child exceptions in completion order, made on demand
-  PyObject* waiter;     // the host's future while it waits in __aexit__, or null
-  PyObject* starting;   // dict: task -> future of a start() still waiting, on demand
-  PyObject* done_cb;    // bound _on_done, made at the first spawn
-  PyObject* nursery;    // Trio: the nursery and its manager (strong), for the subclass
+  CancelScope* scope;    // the group's cancel scope (strong), made with the group
+  PyObject* tasks;       // set of running child tasks, made at the first spawn
+  PyObject* exceptions;  // list of child exceptions in completion order, made on demand
+  PyObject* waiter;      // the host's future while it waits in __aexit__, or null
+  PyObject* starting;    // dict: task -> future of a start() still waiting, on demand
+  PyObject* done_cb;     // bound _on_done, made at the first spawn
+  PyObject* nursery;     // Trio: the nursery and its manager (strong), for the subclass
   PyObject* nursery_cm;
-  size_t host_id;       // id() of the task that entered the group
+  size_t host_id;  // id() of the task that entered the group
   unsigned char active;
   unsigned char entered;
-  unsigned char trio;   // entered on Trio: the subclass does everything
+  unsigned char trio;  // entered on Trio: the subclass does everything
 };
 
 PyTypeObject* TaskGroupBaseType = nullptr;
@@ -124,7 +123,8 @@ PyObject* do_spawn(TaskGroupBase* self, PyObject* coro, PyObject* name, PyObject
   PyObject* task = spawn_wrapped(coro, root ? root : self->scope, name, self->done_cb, nullptr,
                                  parent_id ? parent_id : self->host_id);
   if (!task) return nullptr;
-  if (PySet_Add(self->tasks, task) < 0 || (starting && PyDict_SetItem(self->starting, task, start_future) < 0)) {
+  if (PySet_Add(self->tasks, task) < 0 ||
+      (starting && PyDict_SetItem(self->starting, task, start_future) < 0)) {
     Py_DECREF(task);
     return nullptr;
   }
@@ -142,7 +142,7 @@ PyObject* not_active() {
 // in here without running any Python.
 struct TaskHandleBase {
   PyObject_HEAD
-  PyObject* task;         // the asyncio.Task, or None on Trio
+  PyObject* task;  // the asyncio.Task, or None on Trio
   PyObject* coro;
   PyObject* name;
   PyObject* start_value;  // unset until start() got the value from started()
@@ -233,8 +233,11 @@ PyType_Slot th_slots[] = {
 };
 
 PyType_Spec th_spec = {
-    "anyio._cpp.TaskHandleBase", sizeof(TaskHandleBase), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, th_slots,
+    "anyio._cpp.TaskHandleBase",
+    sizeof(TaskHandleBase),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    th_slots,
 };
 
 // start_soon(func, *args, name=None) -> TaskHandle: the whole spawn in C, so a
@@ -258,8 +261,8 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
       PyTuple_SET_ITEM(rest, i - 1, args[i]);
     }
     PyObject* margs[] = {self_obj, args[0], rest, name};
-    PyObject* r = PyObject_VectorcallMethod(G.s_trio_start_soon, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            nullptr);
+    PyObject* r =
+        PyObject_VectorcallMethod(G.s_trio_start_soon, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
     Py_DECREF(rest);
     return r;
   }
@@ -298,11 +301,13 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
 // moved to the group once it has started.
 PyObject* tg_spawn_raw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
-  if (nargs < 2 || nargs > 5) return raise(PyExc_TypeError, "_spawn_raw(coro, name, start_future=None, root=None, parent_id=0)");
+  if (nargs < 2 || nargs > 5)
+    return raise(PyExc_TypeError, "_spawn_raw(coro, name, start_future=None, root=None, parent_id=0)");
   if (!self->active) return not_active();
   CancelScope* root = nullptr;
   if (nargs >= 4 && args[3] != Py_None) {
-    if (!PyObject_TypeCheck(args[3], CancelScopeType)) return raise(PyExc_TypeError, "root must be a CancelScope");
+    if (!PyObject_TypeCheck(args[3], CancelScopeType))
+      return raise(PyExc_TypeError, "root must be a CancelScope");
     root = reinterpret_cast<CancelScope*>(args[3]);
   }
   size_t parent_id = 0;
@@ -428,7 +433,8 @@ void ready_dealloc(Ready* self) {
 
 PyMethodDef ready_methods[] = {
     {"send", send_method_via_send<ready_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ready_throw)), METH_FASTCALL, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ready_throw)), METH_FASTCALL,
+     nullptr},
     {"close", ready_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -479,15 +485,16 @@ PyObject* tg_aenter(PyObject* self_obj, PyObject*) {
 // rest of the work moves to the Python `_asyncio_exit`, which this forwards to.
 struct TgExit {
   PyObject_HEAD
-  PyObject* group;     // strong
-  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
-  PyObject* inner;     // the `_asyncio_exit` coroutine once the work moved there
-  unsigned char state; // 0 fresh, 1 yielded, 2 done
+  PyObject* group;      // strong
+  PyObject* shielded;   // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;      // the `_asyncio_exit` coroutine once the work moved there
+  unsigned char state;  // 0 fresh, 1 yielded, 2 done
 };
 
 void tgx_release_shield(TgExit* self) {
   if (self->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield = false;
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield =
+        false;
     Py_CLEAR(self->shielded);
   }
 }
@@ -504,7 +511,8 @@ PySendResult tgx_forward(TgExit* self, PyObject* arg, PyObject** out) {
 // Hands the rest of the exit to `group._asyncio_exit(None, thrown, True)`.
 PySendResult tgx_delegate(TgExit* self, PyObject* thrown, PyObject** out) {
   PyObject* margs[] = {self->group, Py_None, thrown ? thrown : Py_None, Py_True};
-  self->inner = PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  self->inner =
+      PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
   if (!self->inner) {
     self->state = 2;
     *out = nullptr;
@@ -747,7 +755,8 @@ PyMethodDef tg_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "start_soon(func, *args, name=None)\n--\n\nStart ``func(*args)`` as a new task in this group."},
     {"__aenter__", tg_aenter, METH_NOARGS, nullptr},
-    {"__aexit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_aexit)), METH_FASTCALL, nullptr},
+    {"__aexit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_aexit)), METH_FASTCALL,
+     nullptr},
     {"_spawn_raw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_spawn_raw)), METH_FASTCALL,
      nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -782,8 +791,11 @@ PyType_Slot tg_slots[] = {
 };
 
 PyType_Spec tg_spec = {
-    "anyio._cpp.TaskGroupBase", sizeof(TaskGroupBase), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tg_slots,
+    "anyio._cpp.TaskGroupBase",
+    sizeof(TaskGroupBase),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    tg_slots,
 };
 
 }  // namespace

@@ -2,7 +2,6 @@
 // checkpoint is a cancellation check plus one bare `yield` (one loop step); on
 // Trio it forwards to trio.lowlevel's own checkpoint coroutines.
 
-
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
 #include "common/trio.hpp"
@@ -15,16 +14,17 @@ enum Kind : unsigned char { CHECKPOINT = 0, IF_CANCELLED = 1, SHIELDED = 2 };
 struct Checkpoint {
   PyObject_HEAD
   unsigned char kind;
-  unsigned char state;     // 0 fresh, 1 yielded, 2 done
-  PyObject* shielded;      // owner of the TaskState whose shielded_yield we set
-  PyObject* inner;         // the trio coroutine we forward to
+  unsigned char state;  // 0 fresh, 1 yielded, 2 done
+  PyObject* shielded;   // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;      // the trio coroutine we forward to
 };
 
 PyTypeObject* CheckpointType = nullptr;
 
 void release_shield(Checkpoint* self) {
   if (self->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield = false;
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield =
+        false;
     Py_CLEAR(self->shielded);
   }
 }
@@ -64,7 +64,8 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled", "cancel_shielded_checkpoint"};
+      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled",
+                                          "cancel_shielded_checkpoint"};
       PyObject* fn = trio_lowlevel(names[self->kind]);
       self->inner = fn ? PyObject_CallNoArgs(fn) : nullptr;
       if (!self->inner) {

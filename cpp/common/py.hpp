@@ -67,9 +67,9 @@ struct Globals {
   PyObject* current_task = nullptr;      // asyncio.current_task (C)
   PyObject* CancelledError = nullptr;    // asyncio.CancelledError
   PyObject* InvalidStateError = nullptr;
-  PyObject* Future = nullptr;            // asyncio.Future (C type)
-  PyObject* base_event_loop = nullptr;   // asyncio.BaseEventLoop
-  PyObject* TimeoutError = nullptr;      // builtins.TimeoutError
+  PyObject* Future = nullptr;           // asyncio.Future (C type)
+  PyObject* base_event_loop = nullptr;  // asyncio.BaseEventLoop
+  PyObject* TimeoutError = nullptr;     // builtins.TimeoutError
   // Python-side glue (anyio._glue): trio paths and cold logic are Python.
   PyObject* glue = nullptr;
   // interned names

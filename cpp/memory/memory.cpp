@@ -47,7 +47,7 @@ struct Config {
   PyObject* trio_checkpoint = nullptr;
   PyObject* trio_checkpoint_if_cancelled = nullptr;
   PyObject* trio_current_task = nullptr;
-  PyObject* trio_wait = nullptr;        // wait_task_rescheduled
+  PyObject* trio_wait = nullptr;  // wait_task_rescheduled
   PyObject* s_abort = nullptr;
   PyObject* s_uncancel = nullptr;
 };
@@ -88,11 +88,11 @@ struct Op {
   PyObject_HEAD
   Op* prev;
   Op* next;
-  Stream* stream;     // strong
-  PyObject* item;     // send: the item until delivered; receive: the item received
-  PyObject* waker;    // asyncio: the future parked on; Trio: the task
-  PyObject* inner;    // Trio: the trio.lowlevel coroutine we forward to
-  PyObject* shielded; // owner of the TaskState whose shielded_yield we set
+  Stream* stream;      // strong
+  PyObject* item;      // send: the item until delivered; receive: the item received
+  PyObject* waker;     // asyncio: the future parked on; Trio: the task
+  PyObject* inner;     // Trio: the trio.lowlevel coroutine we forward to
+  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
   unsigned char kind;
   unsigned char phase;
   unsigned char outcome;
@@ -119,8 +119,10 @@ void q_push(Queue& q, Op* op) {
   Py_INCREF(op);
   op->prev = q.tail;
   op->next = nullptr;
-  if (q.tail) q.tail->next = op;
-  else q.head = op;
+  if (q.tail)
+    q.tail->next = op;
+  else
+    q.head = op;
   q.tail = op;
   q.count++;
   op->linked = 1;
@@ -128,10 +130,14 @@ void q_push(Queue& q, Op* op) {
 
 // Unlinks `op`; the caller inherits the reference the queue held.
 void q_remove(Queue& q, Op* op) {
-  if (op->prev) op->prev->next = op->next;
-  else q.head = op->next;
-  if (op->next) op->next->prev = op->prev;
-  else q.tail = op->prev;
+  if (op->prev)
+    op->prev->next = op->next;
+  else
+    q.head = op->next;
+  if (op->next)
+    op->next->prev = op->prev;
+  else
+    q.tail = op->prev;
   op->prev = op->next = nullptr;
   q.count--;
   op->linked = 0;
@@ -292,7 +298,8 @@ void stream_close(Stream* s) {
 
 void release_shield(Op* op) {
   if (op->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(op->shielded) + sizeof(PyObject))->shielded_yield = false;
+    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(op->shielded) + sizeof(PyObject))->shielded_yield =
+        false;
     Py_CLEAR(op->shielded);
   }
 }
@@ -308,8 +315,10 @@ void op_unlink(Op* op) {
 void raise_outcome(Op* op) {
   switch (op->outcome) {
     case O_END:
-      if (op->kind == K_ANEXT) PyErr_SetNone(PyExc_StopAsyncIteration);
-      else PyErr_SetNone(cfg.EndOfStream);
+      if (op->kind == K_ANEXT)
+        PyErr_SetNone(PyExc_StopAsyncIteration);
+      else
+        PyErr_SetNone(cfg.EndOfStream);
       break;
     case O_CLOSED:
       PyErr_SetNone(cfg.ClosedResourceError);
@@ -478,7 +487,8 @@ PySendResult trio_start(Op* op, PyObject* arg, PyObject** out) {
     Py_DECREF(r);
   }
   op->on_trio = 1;
-  op->inner = PyObject_CallNoArgs(would_complete(op) ? cfg.trio_checkpoint : cfg.trio_checkpoint_if_cancelled);
+  op->inner =
+      PyObject_CallNoArgs(would_complete(op) ? cfg.trio_checkpoint : cfg.trio_checkpoint_if_cancelled);
   if (!op->inner) {
     op->phase = P_DONE;
     return PYGEN_ERROR;
@@ -649,7 +659,6 @@ Settle settle_interrupted(Op* op, PyObject* exc) {
   return S_RAISE;
 }
 
-
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* op = reinterpret_cast<Op*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
@@ -681,7 +690,6 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   settle_interrupted(op, nullptr);
   Py_RETURN_NONE;
 }
-
 
 // _abort(raise_cancel): Trio's abort function for a parked operation.
 PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
@@ -810,7 +818,8 @@ void state_dealloc(State* self) {
 PyObject* state_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   PyObject* max_obj = nullptr;
   static const char* kwlist[] = {"max_buffer_size", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:MemoryStreamState", const_cast<char**>(kwlist), &max_obj)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:MemoryStreamState", const_cast<char**>(kwlist),
+                                   &max_obj)) {
     return nullptr;
   }
   Py_ssize_t max;
@@ -818,9 +827,11 @@ PyObject* state_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(max_obj, &overflow);
     if (v == -1 && PyErr_Occurred()) return nullptr;
-    if (overflow < 0 || (overflow == 0 && v < 0)) return raise(PyExc_ValueError, "max_buffer_size cannot be negative");
+    if (overflow < 0 || (overflow == 0 && v < 0))
+      return raise(PyExc_ValueError, "max_buffer_size cannot be negative");
     max = (overflow > 0 || v > PY_SSIZE_T_MAX) ? PY_SSIZE_T_MAX : static_cast<Py_ssize_t>(v);
-  } else if (PyFloat_Check(max_obj) && Py_IS_INFINITY(PyFloat_AS_DOUBLE(max_obj)) && PyFloat_AS_DOUBLE(max_obj) > 0) {
+  } else if (PyFloat_Check(max_obj) && Py_IS_INFINITY(PyFloat_AS_DOUBLE(max_obj)) &&
+             PyFloat_AS_DOUBLE(max_obj) > 0) {
     max = PY_SSIZE_T_MAX;
   } else {
     return raise(PyExc_ValueError, "max_buffer_size must be either an integer or math.inf");
@@ -847,18 +858,21 @@ PyObject* state_statistics(State* st) {
   args[4] = PyLong_FromSsize_t(st->senders->count);
   args[5] = PyLong_FromSsize_t(st->receivers->count);
   PyObject* r = nullptr;
-  if (args[0] && args[2] && args[3] && args[4] && args[5]) r = PyObject_Vectorcall(cfg.statistics_cls, args, 6, nullptr);
+  if (args[0] && args[2] && args[3] && args[4] && args[5])
+    r = PyObject_Vectorcall(cfg.statistics_cls, args, 6, nullptr);
   for (PyObject* a : args) Py_XDECREF(a);
   return r;
 }
 
-PyObject* state_statistics_method(PyObject* self, PyObject*) { return state_statistics(reinterpret_cast<State*>(self)); }
+PyObject* state_statistics_method(PyObject* self, PyObject*) {
+  return state_statistics(reinterpret_cast<State*>(self));
+}
 
 PyObject* state_repr(PyObject* self_obj) {
   auto* st = reinterpret_cast<State*>(self_obj);
-  return PyUnicode_FromFormat("<MemoryStreamState max_buffer_size=%R buffered=%zd open_send=%zd open_receive=%zd>",
-                              st->max_obj, static_cast<Py_ssize_t>(st->buffer->size()), st->open_send,
-                              st->open_recv);
+  return PyUnicode_FromFormat(
+      "<MemoryStreamState max_buffer_size=%R buffered=%zd open_send=%zd open_receive=%zd>", st->max_obj,
+      static_cast<Py_ssize_t>(st->buffer->size()), st->open_send, st->open_recv);
 }
 
 PyMethodDef state_methods[] = {
@@ -889,15 +903,18 @@ PyObject* make_stream(PyTypeObject* type, State* st, bool is_send) {
   s->state = st;
   s->closed = 0;
   s->is_send = is_send ? 1 : 0;
-  if (is_send) st->open_send++;
-  else st->open_recv++;
+  if (is_send)
+    st->open_send++;
+  else
+    st->open_recv++;
   return reinterpret_cast<PyObject*>(s);
 }
 
 PyObject* stream_new_impl(PyTypeObject* type, PyObject* args, PyObject* kwargs, bool is_send) {
   PyObject* st = nullptr;
   static const char* kwlist[] = {"_state", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", const_cast<char**>(kwlist), StateType, &st)) return nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", const_cast<char**>(kwlist), StateType, &st))
+    return nullptr;
   return make_stream(type, reinterpret_cast<State*>(st), is_send);
 }
 
@@ -929,7 +946,8 @@ void stream_finalize(PyObject* self_obj) {
   const char* name = Py_TYPE(self_obj)->tp_name;
   if (const char* dot = std::strrchr(name, '.')) name = dot + 1;
   char msg[256];
-  std::snprintf(msg, sizeof msg, "Unclosed <%s at %jx>", name, static_cast<uintmax_t>(reinterpret_cast<uintptr_t>(self_obj)));
+  std::snprintf(msg, sizeof msg, "Unclosed <%s at %jx>", name,
+                static_cast<uintmax_t>(reinterpret_cast<uintptr_t>(self_obj)));
   if (PyErr_ResourceWarning(self_obj, 1, "%s", msg) < 0) PyErr_WriteUnraisable(self_obj);
   PyErr_Restore(t, v, tb);
 }
@@ -993,7 +1011,9 @@ PyObject* stream_statistics(PyObject* self, PyObject*) {
   return state_statistics(reinterpret_cast<Stream*>(self)->state);
 }
 
-PyObject* stream_get_closed(PyObject* self, void*) { return PyBool_FromLong(reinterpret_cast<Stream*>(self)->closed); }
+PyObject* stream_get_closed(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<Stream*>(self)->closed);
+}
 
 PyObject* stream_get_state(PyObject* self, void*) {
   return Py_NewRef(reinterpret_cast<PyObject*>(reinterpret_cast<Stream*>(self)->state));
@@ -1072,18 +1092,21 @@ PyObject* fn_configure(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 PyObject* fn_configure_trio(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 6) return raise(PyExc_TypeError, "_memory_configure_trio expects 6 arguments");
-  PyObject** slots[] = {&cfg.trio_reschedule,   &cfg.abort_succeeded,   &cfg.trio_checkpoint,
-                        &cfg.trio_checkpoint_if_cancelled, &cfg.trio_current_task, &cfg.trio_wait};
+  PyObject** slots[] = {&cfg.trio_reschedule,   &cfg.abort_succeeded,
+                        &cfg.trio_checkpoint,   &cfg.trio_checkpoint_if_cancelled,
+                        &cfg.trio_current_task, &cfg.trio_wait};
   for (Py_ssize_t i = 0; i < 6; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
   Py_RETURN_NONE;
 }
 
 PyMethodDef module_fns[] = {
-    {"_memory_configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure)), METH_FASTCALL,
+    {"_memory_configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure)),
+     METH_FASTCALL,
      "_memory_configure(WouldBlock, EndOfStream, ClosedResourceError, BrokenResourceError, statistics_cls, "
      "trio_setup)\n--\n\nCalled once by anyio.streams.memory."},
     {"_memory_configure_trio", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure_trio)),
-     METH_FASTCALL, "_memory_configure_trio(reschedule, abort_succeeded, checkpoint, checkpoint_if_cancelled, "
+     METH_FASTCALL,
+     "_memory_configure_trio(reschedule, abort_succeeded, checkpoint, checkpoint_if_cancelled, "
      "current_task, wait_task_rescheduled)\n--\n\nCalled on first use on Trio."},
     {nullptr, nullptr, 0, nullptr},
 };

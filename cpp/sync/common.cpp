@@ -10,7 +10,7 @@ PyObject* g_in_trio_run = nullptr;
 PyObject* g_trio_current_task = nullptr;
 PyObject* g_trio_reschedule = nullptr;
 PyObject* g_abort_succeeded = nullptr;  // trio.lowlevel.Abort.SUCCEEDED
-PyObject* g_sync_trio = nullptr;  // anyio._sync_trio
+PyObject* g_sync_trio = nullptr;        // anyio._sync_trio
 PyObject* g_would_block = nullptr;
 PyObject* g_done = nullptr;
 
@@ -66,9 +66,12 @@ PyObject* done_send_method(PyObject*, PyObject*) {
 PyObject* done_throw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   PyObject* typ = args[0];
-  if (PyExceptionInstance_Check(typ)) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  else if (nargs > 1 && args[1] != Py_None) PyErr_SetObject(typ, args[1]);
-  else PyErr_SetNone(typ);
+  if (PyExceptionInstance_Check(typ))
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+  else if (nargs > 1 && args[1] != Py_None)
+    PyErr_SetObject(typ, args[1]);
+  else
+    PyErr_SetNone(typ);
   return nullptr;
 }
 
@@ -76,7 +79,8 @@ PyObject* done_close(PyObject*, PyObject*) { Py_RETURN_NONE; }
 
 PyMethodDef done_methods[] = {
     {"send", done_send_method, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(done_throw)), METH_FASTCALL, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(done_throw)), METH_FASTCALL,
+     nullptr},
     {"close", done_close, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

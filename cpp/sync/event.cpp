@@ -92,7 +92,10 @@ PyType_Slot ev_slots[] = {
 };
 
 PyType_Spec ev_spec = {
-    "anyio._cpp.EventBase", sizeof(Event), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    "anyio._cpp.EventBase",
+    sizeof(Event),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     ev_slots,
 };
 

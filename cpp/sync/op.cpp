@@ -19,10 +19,10 @@ namespace {
 
 enum OpState : unsigned char {
   ST_FRESH = 0,
-  ST_HELD_YIELD = 1,     // acquired, yielding once with cancellation shielded
-  ST_PARKED = 2,         // waiting on w.fut
-  ST_CHECKPOINT = 3,     // yielding once, cancellable
-  ST_TRIO = 4,           // forwarding to `inner`
+  ST_HELD_YIELD = 1,  // acquired, yielding once with cancellation shielded
+  ST_PARKED = 2,      // waiting on w.fut
+  ST_CHECKPOINT = 3,  // yielding once, cancellable
+  ST_TRIO = 4,        // forwarding to `inner`
   ST_DONE = 5,
 };
 
@@ -93,7 +93,7 @@ PySendResult start_trio(Op* self, PyObject* arg, PyObject** out) {
   PyObject* fn = trio_glue(self->kind == OP_EVENT_WAIT ? TRIO_EVENT_WAIT : TRIO_ACQUIRE);
   if (!fn) return fail(self, out);
   PyObject* flag = self->kind == OP_EVENT_WAIT ? (event_is_set(self->prim) ? Py_True : Py_False)
-                                                : (pool_fast(self->prim) ? Py_True : Py_False);
+                                               : (pool_fast(self->prim) ? Py_True : Py_False);
   PyObject* args[] = {reinterpret_cast<PyObject*>(self), flag};
   self->inner = PyObject_Vectorcall(fn, args, 2, nullptr);
   if (!self->inner) return fail(self, out);
@@ -211,7 +211,6 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   }
 }
 
-
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<Op*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
@@ -242,7 +241,6 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   self->state = ST_DONE;
   Py_RETURN_NONE;
 }
-
 
 // --- methods the Trio coroutine calls ----------------------------------------
 
@@ -367,7 +365,10 @@ PyType_Slot op_slots[] = {
 };
 
 PyType_Spec op_spec = {
-    "anyio._cpp.SyncOp", sizeof(Op), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    "anyio._cpp.SyncOp",
+    sizeof(Op),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     op_slots,
 };
 

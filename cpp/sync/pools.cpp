@@ -110,7 +110,8 @@ int parse_total(PyObject* value, Py_ssize_t* total) {
 PyObject* lock_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"fast_acquire", nullptr};
   int fast = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Lock", const_cast<char**>(kwlist), &fast)) return nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Lock", const_cast<char**>(kwlist), &fast))
+    return nullptr;
   Pool* self = alloc_pool(type, LOCK);
   if (self) self->fast_acquire = static_cast<unsigned char>(fast);
   return reinterpret_cast<PyObject*>(self);
@@ -121,8 +122,8 @@ PyObject* sem_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   PyObject* initial = nullptr;
   PyObject* max_obj = Py_None;
   int fast = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Op:Semaphore", const_cast<char**>(kwlist), &initial, &max_obj,
-                                   &fast)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Op:Semaphore", const_cast<char**>(kwlist), &initial,
+                                   &max_obj, &fast)) {
     return nullptr;
   }
   if (!PyLong_Check(initial)) return raise(PyExc_TypeError, "initial_value must be an integer");
@@ -134,7 +135,8 @@ PyObject* sem_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     if (!PyLong_Check(max_obj)) return raise(PyExc_TypeError, "max_value must be an integer or None");
     max_value = PyLong_AsSsize_t(max_obj);
     if (max_value == -1 && PyErr_Occurred()) return nullptr;
-    if (max_value < value) return raise(PyExc_ValueError, "max_value must be equal to or higher than initial_value");
+    if (max_value < value)
+      return raise(PyExc_ValueError, "max_value must be equal to or higher than initial_value");
   }
   Pool* self = alloc_pool(type, SEMAPHORE);
   if (!self) return nullptr;
@@ -147,7 +149,8 @@ PyObject* sem_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 PyObject* lim_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"total_tokens", nullptr};
   PyObject* total_obj = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:CapacityLimiter", const_cast<char**>(kwlist), &total_obj)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:CapacityLimiter", const_cast<char**>(kwlist),
+                                   &total_obj)) {
     return nullptr;
   }
   Py_ssize_t total = 0;
@@ -249,7 +252,9 @@ PyObject* lim_acquire_on_behalf_of(PyObject* self, PyObject* borrower) {
   return make_op(self, OP_ACQUIRE, borrower);
 }
 
-PyObject* lim_acquire_on_behalf_of_nowait(PyObject* self, PyObject* borrower) { return nowait_for(self, borrower); }
+PyObject* lim_acquire_on_behalf_of_nowait(PyObject* self, PyObject* borrower) {
+  return nowait_for(self, borrower);
+}
 
 PyObject* lim_release_on_behalf_of(PyObject* self, PyObject* borrower) {
   if (pool_release(self, borrower, true) < 0) return nullptr;
@@ -276,7 +281,9 @@ int lim_set_total(PyObject* self_obj, PyObject* value, void*) {
   return fill_limiter(self);
 }
 
-PyObject* lim_borrowed(PyObject* self, void*) { return PyLong_FromSsize_t(PyDict_GET_SIZE(P(self)->borrowers)); }
+PyObject* lim_borrowed(PyObject* self, void*) {
+  return PyLong_FromSsize_t(PyDict_GET_SIZE(P(self)->borrowers));
+}
 
 PyObject* lim_available(PyObject* self, void*) {
   PyObject* n = PyLong_FromSsize_t(PyDict_GET_SIZE(P(self)->borrowers));
@@ -323,7 +330,8 @@ void pool_dealloc(Pool* self) {
 #define FASTCALL(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
 
 PyMethodDef lock_methods[] = {
-    {"acquire", pool_acquire, METH_NOARGS, "acquire()\n--\n\nAcquire the lock, waiting if another task holds it."},
+    {"acquire", pool_acquire, METH_NOARGS,
+     "acquire()\n--\n\nAcquire the lock, waiting if another task holds it."},
     {"acquire_nowait", pool_acquire_nowait, METH_NOARGS,
      "acquire_nowait()\n--\n\nAcquire the lock without waiting; raise WouldBlock if it is held."},
     {"release", pool_release_method, METH_NOARGS, "release()\n--\n\nRelease the lock."},
@@ -390,17 +398,17 @@ PyMemberDef pool_members[] = {
     {nullptr, 0, 0, 0, nullptr},
 };
 
-#define POOL_SLOTS(prefix, newfn, initfn)                                      \
-  PyType_Slot prefix##_slots[] = {                                       \
-      {Py_tp_new, reinterpret_cast<void*>(newfn)},                       \
-      {Py_tp_init, reinterpret_cast<void*>(initfn)},                     \
-      {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},            \
-      {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)},          \
-      {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},                \
-      {Py_tp_methods, prefix##_methods},                                 \
-      {Py_tp_getset, prefix##_getset},                                   \
-      {Py_tp_members, pool_members},                                     \
-      {0, nullptr},                                                      \
+#define POOL_SLOTS(prefix, newfn, initfn)                       \
+  PyType_Slot prefix##_slots[] = {                              \
+      {Py_tp_new, reinterpret_cast<void*>(newfn)},              \
+      {Py_tp_init, reinterpret_cast<void*>(initfn)},            \
+      {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},   \
+      {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)}, \
+      {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},       \
+      {Py_tp_methods, prefix##_methods},                        \
+      {Py_tp_getset, prefix##_getset},                          \
+      {Py_tp_members, pool_members},                            \
+      {0, nullptr},                                             \
   };
 
 POOL_SLOTS(lock, lock_new, lock_init)
@@ -415,7 +423,8 @@ PyType_Spec lim_spec = {"anyio._cpp.CapacityLimiterBase", sizeof(Pool), 0, kFlag
 }  // namespace
 
 bool is_pool(PyObject* o) {
-  return PyObject_TypeCheck(o, LockType) || PyObject_TypeCheck(o, SemaphoreType) || PyObject_TypeCheck(o, LimiterType);
+  return PyObject_TypeCheck(o, LockType) || PyObject_TypeCheck(o, SemaphoreType) ||
+         PyObject_TypeCheck(o, LimiterType);
 }
 
 bool pool_fast(PyObject* pool) { return P(pool)->fast_acquire; }
@@ -446,7 +455,8 @@ int pool_try_acquire(PyObject* pool, PyObject* who) {
       int has = PyDict_Contains(self->borrowers, who);
       if (has < 0) return -1;
       if (has) {
-        PyErr_SetString(PyExc_RuntimeError, "this borrower is already holding one of this CapacityLimiter's tokens");
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this borrower is already holding one of this CapacityLimiter's tokens");
         return -1;
       }
       if (PyDict_GET_SIZE(self->borrowers) >= self->total || self->q.head) return 0;
@@ -482,7 +492,8 @@ int pool_release(PyObject* pool, PyObject* who, bool check) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
         PyErr_Clear();
         if (!check) return 0;
-        PyErr_SetString(PyExc_RuntimeError, "this borrower isn't holding any of this CapacityLimiter's tokens");
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this borrower isn't holding any of this CapacityLimiter's tokens");
         return -1;
       }
       return fill_limiter(self);

@@ -15,11 +15,11 @@ namespace anyio::sync {
 struct Waiter {
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
-  PyObject* fut = nullptr;   // asyncio: the loop future; trio: the parked trio task (strong)
-  PyObject* who = nullptr;   // the owner/borrower identity to grant to (strong), pools only
+  PyObject* fut = nullptr;  // asyncio: the loop future; trio: the parked trio task (strong)
+  PyObject* who = nullptr;  // the owner/borrower identity to grant to (strong), pools only
   bool trio = false;
   bool linked = false;
-  bool granted = false;      // the token/lock/notification was handed to this waiter
+  bool granted = false;  // the token/lock/notification was handed to this waiter
 };
 
 struct WaitQueue {
@@ -30,18 +30,24 @@ struct WaitQueue {
   void push(Waiter* w) {
     w->prev = tail;
     w->next = nullptr;
-    if (tail) tail->next = w;
-    else head = w;
+    if (tail)
+      tail->next = w;
+    else
+      head = w;
     tail = w;
     w->linked = true;
     ++size;
   }
   void unlink(Waiter* w) {
     if (!w->linked) return;
-    if (w->prev) w->prev->next = w->next;
-    else head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else tail = w->prev;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      head = w->next;
+    if (w->next)
+      w->next->prev = w->prev;
+    else
+      tail = w->prev;
     w->prev = w->next = nullptr;
     w->linked = false;
     --size;

@@ -33,28 +33,28 @@ struct Call {
   PyObject* ctx;
   PyObject* result;
   PyObject* exc;
-  Pool* pool;           // strong once submitted
-  PyObject* limiter;    // strong or null: the pool's default limiter
-  PyObject* borrower;   // strong while a token is held
-  PyObject* loop;       // strong (asyncio)
-  PyObject* cb;         // first done callback and its context (asyncio)
+  Pool* pool;          // strong once submitted
+  PyObject* limiter;   // strong or null: the pool's default limiter
+  PyObject* borrower;  // strong while a token is held
+  PyObject* loop;      // strong (asyncio)
+  PyObject* cb;        // first done callback and its context (asyncio)
   PyObject* cb_ctx;
-  PyObject* more_cbs;   // list of (callback, context) beyond the first
+  PyObject* more_cbs;  // list of (callback, context) beyond the first
   PyObject* cancel_msg;
-  PyObject* host_owner; // owner of the host TaskState (not abandon_on_cancel)
+  PyObject* host_owner;  // owner of the host TaskState (not abandon_on_cancel)
   TaskState* host;
-  PyObject* inner;      // what we forward to: limiter acquire, request, Trio driver
-  PyObject* request;    // the request the host task is running
-  PyObject* pending;    // a request waiting for the host task
-  PyObject* waiter;     // Trio: the task to reschedule
+  PyObject* inner;    // what we forward to: limiter acquire, request, Trio driver
+  PyObject* request;  // the request the host task is running
+  PyObject* pending;  // a request waiting for the host task
+  PyObject* waiter;   // Trio: the task to reschedule
   PyObject* weakreflist;
   unsigned char status;
   unsigned char astate;
   bool abandon;
   bool blocking;
-  bool resolved;        // the waiter was woken (result, request or cancel)
-  bool cancelled;       // abandoned by cancellation
-  bool shielding;       // we set host->shielded_yield
+  bool resolved;   // the waiter was woken (result, request or cancel)
+  bool cancelled;  // abandoned by cancellation
+  bool shielding;  // we set host->shielded_yield
 };
 
 inline Call* C(PyObject* o) { return reinterpret_cast<Call*>(o); }
@@ -159,7 +159,8 @@ int fire(Call* c, bool direct) {
 }
 
 PyObject* cancelled_error(Call* c) {
-  return c->cancel_msg ? PyObject_CallOneArg(G.CancelledError, c->cancel_msg) : PyObject_CallNoArgs(G.CancelledError);
+  return c->cancel_msg ? PyObject_CallOneArg(G.CancelledError, c->cancel_msg)
+                       : PyObject_CallNoArgs(G.CancelledError);
 }
 
 // --- the awaitable (asyncio) ------------------------------------------------------
@@ -341,9 +342,12 @@ PySendResult call_send(PyObject* self, PyObject* arg, PyObject** out) {
       }
       PyObject* it = nullptr;
       PyTypeObject* tp = Py_TYPE(aw);
-      if (PyCoro_CheckExact(aw)) it = Py_NewRef(aw);
-      else if (tp->tp_as_async && tp->tp_as_async->am_await) it = tp->tp_as_async->am_await(aw);
-      else PyErr_SetString(PyExc_TypeError, "limiter.acquire_on_behalf_of() did not return an awaitable");
+      if (PyCoro_CheckExact(aw))
+        it = Py_NewRef(aw);
+      else if (tp->tp_as_async && tp->tp_as_async->am_await)
+        it = tp->tp_as_async->am_await(aw);
+      else
+        PyErr_SetString(PyExc_TypeError, "limiter.acquire_on_behalf_of() did not return an awaitable");
       Py_DECREF(aw);
       if (!it) {
         Py_DECREF(borrower);
@@ -386,12 +390,14 @@ PySendResult call_send(PyObject* self, PyObject* arg, PyObject** out) {
 
 PyObject* raise_thrown(PyObject* const* args, Py_ssize_t nargs) {
   PyObject* typ = args[0];
-  if (PyExceptionInstance_Check(typ)) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  else if (nargs > 1 && args[1] != Py_None) PyErr_SetObject(typ, args[1]);
-  else PyErr_SetNone(typ);
+  if (PyExceptionInstance_Check(typ))
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+  else if (nargs > 1 && args[1] != Py_None)
+    PyErr_SetObject(typ, args[1]);
+  else
+    PyErr_SetNone(typ);
   return nullptr;
 }
-
 
 // Turns the outcome of inner.throw() into a send result.
 PySendResult throw_result(PyObject* res, PyObject** out) {
@@ -435,8 +441,10 @@ PyObject* call_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
         PyObject* req = c->pending;
         c->pending = nullptr;
         PyObject* e = cancelled_error(c);
-        if (e) request_finish(reinterpret_cast<Request*>(req), nullptr, e);
-        else PyErr_Clear();
+        if (e)
+          request_finish(reinterpret_cast<Request*>(req), nullptr, e);
+        else
+          PyErr_Clear();
         Py_XDECREF(e);
         Py_DECREF(req);
       }
@@ -462,8 +470,10 @@ PyObject* call_close(PyObject* self, PyObject*) {
   }
   if (c->request) {
     PyObject* e = PyObject_CallNoArgs(G.CancelledError);
-    if (e) request_finish(reinterpret_cast<Request*>(c->request), nullptr, e);
-    else PyErr_Clear();
+    if (e)
+      request_finish(reinterpret_cast<Request*>(c->request), nullptr, e);
+    else
+      PyErr_Clear();
     Py_XDECREF(e);
     Py_CLEAR(c->request);
   }
@@ -475,9 +485,6 @@ PyObject* call_close(PyObject* self, PyObject*) {
   c->astate = A_FINISHED;
   Py_RETURN_NONE;
 }
-
-
-
 
 // --- the Future protocol (what asyncio.Task uses) ---------------------------------
 
@@ -547,7 +554,8 @@ PyObject* fut_remove_done_callback(PyObject* self, PyObject* fn) {
         Py_DECREF(keep);
         return nullptr;
       }
-      if (eq) removed++;
+      if (eq)
+        removed++;
       else if (PyList_Append(keep, pair) < 0) {
         Py_DECREF(keep);
         return nullptr;
@@ -677,7 +685,8 @@ PyObject* py_get_limiter(PyObject* self, void*) {
 
 PyObject* call_repr(PyObject* self) {
   static const char* names[] = {"pending", "running", "finished", "abandoned"};
-  return PyUnicode_FromFormat("<ThreadCall %s func=%R>", names[C(self)->status], C(self)->func ? C(self)->func : Py_None);
+  return PyUnicode_FromFormat("<ThreadCall %s func=%R>", names[C(self)->status],
+                              C(self)->func ? C(self)->func : Py_None);
 }
 
 int call_traverse(Call* self, visitproc visit, void* arg) {
@@ -742,7 +751,8 @@ void call_dealloc(Call* self) {
 
 PyMethodDef call_methods[] = {
     {"send", send_method_via_send<call_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_throw)), METH_FASTCALL, nullptr},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_throw)), METH_FASTCALL,
+     nullptr},
     {"close", call_close, METH_NOARGS, nullptr},
     {"get_loop", fut_get_loop, METH_NOARGS, nullptr},
     {"add_done_callback", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fut_add_done_callback)),
@@ -836,7 +846,8 @@ PyObject* no_worker_error(const char* msg) {
   return nullptr;
 }
 
-constexpr const char kNotWorker[] = "Not running inside an AnyIO worker thread, and no event loop token was provided";
+constexpr const char kNotWorker[] =
+    "Not running inside an AnyIO worker thread, and no event loop token was provided";
 
 // worker_request(is_async, func, args): from a worker thread, run func(*args)
 // on the event loop (in a copy of this thread's context) and wait for it.
@@ -899,8 +910,10 @@ PyObject* fn_worker_check_cancelled(PyObject*, PyObject*) {
 }
 
 PyMethodDef module_fns[] = {
-    {"thread_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_thread_call)), METH_FASTCALL,
-     "thread_call(func, args, abandon_on_cancel, limiter)\n--\n\nAn awaitable that runs func(*args) in a worker "
+    {"thread_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_thread_call)),
+     METH_FASTCALL,
+     "thread_call(func, args, abandon_on_cancel, limiter)\n--\n\nAn awaitable that runs func(*args) in a "
+     "worker "
      "thread of the current event loop."},
     {"worker_request", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_worker_request)),
      METH_FASTCALL, "From a worker thread: run func(*args) in the event loop thread and wait for it."},

@@ -34,10 +34,10 @@ ANYIO_TLS Pool* tls_pool = nullptr;  // strong
 // Worker-thread state.
 ANYIO_TLS PyThreadState* tls_tstate = nullptr;
 
-PyObject* g_thread_cls = nullptr;    // threading.Thread
-PyObject* g_worker_main = nullptr;   // the builtin the threads run
+PyObject* g_thread_cls = nullptr;      // threading.Thread
+PyObject* g_worker_main = nullptr;     // the builtin the threads run
 PyObject* g_current_thread = nullptr;  // threading.current_thread
-PyObject* g_thread_name = nullptr;   // "AnyIO worker thread"
+PyObject* g_thread_name = nullptr;     // "AnyIO worker thread"
 
 double g_default_idle_timeout = 10.0;
 
@@ -105,8 +105,10 @@ void fail_request(PyObject* req) {
 // Drops what is queued once the loop cannot process it any more.
 void discard_items(Pool* p) {
   for (Item& it : take_items(p)) {
-    if (it.kind == ITEM_REQUEST) fail_request(it.obj);
-    else p->outstanding--;
+    if (it.kind == ITEM_REQUEST)
+      fail_request(it.obj);
+    else
+      p->outstanding--;
     Py_DECREF(it.obj);
   }
 }
@@ -409,8 +411,9 @@ bool spin_for_job(Pool* p) {
   }
   bool expected = false;
   if (!g_spinning.compare_exchange_strong(expected, true)) return false;
-  auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                       std::chrono::duration<double>(g_spin_seconds));
+  auto until =
+      std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             std::chrono::duration<double>(g_spin_seconds));
   bool ran = false;
   while (!ran) {
     bool pending;
@@ -482,8 +485,8 @@ PyMethodDef worker_main_def = {"_worker_main", fn_worker_main, METH_O, nullptr};
 int spawn_worker(Pool* p) {
   PyObject* args = PyTuple_Pack(1, reinterpret_cast<PyObject*>(p));
   if (!args) return -1;
-  PyObject* kwargs = Py_BuildValue("{sOsOsOsO}", "target", g_worker_main, "args", args, "name",
-                                   g_thread_name, "daemon", Py_False);
+  PyObject* kwargs = Py_BuildValue("{sOsOsOsO}", "target", g_worker_main, "args", args, "name", g_thread_name,
+                                   "daemon", Py_False);
   Py_DECREF(args);
   if (!kwargs) return -1;
   PyObject* empty = PyTuple_New(0);
@@ -793,8 +796,10 @@ int pool_submit(Pool* p, PyObject* call) {
 
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj) {
   if (p->loop_gone) {
-    if (kind == ITEM_REQUEST) fail_request(obj);
-    else p->outstanding--;
+    if (kind == ITEM_REQUEST)
+      fail_request(obj);
+    else
+      p->outstanding--;
     Py_DECREF(obj);
     return false;
   }
@@ -865,7 +870,6 @@ int pool_close(Pool* p) {
   maybe_finalize(p);
   return 0;
 }
-
 
 int register_threads_pool(PyObject* module) {
   PoolType = add_type(module, &pool_spec);

@@ -65,7 +65,9 @@ PyObject* req_run_sync(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* req_get_done(PyObject* self, void*) { return PyBool_FromLong(reinterpret_cast<Request*>(self)->done); }
+PyObject* req_get_done(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<Request*>(self)->done);
+}
 
 PyObject* req_get_is_async(PyObject* self, void*) {
   return PyBool_FromLong(reinterpret_cast<Request*>(self)->kind == REQ_ASYNC);
@@ -109,7 +111,8 @@ PyType_Spec req_spec = {
 // ThreadRequest(is_async, func, args, context=None): for foreign threads that
 // reach the loop through a token.
 PyObject* fn_new_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs < 3 || nargs > 4) return raise(PyExc_TypeError, "new_request(is_async, func, args, context=None)");
+  if (nargs < 3 || nargs > 4)
+    return raise(PyExc_TypeError, "new_request(is_async, func, args, context=None)");
   int is_async = PyObject_IsTrue(args[0]);
   if (is_async < 0) return nullptr;
   if (!PyTuple_Check(args[2])) return raise(PyExc_TypeError, "args must be a tuple");
@@ -163,7 +166,8 @@ PyObject* await_iter(PyObject* obj) {
   if (tp->tp_as_async && tp->tp_as_async->am_await) {
     PyObject* it = tp->tp_as_async->am_await(obj);
     if (it && !PyIter_Check(it)) {
-      PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'", Py_TYPE(it)->tp_name);
+      PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'",
+                   Py_TYPE(it)->tp_name);
       Py_CLEAR(it);
     }
     return it;
@@ -171,7 +175,8 @@ PyObject* await_iter(PyObject* obj) {
   if (PyGen_CheckExact(obj)) {
     // A generator-based coroutine (@types.coroutine) is awaitable as is.
     PyObject* code = PyObject_GetAttrString(obj, "gi_code");
-    bool ok = code && PyCode_Check(code) && (reinterpret_cast<PyCodeObject*>(code)->co_flags & CO_ITERABLE_COROUTINE);
+    bool ok = code && PyCode_Check(code) &&
+              (reinterpret_cast<PyCodeObject*>(code)->co_flags & CO_ITERABLE_COROUTINE);
     Py_XDECREF(code);
     PyErr_Clear();
     if (ok) return Py_NewRef(obj);
@@ -212,8 +217,6 @@ PySendResult ca_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   return r;
 }
 
-
-
 PyObject* ca_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<CtxAwait*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
@@ -221,9 +224,12 @@ PyObject* ca_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
     Py_CLEAR(self->func);
     Py_CLEAR(self->args);
     PyObject* typ = args[0];
-    if (PyExceptionInstance_Check(typ)) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-    else if (nargs > 1 && args[1] != Py_None) PyErr_SetObject(typ, args[1]);
-    else PyErr_SetNone(typ);
+    if (PyExceptionInstance_Check(typ))
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+    else if (nargs > 1 && args[1] != Py_None)
+      PyErr_SetObject(typ, args[1]);
+    else
+      PyErr_SetNone(typ);
     return nullptr;
   }
   if (PyContext_Enter(self->context) < 0) return nullptr;
@@ -253,7 +259,6 @@ PyObject* ca_close(PyObject* self_obj, PyObject*) {
   Py_DECREF(it);
   return r;
 }
-
 
 PyMethodDef ca_methods[] = {
     {"send", send_method_via_send<ca_send>, METH_O, nullptr},
@@ -355,8 +360,10 @@ PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject
 
 void request_finish(Request* r, PyObject* result, PyObject* exc) {
   if (r->done) return;
-  if (exc) r->exc = Py_NewRef(exc);
-  else r->result = Py_NewRef(result ? result : Py_None);
+  if (exc)
+    r->exc = Py_NewRef(exc);
+  else
+    r->result = Py_NewRef(result ? result : Py_None);
   {
     std::lock_guard<std::mutex> lk(*r->mu);
     __atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
@@ -385,13 +392,13 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   if (wake && pool && r->done) pool_wakeup(pool);
   if (!r->done) {
     double spin = worker_spin_seconds();
-    Py_BEGIN_ALLOW_THREADS
-    if (wake && pool) pool_wakeup(pool);
+    Py_BEGIN_ALLOW_THREADS if (wake && pool) pool_wakeup(pool);
     // The loop usually answers within microseconds: poll for a moment
     // before sleeping, which saves this thread a futex wake-up.
     if (spin > 0) {
-      auto until = std::chrono::steady_clock::now() +
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(spin));
+      auto until =
+          std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                 std::chrono::duration<double>(spin));
       while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < until) {
         for (int i = 0; i < 64; ++i) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -400,8 +407,7 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
         }
       }
     }
-    Py_END_ALLOW_THREADS
-    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+    Py_END_ALLOW_THREADS while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
       bool done;
       // Scoped so the lock is released before the GIL is taken back (lock
       // order: GIL, then this mutex).
@@ -409,8 +415,7 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
         std::unique_lock<std::mutex> lk(*r->mu);
         done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
       }
-      Py_END_ALLOW_THREADS
-      if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
+      Py_END_ALLOW_THREADS if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
         Py_DECREF(r);
         return nullptr;
       }
@@ -426,8 +431,10 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
     }
   }
   PyObject* out = nullptr;
-  if (r->exc) restore_exception(Py_NewRef(r->exc));
-  else out = Py_NewRef(r->result);
+  if (r->exc)
+    restore_exception(Py_NewRef(r->exc));
+  else
+    out = Py_NewRef(r->result);
   Py_DECREF(r);
   return out;
 }

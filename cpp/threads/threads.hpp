@@ -38,23 +38,23 @@ struct Pool {
   // --- job side (threads) -------------------------------------------------
   boost::asio::io_context* ioc;
   std::optional<WorkGuard>* guard;
-  std::mutex* mu;          // guards the counters below
-  size_t idle;             // workers waiting for a job
-  size_t queued;           // jobs posted, not yet picked up
-  size_t threads;          // live worker threads
-  double idle_timeout;     // seconds an idle worker waits before exiting
-  bool closing;            // no new workers; idle ones exit
+  std::mutex* mu;                    // guards the counters below
+  size_t idle;                       // workers waiting for a job
+  size_t queued;                     // jobs posted, not yet picked up
+  size_t threads;                    // live worker threads
+  double idle_timeout;               // seconds an idle worker waits before exiting
+  bool closing;                      // no new workers; idle ones exit
   std::condition_variable* exit_cv;  // signalled (under mu) when a worker exits
-  PyObject* exited;        // list: Thread objects of workers that exited (GIL)
+  PyObject* exited;                  // list: Thread objects of workers that exited (GIL)
   // --- completion side ----------------------------------------------------
-  std::mutex* cmu;         // guards `completed`, `signaled` and `efd`
+  std::mutex* cmu;  // guards `completed`, `signaled` and `efd`
   std::vector<Item>* completed;
-  bool signaled;           // a wake-up is in flight
-  int efd;                 // asyncio: eventfd (or pipe read end) the loop watches
-  int wfd;                 // asyncio: write end (== efd for an eventfd)
+  bool signaled;  // a wake-up is in flight
+  int efd;        // asyncio: eventfd (or pipe read end) the loop watches
+  int wfd;        // asyncio: write end (== efd for an eventfd)
   // --- loop side (GIL) ----------------------------------------------------
   bool is_trio;
-  bool loop_gone;          // the loop has ended: drop late completions
+  bool loop_gone;  // the loop has ended: drop late completions
   bool reader_added;
   Py_ssize_t outstanding;  // submitted calls not yet finished and processed
   PyObject* loop;          // asyncio loop (borrowed; cleared by the weakref callback)
@@ -89,7 +89,7 @@ struct ThreadGlobals {
   PyObject* WouldBlock = nullptr;
   PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
-  PyObject* hooks = nullptr;  // dict set by anyio._threads
+  PyObject* hooks = nullptr;         // dict set by anyio._threads
   PyObject* threadlocals = nullptr;  // anyio._core._eventloop.threadlocals (from the hooks)
   PyObject* s_current_token = nullptr;
   PyObject* s_add_reader = nullptr;
@@ -105,15 +105,16 @@ struct ThreadGlobals {
 extern ThreadGlobals TG;
 
 // Pool operations (GIL held unless stated).
-Pool* pool_for_loop(PyObject* loop);                 // borrowed, created on demand
-int pool_submit(Pool* p, PyObject* call);            // takes a new reference to call
+Pool* pool_for_loop(PyObject* loop);       // borrowed, created on demand
+int pool_submit(Pool* p, PyObject* call);  // takes a new reference to call
 // Queues a completion or request (steals obj). True if the caller must then
 // wake the loop with pool_wakeup (asyncio; Trio is woken here).
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
 void pool_wakeup(Pool* p);  // GIL not needed
 int pool_close(Pool* p);
 PyObject* hook(const char* name);
-double worker_spin_seconds();  // how long a waiting worker polls before sleeping                    // borrowed or null with error
+double worker_spin_seconds();  // how long a waiting worker polls before sleeping                    //
+                               // borrowed or null with error
 
 // Requests.
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
@@ -128,8 +129,8 @@ bool pool_loop_finished(Pool* p);  // GIL held
 PyObject* run_finished_error();
 
 // Call hooks used by the pool.
-bool call_run_job(Pool* p, PyObject* call);  // worker thread, GIL held; result of pool_push
-void call_resolve(PyObject* call);   // loop thread: the job is done, wake the waiter
+bool call_run_job(Pool* p, PyObject* call);                // worker thread, GIL held; result of pool_push
+void call_resolve(PyObject* call);                         // loop thread: the job is done, wake the waiter
 int call_take_request(PyObject* call, PyObject* request);  // 1 if the host takes it
 
 // Exceptions as single objects (3.10 .. 3.13).
