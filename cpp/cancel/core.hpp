@@ -88,6 +88,30 @@ struct LoopState {
   bool stock_clock;  // loop.time() is asyncio's own time.monotonic(): read it directly
 };
 
+// TaskCoro and HostState, the two owners of a TaskState, both embed it right
+// after the object header.
+inline TaskState* state_of_owner(PyObject* owner) {
+  return reinterpret_cast<TaskState*>(reinterpret_cast<char*>(owner) + sizeof(PyObject));
+}
+
+// A yield that cancellation must not interrupt (the scheduling point after an
+// operation that already completed): the wrapper and deliver() leave a task
+// alone while its shielded_yield is set. `*holder` keeps the task's state
+// alive until unshield_yield() lifts the shield; both are no-ops on null.
+inline void shield_yield(TaskState* t, PyObject** holder) {
+  if (!t) return;
+  t->shielded_yield = true;
+  Py_INCREF(t->owner);
+  Py_XSETREF(*holder, t->owner);
+}
+
+inline void unshield_yield(PyObject** holder) {
+  if (*holder) {
+    state_of_owner(*holder)->shielded_yield = false;
+    Py_CLEAR(*holder);
+  }
+}
+
 // The TaskState of the wrapped task whose coroutine is running on this thread.
 extern ANYIO_TLS TaskState* tls_current;
 

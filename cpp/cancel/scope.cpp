@@ -86,7 +86,7 @@ int deliver_tree(CancelScope* s) {
     if (rc == 0) {
       // The owner embeds its TaskState right after the object header in both
       // owner types (HostState, TaskCoro).
-      TaskState* t = reinterpret_cast<TaskState*>(reinterpret_cast<char*>(o) + sizeof(PyObject));
+      TaskState* t = state_of_owner(o);
       rc = deliver(t);
     }
     Py_DECREF(o);

@@ -477,7 +477,7 @@ PyObject* fn_task_cancel_pending(PyObject*, PyObject* const* args, Py_ssize_t na
       if (PyErr_Occurred()) return nullptr;
       Py_RETURN_FALSE;
     }
-    t = reinterpret_cast<TaskState*>(reinterpret_cast<char*>(hs) + sizeof(PyObject));
+    t = state_of_owner(hs);
   }
   return PyBool_FromLong(effective_cancel(t) != nullptr);
 }

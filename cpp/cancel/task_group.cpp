@@ -491,13 +491,7 @@ struct TgExit {
   unsigned char state;  // 0 fresh, 1 yielded, 2 done
 };
 
-void tgx_release_shield(TgExit* self) {
-  if (self->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield =
-        false;
-    Py_CLEAR(self->shielded);
-  }
-}
+void tgx_release_shield(TgExit* self) { unshield_yield(&self->shielded); }
 
 PySendResult tgx_forward(TgExit* self, PyObject* arg, PyObject** out) {
   PySendResult r = PyIter_Send(self->inner, arg, out);
@@ -530,9 +524,7 @@ PySendResult tgx_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
       *out = nullptr;
       return PYGEN_ERROR;
     }
-    t->shielded_yield = true;
-    Py_INCREF(t->owner);
-    self->shielded = t->owner;
+    shield_yield(t, &self->shielded);
     self->state = 1;
     Py_INCREF(Py_None);
     *out = Py_None;

@@ -21,13 +21,7 @@ struct Checkpoint {
 
 PyTypeObject* CheckpointType = nullptr;
 
-void release_shield(Checkpoint* self) {
-  if (self->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(self->shielded) + sizeof(PyObject))->shielded_yield =
-        false;
-    Py_CLEAR(self->shielded);
-  }
-}
+void release_shield(Checkpoint* self) { unshield_yield(&self->shielded); }
 
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
@@ -98,11 +92,7 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
     *out = Py_None;
     return PYGEN_RETURN;
   }
-  if (self->kind == SHIELDED && t) {
-    t->shielded_yield = true;
-    Py_INCREF(t->owner);
-    self->shielded = t->owner;
-  }
+  if (self->kind == SHIELDED) shield_yield(t, &self->shielded);
   self->state = 1;
   Py_INCREF(Py_None);
   *out = Py_None;

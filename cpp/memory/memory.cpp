@@ -296,13 +296,7 @@ void stream_close(Stream* s) {
 
 // --- Op: the awaitable -----------------------------------------------------
 
-void release_shield(Op* op) {
-  if (op->shielded) {
-    reinterpret_cast<TaskState*>(reinterpret_cast<char*>(op->shielded) + sizeof(PyObject))->shielded_yield =
-        false;
-    Py_CLEAR(op->shielded);
-  }
-}
+void release_shield(Op* op) { unshield_yield(&op->shielded); }
 
 void op_unlink(Op* op) {
   if (op->linked && op->stream) {
@@ -540,11 +534,7 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   if (r == 1) {
     // Done already; still one scheduling point, which a cancellation must
     // not interrupt now that the item has moved.
-    if (t) {
-      t->shielded_yield = true;
-      Py_INCREF(t->owner);
-      op->shielded = t->owner;
-    }
+    shield_yield(t, &op->shielded);
     op->phase = P_YIELDED;
     *out = Py_NewRef(Py_None);
     return PYGEN_NEXT;

@@ -39,17 +39,7 @@ struct Op {
 
 PyTypeObject* OpType = nullptr;
 
-inline TaskState* state_of(PyObject* owner) {
-  // Both TaskState owners embed it right after the object header.
-  return reinterpret_cast<TaskState*>(reinterpret_cast<char*>(owner) + sizeof(PyObject));
-}
-
-void release_shield(Op* self) {
-  if (self->shielded) {
-    state_of(self->shielded)->shielded_yield = false;
-    Py_CLEAR(self->shielded);
-  }
-}
+void release_shield(Op* self) { unshield_yield(&self->shielded); }
 
 // Takes the waiter out and gives back whatever it was granted.
 int abandon(Op* self) {
@@ -172,11 +162,7 @@ PySendResult start(Op* self, PyObject* arg, PyObject** out) {
   if (rc < 0) return fail(self, out);
   if (rc == 0) return park(self, t, out);
   if (pool_fast(self->prim)) return ret_none(self, out);
-  if (t) {
-    t->shielded_yield = true;
-    Py_INCREF(t->owner);
-    self->shielded = t->owner;
-  }
+  shield_yield(t, &self->shielded);
   self->state = ST_HELD_YIELD;
   Py_INCREF(Py_None);
   *out = Py_None;
