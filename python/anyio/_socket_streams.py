@@ -10,6 +10,11 @@ without per-backend transports:
 - ``aclose()`` releases the descriptor before it returns;
 - every operation is a checkpoint, cancellable before it does anything, and
   not cancellable once data has moved (the system call succeeded).
+
+On asyncio each wrapper keeps its reader and writer registrations
+(:class:`anyio._fdwait.Watch`) from one wait to the next instead of paying for
+a registration per wait; closing the wrapper removes them before the
+descriptor is closed.
 """
 
 from __future__ import annotations
