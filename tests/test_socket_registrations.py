@@ -4,8 +4,10 @@ the registration, and cancellation must keep its guarantees, on every backend.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -18,7 +20,9 @@ from anyio import (
     create_udp_socket,
     fail_after,
     move_on_after,
+    run,
     sleep,
+    to_thread,
     wait_all_tasks_blocked,
     wait_readable,
 )
@@ -98,11 +102,15 @@ async def test_close_after_wait_releases_the_descriptor(
             assert await stream.receive() == b"x"
 
         if anyio_backend_name == "asyncio":
-            assert _current_watch(fd, True) is not None
+            # the registration outlives the wait ...
+            loop = asyncio.get_running_loop()
+            assert _current_watch(loop, fd, True) is not None
 
         await stream.aclose()
         assert raw.fileno() == -1
-        assert _current_watch(fd, True) is None
+        if anyio_backend_name == "asyncio":
+            # ... and leaves with the descriptor
+            assert _current_watch(loop, fd, True) is None
 
         # The freed descriptor number is usually handed out again at once: a
         # fresh socket on it must be watched for its own readiness.
@@ -297,3 +305,36 @@ async def test_udp_datagram_arriving_while_idle() -> None:
                     await _idle()
                     data, _ = await udp.receive()
                     assert data == b"idle%d" % index
+
+
+async def test_two_event_loops_wait_on_one_descriptor(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    """Registrations are per loop: a wait in a second event loop (in another
+    thread) neither disturbs nor is disturbed by one in this loop."""
+    backend, options = anyio_backend
+    first, second = socket.socketpair()
+
+    async def wait_elsewhere() -> None:
+        with fail_after(5):
+            await wait_readable(first)
+
+    with first, second:
+        async with create_task_group() as tg:
+            tg.start_soon(
+                partial(
+                    to_thread.run_sync,
+                    partial(
+                        run, wait_elsewhere, backend=backend, backend_options=options
+                    ),
+                )
+            )
+            await sleep(0.05)  # let the other loop register first
+
+            async def send_later() -> None:
+                await sleep(0.05)
+                second.send(b"x")
+
+            tg.start_soon(send_later)
+            with fail_after(5):
+                await wait_readable(first)

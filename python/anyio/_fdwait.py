@@ -21,6 +21,7 @@ import asyncio
 import socket
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
+from functools import partial
 from typing import Any, Protocol
 
 from ._backend import current_backend
@@ -118,18 +119,16 @@ class Watch:
         return fut
 
     def _register(self) -> None:
-        key = (self.fd, self.for_read)
-        ref = _registered.get(key)
-        other = ref() if ref is not None else None
+        key = (id(self.loop), self.fd, self.for_read)
+        other = _current_watch(self.loop, self.fd, self.for_read)
         if other is not None and other is not self:
-            if other.waiter is not None and other.loop is self.loop:
+            if other.waiter is not None:
                 raise BusyResourceError(
                     "reading from" if self.for_read else "writing to"
                 )
 
-            # An idle registration of another watch (a lingering one of the
-            # owner, met by a plain wait_readable() call, or a stale one of a
-            # loop that is gone): take the descriptor over.
+            # An idle registration of another watch (the owner's lingering
+            # one, met by a plain wait_readable() call): take it over.
             other.drop()
 
         if self.for_read:
@@ -139,7 +138,7 @@ class Watch:
 
         self.registered = True
         self.skip = False
-        _registered[key] = weakref.ref(self)
+        _registered[key] = weakref.ref(self, partial(_forget, key))
 
     def drop(self) -> None:
         """Remove the registration (the waiter, if any, stays parked)."""
@@ -147,10 +146,8 @@ class Watch:
             return
 
         self.registered = False
-        key = (self.fd, self.for_read)
-        ref = _registered.get(key)
-        if ref is not None and ref() is self:
-            del _registered[key]
+        if _current_watch(self.loop, self.fd, self.for_read) is self:
+            del _registered[id(self.loop), self.fd, self.for_read]
 
         if self.for_read:
             self.loop.remove_reader(self.fd)
@@ -166,15 +163,25 @@ class Watch:
             waiter.set_exception(ClosedResourceError())
 
 
-# (fd, for_read) -> the watch registered with a loop for that descriptor and
-# direction. Weak, so that a loop that goes away without its watches being
-# dropped does not stay alive through this table.
-_registered: dict[tuple[int, bool], weakref.ref[Watch]] = {}
+# (id(loop), fd, for_read) -> the watch registered with that loop for that
+# descriptor and direction. Weak, so that a loop that goes away without its
+# watches being dropped is not kept alive through this table; an entry leaves
+# when its watch dies.
+_registered: dict[tuple[int, int, bool], weakref.ref[Watch]] = {}
 
 
-def _current_watch(fd: int, for_read: bool) -> Watch | None:
-    ref = _registered.get((fd, for_read))
-    return ref() if ref is not None else None
+def _forget(key: tuple[int, int, bool], ref: weakref.ref[Watch]) -> None:
+    if _registered.get(key) is ref:
+        del _registered[key]
+
+
+def _current_watch(
+    loop: asyncio.AbstractEventLoop, fd: int, for_read: bool
+) -> Watch | None:
+    ref = _registered.get((id(loop), fd, for_read))
+    watch = ref() if ref is not None else None
+    # the id of a loop that is gone may have been reused by this one
+    return watch if watch is not None and watch.loop is loop else None
 
 
 async def _asyncio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
@@ -183,8 +190,8 @@ async def _asyncio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
     if fd < 0:
         raise ClosedResourceError
 
-    watch = _current_watch(fd, for_read)
-    if watch is None or watch.loop is not loop:
+    watch = _current_watch(loop, fd, for_read)
+    if watch is None:
         watch = Watch(loop, fd, for_read, obj)
 
     fut = watch.arm()
@@ -198,8 +205,13 @@ async def _asyncio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
 
 
 def _asyncio_notify_closing(fd: int) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+
     for for_read in (True, False):
-        watch = _current_watch(fd, for_read)
+        watch = _current_watch(loop, fd, for_read)
         if watch is not None:
             watch.close()
 
