@@ -1,23 +1,27 @@
 """Waiting for a file descriptor to become readable or writable.
 
 Every socket, pipe and process stream of this package is a plain non-blocking
-file descriptor driven by these three functions, so the stream classes are the
-same code on both backends; only this module knows how each event loop watches
+file descriptor driven by this module, so the stream classes are the same code
+on both backends; only this module knows how each event loop watches
 descriptors.
 
-asyncio: one ``add_reader``/``add_writer`` registration per waiting task, with a
-loop future to park on. Both the stock loop and uvloop accept raw descriptors
-there, so no transports are involved and nothing is ever buffered on our
-behalf: a send that is cancelled while waiting has sent nothing.
+asyncio: an ``add_reader``/``add_writer`` registration (a :class:`Watch`) with
+a loop future to park on. Both the stock loop and uvloop accept raw
+descriptors there, so no transports are involved and nothing is ever buffered
+on our behalf: a send that is cancelled while waiting has sent nothing. The
+public functions register for the duration of one wait; the socket wrappers,
+which own their descriptors, keep a watch registered between waits.
 
 Trio: ``trio.lowlevel.wait_readable``/``wait_writable``/``notify_closing``,
 with Trio's exceptions translated to anyio's.
 """
-
 from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
+from asyncio.selector_events import BaseSelectorEventLoop
+from functools import partial
 from typing import Any, Protocol
 
 from ._backend import current_backend
@@ -30,11 +34,6 @@ class _HasFileno(Protocol):
 
 FileDescriptorLike = int | _HasFileno
 
-# (loop, fd) -> future of the task waiting for that event. Entries live only as
-# long as the wait, so closed loops are never kept alive by this table.
-_readers: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Future[None]] = {}
-_writers: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Future[None]] = {}
-
 
 def _fileno(obj: FileDescriptorLike) -> int:
     if isinstance(obj, int):
@@ -43,9 +42,146 @@ def _fileno(obj: FileDescriptorLike) -> int:
     return obj.fileno()
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+class Watch:
+    """The reader (or writer) registration of one descriptor with one asyncio
+    loop, and the future of the task waiting on it, if any.
+
+    Owners of a descriptor (the socket wrappers) keep their watch registered
+    between waits: registering and removing it around every wait costs two
+    ``epoll_ctl`` calls per wait, plus a poll handle on uvloop, which was the
+    largest cost of request/response traffic there. The loop polls
+    level-triggered, so a registration nobody waits on would fire on every
+    iteration: the first readiness that finds no waiter removes it, and the
+    next wait registers again. An owner must call :meth:`close` before it
+    closes the descriptor; the watch holds ``owner`` (the socket) so the
+    descriptor cannot be closed by garbage collection while registered.
+    """
+
+    __slots__ = (
+        "loop",
+        "fd",
+        "for_read",
+        "owner",
+        "waiter",
+        "registered",
+        "stale_prone",
+        "skip",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        for_read: bool,
+        owner: object,
+    ) -> None:
+        self.loop = loop
+        self.fd = fd
+        self.for_read = for_read
+        self.owner = owner
+        self.waiter: asyncio.Future[None] | None = None
+        self.registered = False
+        # The stock loop polls again before the woken task runs, so the
+        # readiness it just reported (not consumed yet) comes back once more,
+        # queued behind the task's wake-up. Acting on that stale event would
+        # wake the task's next wait for nothing, or drop the registration
+        # the next wait needs, so the first event after a wake-up is ignored
+        # there: if it was real, the level-triggered poll reports it again on
+        # the following iteration. uvloop runs the woken task before it polls
+        # again, so it gets no stale events.
+        self.stale_prone = isinstance(loop, BaseSelectorEventLoop)
+        self.skip = False
+
+    def _fire(self) -> None:
+        if self.skip:
+            self.skip = False
+            return
+
+        waiter = self.waiter
+        if waiter is None:
+            self.drop()
+        elif not waiter.done():
+            waiter.set_result(None)
+            self.skip = self.stale_prone
+
+    def arm(self) -> asyncio.Future[None]:
+        """Register if needed and return the future the next readiness
+        completes; the caller awaits it and then resets ``waiter`` to None."""
+        if self.waiter is not None:
+            raise BusyResourceError("reading from" if self.for_read else "writing to")
+
+        if not self.registered:
+            self._register()
+
+        fut = self.loop.create_future()
+        self.waiter = fut
+        return fut
+
+    def _register(self) -> None:
+        key = (id(self.loop), self.fd, self.for_read)
+        other = _current_watch(self.loop, self.fd, self.for_read)
+        if other is not None and other is not self:
+            if other.waiter is not None:
+                raise BusyResourceError(
+                    "reading from" if self.for_read else "writing to"
+                )
+
+            # An idle registration of another watch (the owner's lingering
+            # one, met by a plain wait_readable() call): take it over.
+            other.drop()
+
+        if self.for_read:
+            self.loop.add_reader(self.fd, self._fire)
+        else:
+            self.loop.add_writer(self.fd, self._fire)
+
+        self.registered = True
+        self.skip = False
+        _registered[key] = weakref.ref(self, partial(_forget, key))
+
+    def drop(self) -> None:
+        """Remove the registration (the waiter, if any, stays parked)."""
+        if not self.registered:
+            return
+
+        self.registered = False
+        if _current_watch(self.loop, self.fd, self.for_read) is self:
+            del _registered[id(self.loop), self.fd, self.for_read]
+
+        if self.for_read:
+            self.loop.remove_reader(self.fd)
+        else:
+            self.loop.remove_writer(self.fd)
+
+    def close(self) -> None:
+        """Remove the registration and fail the waiter, if any, with
+        :exc:`~anyio.ClosedResourceError`: the descriptor is about to close."""
+        self.drop()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ClosedResourceError())
+
+
+# (id(loop), fd, for_read) -> the watch registered with that loop for that
+# descriptor and direction. Weak, so that a loop that goes away without its
+# watches being dropped is not kept alive through this table; an entry leaves
+# when its watch dies.
+_registered: dict[tuple[int, int, bool], weakref.ref[Watch]] = {}
+
+
+def _forget(key: tuple[int, int, bool], ref: weakref.ref[Watch]) -> None:
+    if _registered.get(key) is ref:
+        del _registered[key]
+
+
+def _current_watch(
+    loop: asyncio.AbstractEventLoop, fd: int, for_read: bool
+) -> Watch | None:
+    ref = _registered.get((id(loop), fd, for_read))
+    watch = ref() if ref is not None else None
+    # the id of a loop that is gone may have been reused by this one
+    return watch if watch is not None and watch.loop is loop else None
 
 
 async def _asyncio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
@@ -54,28 +190,18 @@ async def _asyncio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
     if fd < 0:
         raise ClosedResourceError
 
-    table = _readers if for_read else _writers
-    key = (loop, fd)
-    if key in table:
-        raise BusyResourceError("reading from" if for_read else "writing to")
+    watch = _current_watch(loop, fd, for_read)
+    if watch is None:
+        watch = Watch(loop, fd, for_read, obj)
 
-    fut: asyncio.Future[None] = loop.create_future()
-    table[key] = fut
-    if for_read:
-        loop.add_reader(fd, _wake, fut)
-    else:
-        loop.add_writer(fd, _wake, fut)
-
+    fut = watch.arm()
     try:
         await fut
     finally:
-        # notify_closing() may already have taken the registration away
-        if table.get(key) is fut:
-            del table[key]
-            if for_read:
-                loop.remove_reader(fd)
-            else:
-                loop.remove_writer(fd)
+        watch.waiter = None
+        # The caller owns the descriptor and may close it right after this
+        # wait without telling us: never leave a registration behind.
+        watch.drop()
 
 
 def _asyncio_notify_closing(fd: int) -> None:
@@ -84,21 +210,13 @@ def _asyncio_notify_closing(fd: int) -> None:
     except RuntimeError:
         return
 
-    key = (loop, fd)
-    fut = _readers.pop(key, None)
-    if fut is not None:
-        loop.remove_reader(fd)
-        if not fut.done():
-            fut.set_exception(ClosedResourceError())
-
-    fut = _writers.pop(key, None)
-    if fut is not None:
-        loop.remove_writer(fd)
-        if not fut.done():
-            fut.set_exception(ClosedResourceError())
+    for for_read in (True, False):
+        watch = _current_watch(loop, fd, for_read)
+        if watch is not None:
+            watch.close()
 
 
-async def _trio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
+async def trio_wait(obj: FileDescriptorLike, for_read: bool) -> None:
     import trio
 
     try:
@@ -132,7 +250,7 @@ async def wait_readable(obj: FileDescriptorLike) -> None:
     if current_backend() == "asyncio":
         await _asyncio_wait(obj, True)
     else:
-        await _trio_wait(obj, True)
+        await trio_wait(obj, True)
 
 
 async def wait_writable(obj: FileDescriptorLike) -> None:
@@ -143,7 +261,7 @@ async def wait_writable(obj: FileDescriptorLike) -> None:
     if current_backend() == "asyncio":
         await _asyncio_wait(obj, False)
     else:
-        await _trio_wait(obj, False)
+        await trio_wait(obj, False)
 
 
 def notify_closing(obj: FileDescriptorLike) -> None:

@@ -10,11 +10,17 @@ without per-backend transports:
 - ``aclose()`` releases the descriptor before it returns;
 - every operation is a checkpoint, cancellable before it does anything, and
   not cancellable once data has moved (the system call succeeded).
+
+On asyncio each wrapper keeps its reader and writer registrations
+(:class:`anyio._fdwait.Watch`) from one wait to the next instead of paying for
+a registration per wait; closing the wrapper removes them before the
+descriptor is closed.
 """
 
 from __future__ import annotations
 
 import array
+import asyncio
 import errno
 import os
 import socket
@@ -22,13 +28,17 @@ from collections.abc import Callable, Collection
 from io import IOBase
 from typing import Any
 
+from ._cpp import cancel_shielded_checkpoint as _cancel_shielded_checkpoint
+from ._cpp import checkpoint as _checkpoint
+from ._cpp import checkpoint_if_cancelled as _checkpoint_if_cancelled
+from ._cpp import running_loop as _running_loop
 from ._exceptions import (
     BrokenResourceError,
     BusyResourceError,
     ClosedResourceError,
     EndOfStream,
 )
-from ._fdwait import notify_closing, wait_readable, wait_writable
+from ._fdwait import Watch, notify_closing, trio_wait
 from .abc import (
     ConnectedUDPSocket,
     ConnectedUNIXDatagramSocket,
@@ -38,7 +48,6 @@ from .abc import (
     UNIXDatagramSocket,
     UNIXSocketStream,
 )
-from .lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _RECEIVE_SIZE = 65536
@@ -62,6 +71,9 @@ class _SocketHolder:
     _closed: bool
     _reading: bool
     _writing: bool
+    # asyncio registrations of the descriptor, kept between waits
+    _rwatch: Watch | None
+    _wwatch: Watch | None
 
     def _init_socket(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -69,6 +81,8 @@ class _SocketHolder:
         self._closed = False
         self._reading = False
         self._writing = False
+        self._rwatch = None
+        self._wwatch = None
 
     @property
     def _raw_socket(self) -> socket.socket:
@@ -77,15 +91,21 @@ class _SocketHolder:
     def _close_now(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._sock.fileno() >= 0:
-                try:
+            try:
+                # Our registrations go whatever the descriptor's state: the
+                # loop must not keep watching a number that may be reused.
+                for watch in (self._rwatch, self._wwatch):
+                    if watch is not None:
+                        watch.close()
+
+                if self._sock.fileno() >= 0:
                     notify_closing(self._sock)
-                finally:
-                    self._sock.close()
+            finally:
+                self._sock.close()
 
     async def aclose(self) -> None:
         self._close_now()
-        await checkpoint()
+        await _checkpoint()
 
     def _start(self, reading: bool) -> None:
         if reading:
@@ -107,13 +127,47 @@ class _SocketHolder:
 
         return BrokenResourceError()
 
+    def _new_watch(self, loop: asyncio.AbstractEventLoop, reading: bool) -> Watch:
+        fd = self._sock.fileno()
+        if fd < 0:
+            raise ClosedResourceError
+
+        old = self._rwatch if reading else self._wwatch
+        if old is not None:
+            # left registered with a loop this socket was used on before
+            old.drop()
+
+        watch = Watch(loop, fd, reading, self._sock)
+        if reading:
+            self._rwatch = watch
+        else:
+            self._wwatch = watch
+
+        return watch
+
+    async def _wait(self, reading: bool) -> None:
+        """Park until the socket is readable (or writable)."""
+        loop = _running_loop()
+        if loop is None:
+            await trio_wait(self._sock, reading)
+            return
+
+        watch = self._rwatch if reading else self._wwatch
+        if watch is None or watch.loop is not loop:
+            watch = self._new_watch(loop, reading)
+
+        fut = watch.arm()
+        try:
+            await fut
+        finally:
+            watch.waiter = None
+
     async def _io_call(self, call: Callable[[], Any], reading: bool) -> Any:
         """Run ``call`` (a non-blocking socket operation) until it stops saying
         EAGAIN, waiting for readiness in between; a checkpoint either way."""
         self._start(reading)
-        wait = wait_readable if reading else wait_writable
         try:
-            await checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             waited = False
             while True:
                 if self._closed:
@@ -122,7 +176,7 @@ class _SocketHolder:
                 try:
                     result = call()
                 except (BlockingIOError, InterruptedError):
-                    await wait(self._sock)
+                    await self._wait(reading)
                     waited = True
                 except OSError as exc:
                     raise self._error(exc) from exc
@@ -130,7 +184,7 @@ class _SocketHolder:
                     break
 
             if not waited:
-                await cancel_shielded_checkpoint()
+                await _cancel_shielded_checkpoint()
 
             return result
         finally:
@@ -153,17 +207,46 @@ def _check_max_bytes(max_bytes: int) -> None:
 
 class _StreamMixin(_SocketHolder):
     async def receive(self, max_bytes: int = _RECEIVE_SIZE) -> bytes:
+        # _io_call() spelled out: this is the hottest path of every protocol
         _check_max_bytes(max_bytes)
-        data: bytes = await self._recv_call(lambda: self._sock.recv(max_bytes))
+        if self._reading:
+            raise BusyResourceError("reading from")
+
+        self._reading = True
+        try:
+            await _checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self._closed:
+                    raise ClosedResourceError
+
+                try:
+                    data = self._sock.recv(max_bytes)
+                except (BlockingIOError, InterruptedError):
+                    await self._wait(True)
+                    waited = True
+                except OSError as exc:
+                    raise self._error(exc) from exc
+                else:
+                    break
+
+            if not waited:
+                await _cancel_shielded_checkpoint()
+        finally:
+            self._reading = False
+
         if not data:
             raise EndOfStream
 
         return data
 
     async def send(self, item: bytes) -> None:
-        self._start(False)
+        if self._writing:
+            raise BusyResourceError("writing to")
+
+        self._writing = True
         try:
-            await checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             view = memoryview(item).cast("B")
             waited = False
             while True:
@@ -173,17 +256,18 @@ class _StreamMixin(_SocketHolder):
                 try:
                     sent = self._sock.send(view)
                 except (BlockingIOError, InterruptedError):
-                    await wait_writable(self._sock)
+                    await self._wait(False)
                     waited = True
                 except OSError as exc:
                     raise self._error(exc) from exc
                 else:
-                    view = view[sent:]
-                    if not view:
+                    if sent == len(view):
                         break
 
+                    view = view[sent:]
+
             if not waited:
-                await cancel_shielded_checkpoint()
+                await _cancel_shielded_checkpoint()
         finally:
             self._writing = False
 
@@ -274,7 +358,7 @@ class SocketListenerImpl(_SocketHolder, SocketListener):
 
         self._start(True)
         try:
-            await checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             waited = False
             while True:
                 if self._closed:
@@ -283,7 +367,7 @@ class SocketListenerImpl(_SocketHolder, SocketListener):
                 try:
                     client = accept_one()
                 except (BlockingIOError, InterruptedError):
-                    await wait_readable(self._sock)
+                    await self._wait(True)
                     waited = True
                 except OSError:
                     if self._closed:
@@ -294,7 +378,7 @@ class SocketListenerImpl(_SocketHolder, SocketListener):
                     break
 
             if not waited:
-                await cancel_shielded_checkpoint()
+                await _cancel_shielded_checkpoint()
         finally:
             self._reading = False
 
@@ -467,7 +551,7 @@ def validate_socket(
 
 async def wrap_stream_socket(sock: socket.socket | int) -> SocketStream:
     raw = validate_socket(sock, socket.SOCK_STREAM, require_connected=True)
-    await checkpoint()
+    await _checkpoint()
     if raw.family in _IP_FAMILIES:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -481,31 +565,31 @@ async def wrap_unix_stream_socket(sock: socket.socket | int) -> UNIXSocketStream
     raw = validate_socket(
         sock, socket.SOCK_STREAM, socket.AF_UNIX, require_connected=True
     )
-    await checkpoint()
+    await _checkpoint()
     return UNIXSocketStreamImpl(raw)
 
 
 async def wrap_listener_socket(sock: socket.socket | int) -> SocketListener:
     raw = validate_socket(sock, socket.SOCK_STREAM, require_bound=True)
-    await checkpoint()
+    await _checkpoint()
     return SocketListenerImpl(raw)
 
 
 async def wrap_udp_socket(sock: socket.socket | int) -> UDPSocket:
     raw = validate_socket(sock, socket.SOCK_DGRAM, require_bound=True)
-    await checkpoint()
+    await _checkpoint()
     return UDPSocketImpl(raw)
 
 
 async def wrap_connected_udp_socket(sock: socket.socket | int) -> ConnectedUDPSocket:
     raw = validate_socket(sock, socket.SOCK_DGRAM, require_connected=True)
-    await checkpoint()
+    await _checkpoint()
     return ConnectedUDPSocketImpl(raw)
 
 
 async def wrap_unix_datagram_socket(sock: socket.socket | int) -> UNIXDatagramSocket:
     raw = validate_socket(sock, socket.SOCK_DGRAM, socket.AF_UNIX)
-    await checkpoint()
+    await _checkpoint()
     return UNIXDatagramSocketImpl(raw)
 
 
@@ -515,5 +599,5 @@ async def wrap_connected_unix_datagram_socket(
     raw = validate_socket(
         sock, socket.SOCK_DGRAM, socket.AF_UNIX, require_connected=True
     )
-    await checkpoint()
+    await _checkpoint()
     return ConnectedUNIXDatagramSocketImpl(raw)
