@@ -860,10 +860,11 @@ int pool_close(Pool* p) {
     // them, so the thread count is back to normal when the run returns.
     // The lock is scoped inside: it must be released before the GIL is taken
     // back, as workers take the GIL first and this mutex second.
-    Py_BEGIN_ALLOW_THREADS {
-      std::unique_lock<std::mutex> lk(*p->mu);
-      p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
-    }
+    Py_BEGIN_ALLOW_THREADS
+      {
+        std::unique_lock<std::mutex> lk(*p->mu);
+        p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+      }
     Py_END_ALLOW_THREADS
   }
   join_exited(p);

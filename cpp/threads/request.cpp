@@ -392,30 +392,34 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   if (wake && pool && r->done) pool_wakeup(pool);
   if (!r->done) {
     double spin = worker_spin_seconds();
-    Py_BEGIN_ALLOW_THREADS if (wake && pool) pool_wakeup(pool);
-    // The loop usually answers within microseconds: poll for a moment
-    // before sleeping, which saves this thread a futex wake-up.
-    if (spin > 0) {
-      auto until =
-          std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                 std::chrono::duration<double>(spin));
-      while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < until) {
-        for (int i = 0; i < 64; ++i) {
+    Py_BEGIN_ALLOW_THREADS
+      if (wake && pool) pool_wakeup(pool);
+      // The loop usually answers within microseconds: poll for a moment
+      // before sleeping, which saves this thread a futex wake-up.
+      if (spin > 0) {
+        auto until = std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(spin));
+        while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < until) {
+          for (int i = 0; i < 64; ++i) {
 #if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
+          }
         }
       }
-    }
-    Py_END_ALLOW_THREADS while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+    Py_END_ALLOW_THREADS
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
       bool done;
       // Scoped so the lock is released before the GIL is taken back (lock
       // order: GIL, then this mutex).
-      Py_BEGIN_ALLOW_THREADS {
-        std::unique_lock<std::mutex> lk(*r->mu);
-        done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
-      }
-      Py_END_ALLOW_THREADS if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
+      Py_BEGIN_ALLOW_THREADS
+        {
+          std::unique_lock<std::mutex> lk(*r->mu);
+          done = r->cv->wait_for(lk, std::chrono::milliseconds(pool ? 100 : 1000), [r] { return r->done; });
+        }
+      Py_END_ALLOW_THREADS
+      if (!done && PyErr_CheckSignals() < 0) {  // Ctrl+C in a waiting main thread
         Py_DECREF(r);
         return nullptr;
       }
