@@ -391,12 +391,18 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   Py_INCREF(r);
   if (wake && pool && r->done) pool_wakeup(pool);
   if (!r->done) {
-    double spin = worker_spin_seconds();
+    double spin = reply_spin_seconds();
     Py_BEGIN_ALLOW_THREADS
       if (wake && pool) pool_wakeup(pool);
       // The loop usually answers within microseconds: poll for a moment
       // before sleeping, which saves this thread a futex wake-up.
-      if (spin > 0) {
+      // Only when this is the pool's one busy worker, and one poller at a
+      // time: with other workers running, polling takes the CPU they and the
+      // loop need (measured: four callers at once got slower).
+      static std::atomic<bool> polling{false};
+      bool expected = false;
+      if (spin > 0 && pool && pool_sole_busy_worker(pool) &&
+          polling.compare_exchange_strong(expected, true)) {
         auto until = std::chrono::steady_clock::now() +
                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                          std::chrono::duration<double>(spin));
@@ -407,6 +413,7 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
 #endif
           }
         }
+        polling.store(false);
       }
     Py_END_ALLOW_THREADS
     while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {

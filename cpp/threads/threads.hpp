@@ -112,9 +112,10 @@ int pool_submit(Pool* p, PyObject* call);  // takes a new reference to call
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
 void pool_wakeup(Pool* p);  // GIL not needed
 int pool_close(Pool* p);
-PyObject* hook(const char* name);
-double worker_spin_seconds();  // how long a waiting worker polls before sleeping                    //
-                               // borrowed or null with error
+PyObject* hook(const char* name);     // borrowed, or null with an error set
+double worker_spin_seconds();         // how long an idle worker polls for a job before sleeping
+double reply_spin_seconds();          // how long a worker waiting for the loop's answer polls
+bool pool_sole_busy_worker(Pool* p);  // no other worker is running a job (GIL not needed)
 
 // Requests.
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
