@@ -1,7 +1,8 @@
 """Task groups and task handles.
 
-On asyncio the spawning and completion bookkeeping is C++ (TaskGroupCore); this
-module orchestrates ``__aexit__``: waiting for the children and turning their
+On asyncio, entering and leaving a group, spawning and the completion
+bookkeeping are C++ (``_cpp.TaskGroupBase``, ``_cpp.TaskHandleBase``); this
+module has the rest of ``__aexit__``: waiting for the children and turning their
 errors into an exception group. On Trio a task group wraps a Trio nursery.
 """
 
@@ -197,8 +198,6 @@ class TaskHandle(_cpp.TaskHandleBase, Generic[T_co]):
             f"<TaskHandle {self.status.name.lower()} name={self._name!r} "
             f"coro={self._coro!r}>"
         )
-
-
 
 
 class _AsyncioTaskStatus(TaskStatus[Any]):
