@@ -493,31 +493,23 @@ struct TgExit {
 
 void tgx_release_shield(TgExit* self) { unshield_yield(&self->shielded); }
 
-PySendResult tgx_forward(TgExit* self, PyObject* arg, PyObject** out) {
-  PySendResult r = PyIter_Send(self->inner, arg, out);
-  if (r != PYGEN_NEXT) {
-    Py_CLEAR(self->inner);
-    self->state = 2;
-  }
-  return r;
-}
-
 // Hands the rest of the exit to `group._asyncio_exit(None, thrown, True)`.
+// Its own part is over: once the continuation finishes, the awaitable is done.
 PySendResult tgx_delegate(TgExit* self, PyObject* thrown, PyObject** out) {
+  self->state = 2;
   PyObject* margs[] = {self->group, Py_None, thrown ? thrown : Py_None, Py_True};
   self->inner =
       PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
   if (!self->inner) {
-    self->state = 2;
     *out = nullptr;
     return PYGEN_ERROR;
   }
-  return tgx_forward(self, Py_None, out);
+  return inner_send(&self->inner, Py_None, out);
 }
 
 PySendResult tgx_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<TgExit*>(self_obj);
-  if (self->inner) return tgx_forward(self, arg, out);
+  if (self->inner) return inner_send(&self->inner, arg, out);
   if (self->state == 0) {
     TaskState* t = current_task_state(true);
     if (!t) {
@@ -547,14 +539,7 @@ PySendResult tgx_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 PyObject* tgx_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<TgExit*>(self_obj);
   PyObject* out = nullptr;
-  if (self->inner) {
-    PySendResult r = forward_throw(self->inner, args, nargs, &out);
-    if (r != PYGEN_NEXT) {
-      Py_CLEAR(self->inner);
-      self->state = 2;
-    }
-    return send_result_to_python(r, out);
-  }
+  if (self->inner) return send_result_to_python(inner_throw(&self->inner, args, nargs, &out), out);
   tgx_release_shield(self);
   set_thrown(args, nargs);
   if (self->state != 1) {
@@ -577,11 +562,7 @@ PyObject* tgx_close(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<TgExit*>(self_obj);
   tgx_release_shield(self);
   self->state = 2;
-  if (self->inner) {
-    PyObject* r = call_method0(self->inner, G.s_close);
-    Py_CLEAR(self->inner);
-    return r;
-  }
+  if (self->inner) return inner_close(&self->inner);
   Py_RETURN_NONE;
 }
 

@@ -25,11 +25,7 @@ void release_shield(Checkpoint* self) { unshield_yield(&self->shielded); }
 
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
-  if (self->inner) {
-    PySendResult r = PyIter_Send(self->inner, arg, out);
-    if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
-    return r;
-  }
+  if (self->inner) return inner_send(&self->inner, arg, out);
   if (self->state == 1) {
     release_shield(self);
     self->state = 2;
@@ -66,9 +62,7 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
         *out = nullptr;
         return PYGEN_ERROR;
       }
-      PySendResult r = PyIter_Send(self->inner, arg, out);
-      if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
-      return r;
+      return inner_send(&self->inner, arg, out);
     }
     t = current_task_state(false);
     if (!t) PyErr_Clear();  // a task with no scopes cannot be cancelled by one
@@ -105,9 +99,7 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   self->state = 2;
   if (self->inner) {
     PyObject* out = nullptr;
-    PySendResult r = forward_throw(self->inner, args, nargs, &out);
-    if (r != PYGEN_NEXT) Py_CLEAR(self->inner);
-    return send_result_to_python(r, out);
+    return send_result_to_python(inner_throw(&self->inner, args, nargs, &out), out);
   }
   set_thrown(args, nargs);
   return nullptr;
@@ -117,11 +109,7 @@ PyObject* cp_close(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
   self->state = 2;
-  if (self->inner) {
-    PyObject* r = call_method0(self->inner, G.s_close);
-    Py_CLEAR(self->inner);
-    return r;
-  }
+  if (self->inner) return inner_close(&self->inner);
   Py_RETURN_NONE;
 }
 

@@ -69,4 +69,22 @@ PySendResult forward_throw(PyObject* inner, PyObject* const* args, Py_ssize_t na
   return send_result_of_call(res, out);
 }
 
+PySendResult inner_send(PyObject** inner, PyObject* arg, PyObject** out) {
+  PySendResult r = PyIter_Send(*inner, arg, out);
+  if (r != PYGEN_NEXT) Py_CLEAR(*inner);
+  return r;
+}
+
+PySendResult inner_throw(PyObject** inner, PyObject* const* args, Py_ssize_t nargs, PyObject** out) {
+  PySendResult r = forward_throw(*inner, args, nargs, out);
+  if (r != PYGEN_NEXT) Py_CLEAR(*inner);
+  return r;
+}
+
+PyObject* inner_close(PyObject** inner) {
+  PyObject* r = call_method0(*inner, G.s_close);
+  Py_CLEAR(*inner);
+  return r;
+}
+
 }  // namespace anyio

@@ -52,6 +52,13 @@ void set_thrown(PyObject* const* args, Py_ssize_t nargs);
 // Forwards a throw(...) call to `inner` and returns the send result.
 PySendResult forward_throw(PyObject* inner, PyObject* const* args, Py_ssize_t nargs, PyObject** out);
 
+// An awaitable that has handed the rest of its work to another one (Trio's
+// checkpoint coroutines, a Python continuation) forwards send/throw/close to
+// `*inner`; the reference is dropped once the inner awaitable has finished.
+PySendResult inner_send(PyObject** inner, PyObject* arg, PyObject** out);
+PySendResult inner_throw(PyObject** inner, PyObject* const* args, Py_ssize_t nargs, PyObject** out);
+PyObject* inner_close(PyObject** inner);  // inner.close()'s result
+
 // __await__/__iter__ of an awaitable that is its own iterator.
 inline PyObject* await_self(PyObject* self) {
   Py_INCREF(self);

@@ -671,8 +671,7 @@ PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
 PyObject* op_close(PyObject* self_obj, PyObject*) {
   auto* op = reinterpret_cast<Op*>(self_obj);
   if (op->inner) {
-    PyObject* r = call_method0(op->inner, G.s_close);
-    Py_CLEAR(op->inner);
+    PyObject* r = inner_close(&op->inner);
     if (op->phase == P_TRIO_WAIT) trio_interrupted(op);
     op->phase = P_DONE;
     return r;

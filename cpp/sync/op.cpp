@@ -71,11 +71,8 @@ PySendResult fail(Op* self, PyObject** out) {
 }
 
 PySendResult forward(Op* self, PyObject* arg, PyObject** out) {
-  PySendResult r = PyIter_Send(self->inner, arg, out);
-  if (r != PYGEN_NEXT) {
-    Py_CLEAR(self->inner);
-    self->state = ST_DONE;
-  }
+  PySendResult r = inner_send(&self->inner, arg, out);
+  if (r != PYGEN_NEXT) self->state = ST_DONE;
   return r;
 }
 
@@ -201,14 +198,10 @@ PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   auto* self = reinterpret_cast<Op*>(self_obj);
   if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (self->inner) {
-    PyObject* fwd[4] = {self->inner};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
-    PyObject* r = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
-    if (!r) {
-      Py_CLEAR(self->inner);
-      self->state = ST_DONE;
-    }
-    return r;
+    PyObject* out = nullptr;
+    PySendResult r = inner_throw(&self->inner, args, nargs, &out);
+    if (r != PYGEN_NEXT) self->state = ST_DONE;
+    return send_result_to_python(r, out);
   }
   if (abandon(self) < 0) PyErr_WriteUnraisable(self_obj);
   set_thrown(args, nargs);
@@ -218,10 +211,8 @@ PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
 PyObject* op_close(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Op*>(self_obj);
   if (self->inner) {
-    PyObject* r = call_method0(self->inner, G.s_close);
-    Py_CLEAR(self->inner);
     self->state = ST_DONE;
-    return r;
+    return inner_close(&self->inner);
   }
   if (self->state != ST_DONE && abandon(self) < 0) return nullptr;
   self->state = ST_DONE;
