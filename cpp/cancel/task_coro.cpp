@@ -120,6 +120,7 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 }
 
 PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   if (self->st.finished || !self->coro) {
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");

@@ -414,6 +414,7 @@ PySendResult ready_send(PyObject* self_obj, PyObject*, PyObject** out) {
 }
 
 PyObject* ready_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   Py_CLEAR(reinterpret_cast<Ready*>(self_obj)->value);
   set_thrown(args, nargs);
   return nullptr;
@@ -537,6 +538,7 @@ PySendResult tgx_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 }
 
 PyObject* tgx_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<TgExit*>(self_obj);
   PyObject* out = nullptr;
   if (self->inner) return send_result_to_python(inner_throw(&self->inner, args, nargs, &out), out);

@@ -94,6 +94,7 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 }
 
 PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
   self->state = 2;

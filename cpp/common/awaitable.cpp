@@ -38,27 +38,70 @@ PySendResult send_result_of_call(PyObject* res, PyObject** out) {
   return PYGEN_ERROR;
 }
 
-void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs < 1) {
-    PyErr_SetString(PyExc_TypeError, "throw expected at least 1 argument");
-    return;
+int check_throw_args(PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 3) {
+    PyErr_Format(PyExc_TypeError,
+                 nargs < 1 ? "throw expected at least 1 argument, got %zd"
+                           : "throw expected at most 3 arguments, got %zd",
+                 nargs);
+    return -1;
   }
   PyObject* typ = args[0];
-  PyObject* val = nargs > 1 ? args[1] : nullptr;
-  PyObject* tb = nargs > 2 ? args[2] : nullptr;
+  PyObject* val = nargs > 1 ? args[1] : Py_None;
+  PyObject* tb = nargs > 2 ? args[2] : Py_None;
+  if (tb != Py_None && !PyTraceBack_Check(tb)) {
+    PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+    return -1;
+  }
+  if (PyExceptionInstance_Check(typ)) {
+    if (val != Py_None) {
+      PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+      return -1;
+    }
+  } else if (!PyExceptionClass_Check(typ)) {
+    PyErr_Format(PyExc_TypeError,
+                 "exceptions must be classes or instances deriving from BaseException, not %s",
+                 Py_TYPE(typ)->tp_name);
+    return -1;
+  }
+#if PY_VERSION_HEX >= 0x030C0000
+  if (nargs > 1 &&
+      PyErr_WarnEx(
+          PyExc_DeprecationWarning,
+          "the (type, exc, tb) signature of throw() is deprecated, use the single-arg signature instead.",
+          1) < 0)
+    return -1;
+#endif
+  return 0;
+}
+
+void set_thrown(PyObject* const* args, Py_ssize_t nargs) {
+  PyObject* typ = args[0];
+  PyObject* val = nargs > 1 ? args[1] : Py_None;
+  PyObject* tb = nargs > 2 ? args[2] : Py_None;
   if (PyExceptionInstance_Check(typ)) {
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  } else if (val && val != Py_None) {
-    PyErr_SetObject(typ, val);
   } else {
-    PyErr_SetNone(typ);
+    // Instantiate now, as a generator does: a value the class rejects
+    // raises the constructor's error instead.
+    PyObject *t = Py_NewRef(typ), *v = Py_NewRef(val), *unused = nullptr;
+    PyErr_NormalizeException(&t, &v, &unused);
+    if (!v || !PyExceptionInstance_Check(v)) {
+      Py_XDECREF(t);
+      Py_XDECREF(v);
+      Py_XDECREF(unused);
+      if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "calling the exception class did not return an exception instance");
+      return;
+    }
+    Py_XDECREF(unused);
+    PyErr_Restore(t, v, nullptr);
   }
-  if (tb && tb != Py_None && PyTraceBack_Check(tb)) {
+  if (tb != Py_None) {
     PyObject *t, *v, *old_tb;
     PyErr_Fetch(&t, &v, &old_tb);
     Py_XDECREF(old_tb);
-    Py_INCREF(tb);
-    PyErr_Restore(t, v, tb);
+    PyErr_Restore(t, v, Py_NewRef(tb));
   }
 }
 

@@ -46,7 +46,16 @@ PyObject* send_method_via_send(PyObject* self, PyObject* arg) {
   return send_result_to_python(r, out);
 }
 
-// Raises the exception a `throw(typ[, val[, tb]])` call asks for.
+// Checks the arguments of a `throw(typ[, val[, tb]])` call the way generators
+// do, before the awaitable changes any state: between one and three
+// arguments, `typ` an exception class or instance (an instance with no
+// separate value), `tb` a traceback or None. Returns -1 with TypeError set.
+// Every `throw` method calls it first, so a bad call leaves the awaitable
+// suspended where it was, as it leaves a generator.
+int check_throw_args(PyObject* const* args, Py_ssize_t nargs);
+
+// Raises the exception a `throw(typ[, val[, tb]])` call asks for; the
+// arguments have passed check_throw_args().
 void set_thrown(PyObject* const* args, Py_ssize_t nargs);
 
 // Forwards a throw(...) call to `inner` and returns the send result.

@@ -650,8 +650,8 @@ Settle settle_interrupted(Op* op, PyObject* exc) {
 }
 
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* op = reinterpret_cast<Op*>(self_obj);
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (op->inner) {
     PyObject* out = nullptr;
     PySendResult r = forward_throw(op->inner, args, nargs, &out);

@@ -1,5 +1,6 @@
 // Backend detection, waking waiters and small shared objects of the sync
 // primitives.
+#include "common/awaitable.hpp"
 #include "sync/sync.hpp"
 
 namespace anyio::sync {
@@ -64,14 +65,7 @@ PyObject* done_send_method(PyObject*, PyObject*) {
 }
 
 PyObject* done_throw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
-  PyObject* typ = args[0];
-  if (PyExceptionInstance_Check(typ))
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
-  else if (nargs > 1 && args[1] != Py_None)
-    PyErr_SetObject(typ, args[1]);
-  else
-    PyErr_SetNone(typ);
+  if (check_throw_args(args, nargs) == 0) set_thrown(args, nargs);
   return nullptr;
 }
 

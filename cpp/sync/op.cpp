@@ -195,8 +195,8 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 }
 
 PyObject* op_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<Op*>(self_obj);
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (self->inner) {
     PyObject* out = nullptr;
     PySendResult r = inner_throw(&self->inner, args, nargs, &out);

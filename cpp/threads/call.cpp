@@ -417,8 +417,8 @@ PySendResult throw_result(PyObject* res, PyObject** out) {
 }
 
 PyObject* call_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   Call* c = C(self);
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   switch (c->astate) {
     case A_ACQUIRE:
     case A_REQUEST:

@@ -218,8 +218,8 @@ PySendResult ca_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
 }
 
 PyObject* ca_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
+  if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<CtxAwait*>(self_obj);
-  if (nargs < 1) return raise(PyExc_TypeError, "throw expected at least 1 argument");
   if (!self->it) {
     Py_CLEAR(self->func);
     Py_CLEAR(self->args);
