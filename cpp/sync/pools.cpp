@@ -22,12 +22,18 @@ struct Pool {
   WaitQueue q;
   unsigned char mode;
   unsigned char fast_acquire;
+  unsigned char big;     // SEMAPHORE: the counts live in big_value/big_max
   Py_ssize_t value;      // SEMAPHORE: tokens available
   Py_ssize_t max_value;  // SEMAPHORE: cap, -1 for none
-  Py_ssize_t total;      // LIMITER: total tokens (PY_SSIZE_T_MAX for inf)
-  PyObject* total_obj;   // LIMITER: total_tokens as given (int or inf)
-  PyObject* owner;       // LOCK: owning task (strong) or null
-  PyObject* borrowers;   // LIMITER: dict borrower -> None (insertion ordered)
+  // SEMAPHORE counts beyond Py_ssize_t (Python ints, as upstream allows):
+  // once a count does not fit, both live here and the slow path does the
+  // arithmetic with Python ints. big_max is null for no cap.
+  PyObject* big_value;
+  PyObject* big_max;
+  Py_ssize_t total;     // LIMITER: total tokens (PY_SSIZE_T_MAX for inf)
+  PyObject* total_obj;  // LIMITER: total_tokens as given (int or inf)
+  PyObject* owner;      // LOCK: owning task (strong) or null
+  PyObject* borrowers;  // LIMITER: dict borrower -> None (insertion ordered)
   PyObject* weakreflist;
 };
 
@@ -127,22 +133,40 @@ PyObject* sem_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
   if (!PyLong_Check(initial)) return raise(PyExc_TypeError, "initial_value must be an integer");
-  Py_ssize_t value = PyLong_AsSsize_t(initial);
+  if (max_obj != Py_None && !PyLong_Check(max_obj))
+    return raise(PyExc_TypeError, "max_value must be an integer or None");
+  int overflow = 0;
+  long long value = PyLong_AsLongLongAndOverflow(initial, &overflow);
   if (value == -1 && PyErr_Occurred()) return nullptr;
-  if (value < 0) return raise(PyExc_ValueError, "initial_value must be >= 0");
-  Py_ssize_t max_value = -1;
+  if (overflow < 0 || (overflow == 0 && value < 0))
+    return raise(PyExc_ValueError, "initial_value must be >= 0");
+  bool big = overflow > 0 || value > PY_SSIZE_T_MAX;
+  long long max_value = -1;
   if (max_obj != Py_None) {
-    if (!PyLong_Check(max_obj)) return raise(PyExc_TypeError, "max_value must be an integer or None");
-    max_value = PyLong_AsSsize_t(max_obj);
+    int max_overflow = 0;
+    max_value = PyLong_AsLongLongAndOverflow(max_obj, &max_overflow);
     if (max_value == -1 && PyErr_Occurred()) return nullptr;
-    if (max_value < value)
-      return raise(PyExc_ValueError, "max_value must be equal to or higher than initial_value");
+    big = big || max_overflow > 0 || max_value > PY_SSIZE_T_MAX;
+    int lower = big ? PyObject_RichCompareBool(max_obj, initial, Py_LT) : max_value < value;
+    if (lower < 0) return nullptr;
+    if (lower) return raise(PyExc_ValueError, "max_value must be equal to or higher than initial_value");
   }
   Pool* self = alloc_pool(type, SEMAPHORE);
   if (!self) return nullptr;
-  self->value = value;
-  self->max_value = max_value;
   self->fast_acquire = static_cast<unsigned char>(fast);
+  if (big) {
+    self->big = 1;
+    // int(): a bool or an int subclass is stored as the plain int it counts.
+    self->big_value = PyNumber_Index(initial);
+    self->big_max = max_obj == Py_None ? nullptr : PyNumber_Index(max_obj);
+    if (!self->big_value || (max_obj != Py_None && !self->big_max)) {
+      Py_DECREF(self);
+      return nullptr;
+    }
+  } else {
+    self->value = static_cast<Py_ssize_t>(value);
+    self->max_value = static_cast<Py_ssize_t>(max_value);
+  }
   return reinterpret_cast<PyObject*>(self);
 }
 
@@ -240,8 +264,12 @@ PyObject* lock_owner(PyObject* self, void*) {
 
 // Semaphore
 
-PyObject* sem_value(PyObject* self, void*) { return PyLong_FromSsize_t(P(self)->value); }
+PyObject* sem_value(PyObject* self, void*) {
+  if (P(self)->big) return Py_NewRef(P(self)->big_value);
+  return PyLong_FromSsize_t(P(self)->value);
+}
 PyObject* sem_max_value(PyObject* self, void*) {
+  if (P(self)->big) return Py_NewRef(P(self)->big_max ? P(self)->big_max : Py_None);
   if (P(self)->max_value < 0) Py_RETURN_NONE;
   return PyLong_FromSsize_t(P(self)->max_value);
 }
@@ -315,6 +343,8 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->owner);
   Py_CLEAR(self->borrowers);
   Py_CLEAR(self->total_obj);
+  Py_CLEAR(self->big_value);
+  Py_CLEAR(self->big_max);
   return 0;
 }
 
@@ -435,6 +465,53 @@ WaitQueue* queue_of(PyObject* prim) {
   return &P(prim)->q;
 }
 
+namespace {
+
+// The Semaphore's slow path, on Python ints.
+
+// Moves the counts into Python ints (a release past PY_SSIZE_T_MAX).
+int go_big(Pool* self) {
+  PyObject* v = PyLong_FromSsize_t(self->value);
+  PyObject* m = self->max_value < 0 ? nullptr : PyLong_FromSsize_t(self->max_value);
+  if (!v || (self->max_value >= 0 && !m)) {
+    Py_XDECREF(v);
+    Py_XDECREF(m);
+    return -1;
+  }
+  self->big_value = v;
+  self->big_max = m;
+  self->big = 1;
+  return 0;
+}
+
+int big_add(Pool* self, long delta) {
+  PyObject* d = PyLong_FromLong(delta);
+  if (!d) return -1;
+  PyObject* v = PyNumber_Add(self->big_value, d);
+  Py_DECREF(d);
+  if (!v) return -1;
+  Py_SETREF(self->big_value, v);
+  return 0;
+}
+
+// 1 taken, 0 none free, -1 error.
+int big_take(Pool* self) {
+  PyObject* zero = PyLong_FromLong(0);
+  if (!zero) return -1;
+  int positive = PyObject_RichCompareBool(self->big_value, zero, Py_GT);
+  Py_DECREF(zero);
+  if (positive <= 0) return positive;
+  return big_add(self, -1) < 0 ? -1 : 1;
+}
+
+// 1 when the semaphore holds max_value tokens, -1 on error.
+int big_full(Pool* self) {
+  if (!self->big_max) return 0;
+  return PyObject_RichCompareBool(self->big_value, self->big_max, Py_GE);
+}
+
+}  // namespace
+
 int pool_try_acquire(PyObject* pool, PyObject* who) {
   Pool* self = P(pool);
   switch (self->mode) {
@@ -448,7 +525,9 @@ int pool_try_acquire(PyObject* pool, PyObject* who) {
       self->owner = who;
       return 1;
     case SEMAPHORE:
-      if (self->value <= 0 || self->q.head) return 0;
+      if (self->q.head) return 0;
+      if (self->big) return big_take(self);
+      if (self->value <= 0) return 0;
       --self->value;
       return 1;
     default: {
@@ -475,13 +554,17 @@ int pool_release(PyObject* pool, PyObject* who, bool check) {
       }
       return grant_lock(self);
     case SEMAPHORE: {
-      if (check && self->max_value >= 0 && self->value >= self->max_value) {
+      int full = self->big ? big_full(self) : self->max_value >= 0 && self->value >= self->max_value;
+      if (full < 0) return -1;
+      if (check && full) {
         PyErr_SetString(PyExc_ValueError, "semaphore released too many times");
         return -1;
       }
       Waiter* w = pop_live(self->q);
       if (w) return wake(w);
       if (PyErr_Occurred()) return -1;
+      if (!self->big && self->value == PY_SSIZE_T_MAX && go_big(self) < 0) return -1;
+      if (self->big) return big_add(self, 1);
       ++self->value;
       return 0;
     }
