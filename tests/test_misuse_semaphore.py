@@ -60,9 +60,13 @@ async def test_huge_max_value() -> None:
 
 
 async def test_huge_bounds_are_checked() -> None:
-    with pytest.raises(ValueError, match="max_value must be equal to or higher than initial_value"):
+    with pytest.raises(
+        ValueError, match="max_value must be equal to or higher than initial_value"
+    ):
         Semaphore(2**64 + 1, max_value=2**64)
-    with pytest.raises(ValueError, match="max_value must be equal to or higher than initial_value"):
+    with pytest.raises(
+        ValueError, match="max_value must be equal to or higher than initial_value"
+    ):
         Semaphore(2**64, max_value=3)
     with pytest.raises(ValueError, match="initial_value must be >= 0"):
         Semaphore(-(2**64))

@@ -58,7 +58,11 @@ PyType_Slot host_slots[] = {
 };
 
 PyType_Spec host_spec = {
-    "anyio._cpp.HostState", sizeof(HostState), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, host_slots,
+    "anyio._cpp.HostState",
+    sizeof(HostState),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    host_slots,
 };
 
 // --- LoopState -------------------------------------------------------------
@@ -233,7 +237,11 @@ PyType_Slot ls_slots[] = {
 };
 
 PyType_Spec ls_spec = {
-    "anyio._cpp.LoopState", sizeof(LoopState), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, ls_slots,
+    "anyio._cpp.LoopState",
+    sizeof(LoopState),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    ls_slots,
 };
 
 #if defined(__linux__)

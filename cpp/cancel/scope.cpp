@@ -443,12 +443,16 @@ PyObject* cs_cancel(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs,
       reason = args[nargs + i];
     }
   }
-  if (reason != Py_None && !PyUnicode_Check(reason)) {
-    return raise(PyExc_TypeError, "reason must be a string or None");
-  }
   if (self->trio_scope) {
     PyObject* gargs[] = {self_obj, reason};
     return glue_call("trio_scope_cancel", gargs, 2);
+  }
+  // Upstream takes any object and shows it in the message: keep its str().
+  Ref text;
+  if (reason != Py_None && !PyUnicode_Check(reason)) {
+    text = Ref::steal(PyObject_Str(reason));
+    if (!text) return nullptr;
+    reason = text.get();
   }
   if (scope_do_cancel(self, reason, false) < 0) return nullptr;
   Py_RETURN_NONE;
@@ -594,6 +598,11 @@ PyGetSetDef cs_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
+PyMemberDef cs_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(CancelScope, weakreflist), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
 PyType_Slot cs_slots[] = {
     {Py_tp_doc, const_cast<char*>("CancelScope(*, deadline=math.inf, shield=False)\n--\n\n"
                                   "Wraps a block of code that can be cancelled, by cancel() or when the "
@@ -605,6 +614,7 @@ PyType_Slot cs_slots[] = {
     {Py_tp_methods, cs_methods},
     {Py_tp_getset, cs_getset},
     {Py_tp_repr, reinterpret_cast<void*>(cs_repr)},
+    {Py_tp_members, cs_members},
     {0, nullptr},
 };
 

@@ -231,7 +231,11 @@ PyType_Slot tc_slots[] = {
 };
 
 PyType_Spec tc_spec = {
-    "anyio._cpp.TaskCoro", sizeof(TaskCoro), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tc_slots,
+    "anyio._cpp.TaskCoro",
+    sizeof(TaskCoro),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    tc_slots,
 };
 
 TaskCoro* new_wrapper(PyObject* coro) {
@@ -316,6 +320,9 @@ namespace {
 // the pytest runner, outside any task group.
 PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
+  // asyncio takes any context object and then never manages to step the task.
+  if (nargs == 3 && args[2] != Py_None && !PyContext_CheckExact(args[2]))
+    return raise(PyExc_TypeError, "context must be a contextvars.Context or None");
   return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr, 0);
 }
 

@@ -451,7 +451,8 @@ PyType_Slot ready_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec ready_spec = {"anyio._cpp.TaskGroupEnter", sizeof(Ready), 0, Py_TPFLAGS_DEFAULT, ready_slots};
+PyType_Spec ready_spec = {"anyio._cpp.TaskGroupEnter", sizeof(Ready), 0,
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, ready_slots};
 
 PyObject* tg_aenter(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
@@ -611,7 +612,11 @@ PyType_Slot tgx_slots[] = {
 };
 
 PyType_Spec tgx_spec = {
-    "anyio._cpp.TaskGroupExit", sizeof(TgExit), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tgx_slots,
+    "anyio._cpp.TaskGroupExit",
+    sizeof(TgExit),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    tgx_slots,
 };
 
 PyObject* tg_aexit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {

@@ -155,7 +155,11 @@ PyType_Slot cp_slots[] = {
 };
 
 PyType_Spec cp_spec = {
-    "anyio._cpp.Checkpoint", sizeof(Checkpoint), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, cp_slots,
+    "anyio._cpp.Checkpoint",
+    sizeof(Checkpoint),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    cp_slots,
 };
 
 PyObject* make(unsigned char kind) {

@@ -737,7 +737,11 @@ PyType_Slot op_slots[] = {
 };
 
 PyType_Spec op_spec = {
-    "anyio._cpp.MemoryStreamOp", sizeof(Op), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, op_slots,
+    "anyio._cpp.MemoryStreamOp",
+    sizeof(Op),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    op_slots,
 };
 
 PyObject* new_op(Stream* stream, unsigned char kind, PyObject* item) {

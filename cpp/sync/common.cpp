@@ -88,7 +88,8 @@ PyType_Slot done_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec done_spec = {"anyio._cpp.Done", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, done_slots};
+PyType_Spec done_spec = {"anyio._cpp.Done", sizeof(PyObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, done_slots};
 
 }  // namespace
 

@@ -803,7 +803,11 @@ PyType_Slot call_slots[] = {
 };
 
 PyType_Spec call_spec = {
-    "anyio._cpp.ThreadCall", sizeof(Call), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, call_slots,
+    "anyio._cpp.ThreadCall",
+    sizeof(Call),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    call_slots,
 };
 
 // thread_call(func, args, abandon_on_cancel, limiter) -> awaitable ThreadCall

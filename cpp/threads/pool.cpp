@@ -660,7 +660,11 @@ PyType_Slot pool_slots[] = {
 };
 
 PyType_Spec pool_spec = {
-    "anyio._cpp.WorkerPool", sizeof(Pool), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, pool_slots,
+    "anyio._cpp.WorkerPool",
+    sizeof(Pool),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    pool_slots,
 };
 
 // --- module functions -----------------------------------------------------------

@@ -105,7 +105,11 @@ PyType_Slot req_slots[] = {
 };
 
 PyType_Spec req_spec = {
-    "anyio._cpp.ThreadRequest", sizeof(Request), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, req_slots,
+    "anyio._cpp.ThreadRequest",
+    sizeof(Request),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    req_slots,
 };
 
 // ThreadRequest(is_async, func, args, context=None): for foreign threads that
@@ -280,7 +284,11 @@ PyType_Slot ca_slots[] = {
 };
 
 PyType_Spec ca_spec = {
-    "anyio._cpp.ContextAwaitable", sizeof(CtxAwait), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, ca_slots,
+    "anyio._cpp.ContextAwaitable",
+    sizeof(CtxAwait),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    ca_slots,
 };
 
 // run_in_context(context, func, args) -> awaitable of func(*args) whose every

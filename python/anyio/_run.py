@@ -14,7 +14,6 @@ from ._callables import callable_name
 
 T = TypeVar("T")
 
-_ASYNCIO_OPTIONS = frozenset({"debug", "use_uvloop", "loop_factory"})
 
 
 def create_root_task(
@@ -52,10 +51,7 @@ async def _await_result(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]
 
 
 def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
-    unknown = set(options) - _ASYNCIO_OPTIONS
-    if unknown:
-        raise TypeError(f"unexpected asyncio backend options: {', '.join(sorted(unknown))}")
-
+    # Upstream ignores options the asyncio backend does not know.
     wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func, args))
     debug = options.get("debug")
     loop_factory = _asyncio_loop_factory(options)

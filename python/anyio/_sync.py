@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import enum
+import operator
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -101,6 +102,17 @@ class CapacityLimiterStatistics:
     tasks_waiting: int
 
 
+def _rebuild_event(cls: type[Event], is_set: bool) -> Event:
+    event = cls()
+    if is_set:
+        event.set()
+    return event
+
+
+def _rebuild_lock(cls: type[Lock], fast_acquire: bool) -> Lock:
+    return cls(fast_acquire=fast_acquire)
+
+
 class Event(_cpp.EventBase):
     """A flag tasks can wait for; setting it wakes all of them, and it stays set."""
 
@@ -109,6 +121,10 @@ class Event(_cpp.EventBase):
     def statistics(self) -> EventStatistics:
         """Return statistics about this event."""
         return EventStatistics(self._tasks_waiting)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy (or an unpickled event) is a new event in the same state.
+        return _rebuild_event, (type(self), self.is_set())
 
     def __repr__(self) -> str:
         state = "set" if self.is_set() else "unset"
@@ -128,6 +144,11 @@ class Lock(_cpp.LockBase):
         """Return statistics about this lock."""
         owner = self._owner
         return LockStatistics(owner is not None, _task_info(owner), self._tasks_waiting)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy (or an unpickled lock) is a new, free lock: an owner task
+        # cannot be carried over.
+        return _rebuild_lock, (type(self), self._fast_acquire)
 
     def __repr__(self) -> str:
         state = "locked" if self.locked() else "unlocked"
@@ -188,7 +209,7 @@ class Condition:
     :param lock: the lock to use (a new :class:`Lock` by default)
     """
 
-    __slots__ = ("_lock", "_waiters")
+    __slots__ = ("_lock", "_waiters", "__weakref__")
 
     def __init__(self, lock: Lock | None = None):
         self._lock: Lock = lock if lock is not None else Lock()
@@ -234,6 +255,7 @@ class Condition:
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` of the waiting tasks, oldest first."""
+        n = operator.index(n)
         self._check_acquired()
         self._notify(n)
 
@@ -283,7 +305,7 @@ class ResourceGuard:
         {action} this resource")
     """
 
-    __slots__ = "action", "_guarded"
+    __slots__ = "action", "_guarded", "__weakref__"
 
     def __init__(self, action: str = "using"):
         self.action: str = action
