@@ -269,9 +269,12 @@ def _child(context: str) -> None:
 
 def _spawn(context: str, cases: list[tuple[str, ...]]) -> tuple[int, str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(HERE.parent.parent / "python"), env.get("PYTHONPATH", "")]
-    )
+    # The child imports the same anyio as this process (the in-place tree, an
+    # installed copy or the sanitizer build's package).
+    import anyio
+
+    here = str(Path(anyio.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
     env["PYTHONFAULTHANDLER"] = "1"
     try:
         proc = subprocess.run(
