@@ -56,7 +56,7 @@ def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], optio
     if unknown:
         raise TypeError(f"unexpected asyncio backend options: {', '.join(sorted(unknown))}")
 
-    wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func, args))
+    wrapped = _cpp.wrap_coro(_named_main(_cpp.task_name(func), func, args))
     debug = options.get("debug")
     loop_factory = _asyncio_loop_factory(options)
     result: T
