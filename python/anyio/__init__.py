@@ -260,4 +260,4 @@ def __dir__() -> list[str]:
     return sorted({*_PUBLIC, *_SUBMODULES})
 
 
-del TYPE_CHECKING, annotations
+del TYPE_CHECKING, Any

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 _RENAMEABLE = (type, types.FunctionType, types.BuiltinFunctionType)
+_MISSING = object()
 
 
 def _publish(value: Any, package: str) -> None:
@@ -64,11 +65,18 @@ def resolve(
         raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
     module = importlib.import_module(module_name, package)
-    # Every public name from that module at once: one import, one pass.
+    value = getattr(module, name)
+    _publish(value, package)
+    namespace[name] = value
+    # The module's other public names too, so that they all report the public
+    # module from now on, however they are reached. One still being defined
+    # (the module is partly initialised during a circular import) is left for
+    # its own first lookup.
     for other, other_module in public.items():
         if other_module == module_name and other not in namespace:
-            value = getattr(module, other)
-            _publish(value, package)
-            namespace[other] = value
+            other_value = getattr(module, other, _MISSING)
+            if other_value is not _MISSING:
+                _publish(other_value, package)
+                namespace[other] = other_value
 
-    return namespace[name]
+    return value

@@ -29,4 +29,4 @@ def __dir__() -> list[str]:
     return sorted(_SUBMODULES)
 
 
-del TYPE_CHECKING, annotations
+del TYPE_CHECKING, Any
