@@ -24,6 +24,7 @@ class _WorkerThreadLocals(threading.local):
 # asyncer (syncify), esmerald, lazyops: detect anyio worker threads.
 threadlocals = _WorkerThreadLocals()
 
+
 def get_async_backend(asynclib_name: str | None = None) -> type[AsyncBackend]:
     """The backend class of the running event loop (or of the named backend).
 
