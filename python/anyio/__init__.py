@@ -11,7 +11,7 @@ checks that the two agree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     # -- exceptions ---------------------------------------------------------------
@@ -76,7 +76,9 @@ if TYPE_CHECKING:
     from ._sync import SemaphoreStatistics as SemaphoreStatistics
 
     # -- memory object streams ----------------------------------------------------
-    from .streams.memory import create_memory_object_stream as create_memory_object_stream
+    from .streams.memory import (
+        create_memory_object_stream as create_memory_object_stream,
+    )
 
     # -- typed attributes, resources, context manager mixins ----------------------
     from ._contextmanagers import AsyncContextManagerMixin as AsyncContextManagerMixin
@@ -243,21 +245,34 @@ _PUBLIC: dict[str, str] = {
 
 # Public submodules reachable as attributes before they are imported.
 _SUBMODULES = frozenset(
-    {"abc", "from_thread", "functools", "itertools", "lowlevel", "streams", "to_interpreter", "to_process", "to_thread"}
+    {
+        "abc",
+        "from_thread",
+        "functools",
+        "itertools",
+        "lowlevel",
+        "streams",
+        "to_interpreter",
+        "to_process",
+        "to_thread",
+    }
 )
 
 # Old spellings that still resolve, with a DeprecationWarning: alias -> name.
 _DEPRECATED = {"BrokenWorkerIntepreter": "BrokenWorkerInterpreter"}
 
 
-def __getattr__(name: str) -> Any:
-    from ._lazy import resolve
+# Hidden from type checkers, which see the imports above: a misspelt name
+# stays an error for them.
+if not TYPE_CHECKING:
 
-    return resolve(globals(), name, _PUBLIC, _SUBMODULES, _DEPRECATED)
+    def __getattr__(name: str) -> object:
+        from ._lazy import resolve
+
+        return resolve(globals(), name, _PUBLIC, _SUBMODULES, _DEPRECATED)
+
+    def __dir__() -> list[str]:
+        return sorted({*_PUBLIC, *_SUBMODULES})
 
 
-def __dir__() -> list[str]:
-    return sorted({*_PUBLIC, *_SUBMODULES})
-
-
-del TYPE_CHECKING, Any
+del TYPE_CHECKING

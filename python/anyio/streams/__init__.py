@@ -6,7 +6,7 @@ Each submodule is imported the first time it is reached as an attribute
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from . import buffered as buffered
@@ -19,14 +19,17 @@ if TYPE_CHECKING:
 _SUBMODULES = frozenset({"buffered", "file", "memory", "stapled", "text", "tls"})
 
 
-def __getattr__(name: str) -> Any:
-    from .._lazy import resolve
+# Hidden from type checkers, which see the imports above: a misspelt name
+# stays an error for them.
+if not TYPE_CHECKING:
 
-    return resolve(globals(), name, {}, _SUBMODULES, {})
+    def __getattr__(name: str) -> object:
+        from .._lazy import resolve
+
+        return resolve(globals(), name, {}, _SUBMODULES, {})
+
+    def __dir__() -> list[str]:
+        return sorted(_SUBMODULES)
 
 
-def __dir__() -> list[str]:
-    return sorted(_SUBMODULES)
-
-
-del TYPE_CHECKING, Any
+del TYPE_CHECKING
