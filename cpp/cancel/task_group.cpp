@@ -63,37 +63,70 @@ PyObject* ensure_starting(TaskGroupBase* self) {
   return self->starting;
 }
 
-// The task name for a function: "module.qualname". Most spawns repeat the
-// function of the spawn before, so the last (qualname, module) pair and the name
-// made from them are kept; they are compared by identity, so a function whose
-// attributes changed gets a fresh name.
+// The task name for a callable: its ``__module__`` and ``__qualname__``, the
+// ones present and non-empty, joined with a dot, as upstream names tasks on
+// every backend. A functools.partial has no __qualname__ and its class's
+// __module__, so it is named "functools"; an object with neither gets "". A
+// non-string part raises the TypeError str.join raises, as upstream. Most
+// spawns repeat the function of the spawn before, so the last (module,
+// qualname) pair and the name made from them are kept; they are compared by
+// identity, so a function whose attributes changed gets a fresh name.
 PyObject* g_last_qual = nullptr;
 PyObject* g_last_mod = nullptr;
 PyObject* g_last_name = nullptr;
 
-PyObject* callable_name(PyObject* func) {
-  PyObject* qual = PyObject_GetAttr(func, G.s_qualname);
-  if (!qual) {
+PyObject* lookup_name_part(PyObject* func, PyObject* attr) {
+  PyObject* v = PyObject_GetAttr(func, attr);
+  if (!v) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return nullptr;
     PyErr_Clear();
-    return PyObject_Repr(func);
+    Py_INCREF(Py_None);
+    return Py_None;
   }
-  PyObject* mod = PyObject_GetAttr(func, G.s_module);
-  if (!mod) PyErr_Clear();
+  return v;
+}
+
+PyObject* join_name_parts(PyObject* mod, PyObject* qual) {
+  PyObject* parts = PyList_New(0);
+  if (!parts) return nullptr;
+  for (PyObject* part : {mod, qual}) {
+    int truth = PyObject_IsTrue(part);
+    if (truth < 0 || (truth && PyList_Append(parts, part) < 0)) {
+      Py_DECREF(parts);
+      return nullptr;
+    }
+  }
+  PyObject* dot = PyUnicode_FromString(".");
+  PyObject* r = dot ? PyUnicode_Join(dot, parts) : nullptr;
+  Py_XDECREF(dot);
+  Py_DECREF(parts);
+  return r;
+}
+
+PyObject* task_name_of(PyObject* func) {
+  PyObject* mod = lookup_name_part(func, G.s_module);
+  if (!mod) return nullptr;
+  PyObject* qual = lookup_name_part(func, G.s_qualname);
+  if (!qual) {
+    Py_DECREF(mod);
+    return nullptr;
+  }
   if (qual == g_last_qual && mod == g_last_mod && g_last_name) {
     Py_DECREF(qual);
-    Py_XDECREF(mod);
+    Py_DECREF(mod);
     Py_INCREF(g_last_name);
     return g_last_name;
   }
-  PyObject* r = (mod && PyUnicode_Check(mod)) ? PyUnicode_FromFormat("%U.%U", mod, qual) : PyObject_Str(qual);
-  if (r && PyUnicode_Check(qual) && (!mod || PyUnicode_Check(mod) || mod == Py_None)) {
+  PyObject* r = join_name_parts(mod, qual);
+  // Only str and None parts give the same name again for the same objects.
+  if (r && (mod == Py_None || PyUnicode_CheckExact(mod)) && (qual == Py_None || PyUnicode_CheckExact(qual))) {
     Py_XSETREF(g_last_qual, qual);
     Py_XSETREF(g_last_mod, mod);
     Py_INCREF(r);
     Py_XSETREF(g_last_name, r);
     return r;
   }
-  Py_XDECREF(mod);
+  Py_DECREF(mod);
   Py_DECREF(qual);
   return r;
 }
@@ -268,20 +301,21 @@ PyObject* tg_start_soon(PyObject* self_obj, PyObject* const* args, Py_ssize_t na
   }
   if (!g_handle_class) return raise(PyExc_RuntimeError, "anyio._taskgroup is not initialised");
   PyObject* func = args[0];
+  // Named first, as upstream: a name that cannot be made leaves no coroutine.
+  PyObject* name_obj = name == Py_None ? task_name_of(func) : PyObject_Str(name);
+  if (!name_obj) return nullptr;
   PyObject* coro = PyObject_Vectorcall(func, args + 1, static_cast<size_t>(nargs - 1), nullptr);
-  if (!coro) return nullptr;
-  coro = check_coroutine(func, coro);
-  if (!coro) return nullptr;
+  if (coro) coro = check_coroutine(func, coro);
+  if (!coro) {
+    Py_DECREF(name_obj);
+    return nullptr;
+  }
   if (!self->active) {
     PyObject* r = call_method0(coro, G.s_close);
     Py_XDECREF(r);
     Py_DECREF(coro);
+    Py_DECREF(name_obj);
     return not_active();
-  }
-  PyObject* name_obj = name == Py_None ? callable_name(func) : PyObject_Str(name);
-  if (!name_obj) {
-    Py_DECREF(coro);
-    return nullptr;
   }
   PyObject* task = do_spawn(self, coro, name_obj, nullptr);
   if (!task) {
@@ -788,7 +822,11 @@ PyObject* fn_set_task_handle_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
+PyObject* fn_task_name(PyObject*, PyObject* func) { return task_name_of(func); }
+
 PyMethodDef tg_module_fns[] = {
+    {"task_name", fn_task_name, METH_O,
+     "task_name(func)\n--\n\nThe name a task running ``func`` gets when no name is given."},
     {"set_task_handle_class", fn_set_task_handle_class, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -29,14 +29,21 @@ class _PipeEnd:
         os.set_blocking(self._fd, False)
         self._closed = False
         self._busy = False
+        self._released = False
 
-    def _close_now(self) -> None:
-        if not self._closed:
-            self._closed = True
+    def _release(self) -> None:
+        """Let go of the descriptor (once), leaving the stream's state alone."""
+        if not self._released:
+            self._released = True
             try:
                 notify_closing(self._fd)
             finally:
                 self._file.close()
+
+    def _close_now(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release()
 
     async def aclose(self) -> None:
         self._close_now()
@@ -64,6 +71,12 @@ class PipeReceiveStream(_PipeEnd, ByteReceiveStream):
                 if self._closed:
                     raise ClosedResourceError
 
+                if self._released:
+                    # The end of the stream was read before: the descriptor is
+                    # gone, and every later read is at the end too.
+                    data = b""
+                    break
+
                 try:
                     data = os.read(self._fd, max_bytes)
                 except (BlockingIOError, InterruptedError):
@@ -83,6 +96,12 @@ class PipeReceiveStream(_PipeEnd, ByteReceiveStream):
             self._busy = False
 
         if not data:
+            # Nothing more can come: the descriptor is closed now rather than
+            # when the stream is, so a stream read to its end and then dropped
+            # (a child whose grandchild held the pipe open until it exited)
+            # leaves no open pipe behind. The stream stays open: receive()
+            # keeps raising EndOfStream until aclose().
+            self._release()
             raise EndOfStream
 
         return data

@@ -52,7 +52,7 @@ async def _await_result(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]
 
 def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
     # Upstream ignores options the asyncio backend does not know.
-    wrapped = _cpp.wrap_coro(_named_main(callable_name(func), func, args))
+    wrapped = _cpp.wrap_coro(_named_main(_cpp.task_name(func), func, args))
     debug = options.get("debug")
     loop_factory = _asyncio_loop_factory(options)
     result: T

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 from . import _cpp
-from ._callables import callable_name
 from ._cancel import CancelScope
 from ._exceptions import TaskCancelled, TaskFailed, TaskNotFinished
 from ._glue import check_coroutine
@@ -36,7 +35,9 @@ _GROUP_MESSAGE = "unhandled errors in a TaskGroup"
 
 
 def _task_name(func: Any, name: object) -> str:
-    return callable_name(func) if name is None else str(name)
+    # The same naming function as start_soon's on asyncio (in C++), so a task
+    # is named alike on every backend and by start() and start_soon().
+    return _cpp.task_name(func) if name is None else str(name)
 
 
 class TaskHandle(_cpp.TaskHandleBase, Generic[T_co]):
@@ -319,9 +320,10 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
     def _trio_start_soon(
         self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: object
     ) -> TaskHandle[Any]:
+        task_name = _task_name(func, name)
         coro = func(*args)
         check_coroutine(func, coro)
-        return self._spawn(cast("Coroutine[Any, Any, Any]", coro), _task_name(func, name), None)
+        return self._spawn(cast("Coroutine[Any, Any, Any]", coro), task_name, None)
 
     def create_task(
         self,
@@ -381,16 +383,15 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
                 "This task group is not active; no new tasks can be started."
             )
 
+        task_name = _task_name(func, name)
         future = get_running_loop().create_future()
         status = _AsyncioTaskStatus(future, self)
         coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
         caller = asyncio.current_task()
-        task = self._spawn_raw(
-            coro, _task_name(func, name), future, _cpp.current_scope(), id(caller)
-        )
+        task = self._spawn_raw(coro, task_name, future, _cpp.current_scope(), id(caller))
         status._task = task
-        handle: TaskHandle[Any] = TaskHandle(task, coro, _task_name(func, name))
+        handle: TaskHandle[Any] = TaskHandle(task, coro, task_name)
         try:
             value = await future
         except CancelledError:
@@ -459,12 +460,13 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
     ) -> Any:
         import trio
 
+        task_name = _task_name(func, name)
         status = _TrioTaskStatus()
         # Called here, in the caller, so that errors raised while creating the
         # coroutine (or by a synchronous wrapper) reach the caller directly.
         coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
-        handle: TaskHandle[Any] = TaskHandle(None, coro, _task_name(func, name))
+        handle: TaskHandle[Any] = TaskHandle(None, coro, task_name)
         handle._trio_scope = trio.CancelScope()
 
         async def child(*, task_status: Any) -> Any:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import resolve_alias
+
+if TYPE_CHECKING:
+    from ..abc._eventloop import AsyncBackend
 
 
 class _WorkerThreadLocals(threading.local):
@@ -20,6 +24,29 @@ class _WorkerThreadLocals(threading.local):
 # asyncer (syncify), esmerald, lazyops: detect anyio worker threads.
 threadlocals = _WorkerThreadLocals()
 
+
+def get_async_backend(asynclib_name: str | None = None) -> type[AsyncBackend]:
+    """The backend class of the running event loop (or of the named backend).
+
+    Published code calls its class methods (``run_sync_in_worker_thread``,
+    ``current_time``, ``cancelled_exception_class``...); here they are the
+    public functions, on either backend.
+
+    :raises NoEventLoopError: if no name is given and no event loop is running
+    """
+    if asynclib_name is None:
+        from .._backend import current_async_library
+
+        asynclib_name = current_async_library()
+        if asynclib_name is None:
+            from .._glue import raise_no_event_loop
+
+            raise_no_event_loop()
+
+    module = importlib.import_module(f"anyio._backends._{asynclib_name}")
+    return cast("type[AsyncBackend]", module.backend_class)
+
+
 _ALIASES: dict[str, tuple[str, ...]] = {
     # upstream's tests/conftest.py, asyncer and pytest plugins of other projects
     "current_async_library": ("anyio._backend.current_async_library",),
@@ -29,6 +56,9 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "get_cancelled_exc_class": ("anyio.get_cancelled_exc_class",),
     "current_time": ("anyio.current_time",),
     "sleep": ("anyio.sleep",),
+    "sleep_forever": ("anyio.sleep_forever",),
+    "sleep_until": ("anyio.sleep_until",),
+    "NoEventLoopError": ("anyio.NoEventLoopError",),
     "run": ("anyio.run",),
 }
 

@@ -35,6 +35,25 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "anyio.abc.AnyIPAddressFamily",
         "anyio._sockets.AnyIPAddressFamily",
     ),
+    # tests of published packages import the module to patch or call these
+    "connect_tcp": ("anyio.connect_tcp",),
+    "connect_unix": ("anyio.connect_unix",),
+    "create_tcp_listener": ("anyio.create_tcp_listener",),
+    "create_unix_listener": ("anyio.create_unix_listener",),
+    "create_udp_socket": ("anyio.create_udp_socket",),
+    "create_connected_udp_socket": ("anyio.create_connected_udp_socket",),
+    "create_unix_datagram_socket": ("anyio.create_unix_datagram_socket",),
+    "create_connected_unix_datagram_socket": ("anyio.create_connected_unix_datagram_socket",),
+    "getaddrinfo": ("anyio.getaddrinfo",),
+    "getnameinfo": ("anyio.getnameinfo",),
+    "wait_readable": ("anyio.wait_readable",),
+    "wait_writable": ("anyio.wait_writable",),
+    "wait_socket_readable": ("anyio.wait_socket_readable",),
+    "wait_socket_writable": ("anyio.wait_socket_writable",),
+    "notify_closing": ("anyio.notify_closing",),
+    "TCPConnectable": ("anyio.TCPConnectable",),
+    "UNIXConnectable": ("anyio.UNIXConnectable",),
+    "as_connectable": ("anyio.as_connectable",),
 }
 
 

@@ -17,6 +17,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "create_task_group": ("anyio.create_task_group",),
     "move_on_after": ("anyio.move_on_after",),
     "fail_after": ("anyio.fail_after",),
+    "fail_at": ("anyio.fail_at",),
+    "move_on_at": ("anyio.move_on_at",),
+    "current_effective_deadline": ("anyio.current_effective_deadline",),
+    "get_cancelled_exc_class": ("anyio.get_cancelled_exc_class",),
+    "TASK_STATUS_IGNORED": ("anyio.TASK_STATUS_IGNORED",),
+    "TaskStatus": ("anyio.abc.TaskStatus",),
+    "TaskCancelled": ("anyio.TaskCancelled",),
+    "TaskFailed": ("anyio.TaskFailed",),
+    "TaskNotFinished": ("anyio.TaskNotFinished",),
 }
 
 

@@ -1,6 +1,7 @@
 """Abstract interfaces of anyio: resources, streams, listeners, sockets,
 processes and task groups."""
 
+from ._eventloop import AsyncBackend as AsyncBackend
 from ._resources import AsyncResource as AsyncResource
 from ._sockets import ConnectedUDPSocket as ConnectedUDPSocket
 from ._sockets import ConnectedUNIXDatagramSocket as ConnectedUNIXDatagramSocket
@@ -48,7 +49,18 @@ del _value
 
 
 def __getattr__(name: str) -> object:
+    if name == "TestRunner":
+        # The pytest plugin's runner base, imported only when asked for.
+        from .._testrunner import TestRunner
+
+        globals()[name] = TestRunner
+        return TestRunner
+
     # Deprecated aliases (anyio.abc.BlockingPortal) warn when used, not on import.
     from ._portal import deprecated_alias
 
     return deprecated_alias(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*(n for n in globals() if not n.startswith("_")), "TestRunner"})

@@ -10,7 +10,16 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-_ALIASES = {"BlockingPortal": ("anyio.from_thread", "BlockingPortal")}
+_ALIASES = {
+    "BlockingPortal": ("anyio.from_thread", "BlockingPortal"),
+    # Synchronization primitives and CancelScope were reachable here in anyio 3.
+    "CancelScope": ("anyio", "CancelScope"),
+    "CapacityLimiter": ("anyio", "CapacityLimiter"),
+    "Condition": ("anyio", "Condition"),
+    "Event": ("anyio", "Event"),
+    "Lock": ("anyio", "Lock"),
+    "Semaphore": ("anyio", "Semaphore"),
+}
 
 
 def deprecated_alias(name: str) -> Any:
