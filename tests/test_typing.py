@@ -9,12 +9,18 @@ wheel are fetched once into ``.cache/`` (as ``python -m conformance`` does).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from conformance import signatures, typecheck
 
 import anyio
+
+if sys.version_info >= (3, 11):
+    from typing import Never
+else:
+    from typing_extensions import Never
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "anyio-sdist"
 
@@ -43,3 +49,12 @@ def test_stub_matches_extension() -> None:
 
 def test_public_signatures_match_upstream() -> None:
     assert signatures.run(CACHE, "3.14") == 0
+
+
+def test_task_handle_takes_a_start_value_parameter() -> None:
+    # As upstream: TaskHandle[T_Retval, T_StartValue], the second defaulting
+    # to Never, so TaskHandle[int] still works at run time.
+    from typing import get_args
+
+    assert get_args(anyio.TaskHandle[int]) == get_args(anyio.TaskHandle[int, Never])
+    assert get_args(anyio.TaskHandle[int, str]) == (int, str)
