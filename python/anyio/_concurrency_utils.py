@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._exceptions import BrokenResourceError
 from ._taskgroup import create_task_group
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
 
 __all__ = ["amap", "as_completed", "gather"]
 
@@ -51,6 +57,46 @@ def _spawn(tg: TaskGroup, awaitable: Awaitable[T]) -> TaskHandle[T]:
     )
 
 
+@overload
+async def gather(
+    c1: Coroutine[Any, Any, T1], c2: Coroutine[Any, Any, T2], /
+) -> tuple[T1, T2]: ...
+@overload
+async def gather(
+    c1: Coroutine[Any, Any, T1],
+    c2: Coroutine[Any, Any, T2],
+    c3: Coroutine[Any, Any, T3],
+    /,
+) -> tuple[T1, T2, T3]: ...
+@overload
+async def gather(
+    c1: Coroutine[Any, Any, T1],
+    c2: Coroutine[Any, Any, T2],
+    c3: Coroutine[Any, Any, T3],
+    c4: Coroutine[Any, Any, T4],
+    /,
+) -> tuple[T1, T2, T3, T4]: ...
+@overload
+async def gather(
+    c1: Coroutine[Any, Any, T1],
+    c2: Coroutine[Any, Any, T2],
+    c3: Coroutine[Any, Any, T3],
+    c4: Coroutine[Any, Any, T4],
+    c5: Coroutine[Any, Any, T5],
+    /,
+) -> tuple[T1, T2, T3, T4, T5]: ...
+@overload
+async def gather(
+    c1: Coroutine[Any, Any, T1],
+    c2: Coroutine[Any, Any, T2],
+    c3: Coroutine[Any, Any, T3],
+    c4: Coroutine[Any, Any, T4],
+    c5: Coroutine[Any, Any, T5],
+    c6: Coroutine[Any, Any, T6],
+    /,
+) -> tuple[T1, T2, T3, T4, T5, T6]: ...
+@overload
+async def gather(*coros: Coroutine[Any, Any, T]) -> tuple[T, ...]: ...
 async def gather(*coros: Coroutine[Any, Any, Any]) -> tuple[Any, ...]:
     """Run the coroutines concurrently and return their results in argument order.
 

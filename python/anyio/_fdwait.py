@@ -15,6 +15,7 @@ which own their descriptors, keep a watch registered between waits.
 Trio: ``trio.lowlevel.wait_readable``/``wait_writable``/``notify_closing``,
 with Trio's exceptions translated to anyio's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,14 +23,18 @@ import socket
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._backend import current_backend
 from ._exceptions import BusyResourceError, ClosedResourceError
 
+if TYPE_CHECKING:
+    # the protocol type checkers already know (what upstream's annotations use)
+    from _typeshed import HasFileno as _HasFileno
+else:
 
-class _HasFileno(Protocol):
-    def fileno(self) -> int: ...
+    class _HasFileno(Protocol):
+        def fileno(self) -> int: ...
 
 
 FileDescriptorLike = int | _HasFileno

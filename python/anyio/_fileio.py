@@ -450,9 +450,9 @@ class Path:
     if sys.version_info >= (3, 13):
 
         def full_match(
-            self, pattern: str, *, case_sensitive: bool | None = None
+            self, path_pattern: str, *, case_sensitive: bool | None = None
         ) -> bool:
-            return self._path.full_match(pattern, case_sensitive=case_sensitive)
+            return self._path.full_match(path_pattern, case_sensitive=case_sensitive)
 
         @classmethod
         def from_uri(cls, uri: str, *, limiter: CapacityLimiter | None = None) -> Self:

@@ -12,12 +12,16 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    contextmanager,
+)
 from contextvars import Context, copy_context
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 from ._backend import get_cancelled_exc_class
 from ._cancel import CancelScope
@@ -28,9 +32,9 @@ from ._threads import request_via_token
 from .lowlevel import EventLoopToken, current_token
 
 if sys.version_info >= (3, 11):
-    from typing import TypeVarTuple, Unpack
+    from typing import Self, TypeVarTuple, Unpack
 else:
-    from typing_extensions import TypeVarTuple, Unpack
+    from typing_extensions import Self, TypeVarTuple, Unpack
 
 T_Retval = TypeVar("T_Retval")
 T_co = TypeVar("T_co", covariant=True)
@@ -171,7 +175,7 @@ class BlockingPortal:
         self._task_group = create_task_group()
         self._cancelled_exc_class = get_cancelled_exc_class()
 
-    async def __aenter__(self) -> BlockingPortal:
+    async def __aenter__(self) -> Self:
         await self._task_group.__aenter__()
         return self
 
@@ -280,6 +284,16 @@ class BlockingPortal:
         except RunFinishedError:
             raise RuntimeError("This portal is not running") from None
 
+    @overload
+    def call(
+        self,
+        func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval]],
+        *args: Unpack[PosArgsT],
+    ) -> T_Retval: ...
+    @overload
+    def call(
+        self, func: Callable[[Unpack[PosArgsT]], T_Retval], *args: Unpack[PosArgsT]
+    ) -> T_Retval: ...
     def call(
         self,
         func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval] | T_Retval],
@@ -291,8 +305,22 @@ class BlockingPortal:
         :raises RuntimeError: if the portal is not running, or if called from
             the event loop thread
         """
-        return self.start_task_soon(func, *args).result()
+        return cast(T_Retval, self.start_task_soon(func, *args).result())
 
+    @overload
+    async def call_async(
+        self,
+        func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval]],
+        *args: Unpack[PosArgsT],
+        abandon_on_cancel: bool = False,
+    ) -> T_Retval: ...
+    @overload
+    async def call_async(
+        self,
+        func: Callable[[Unpack[PosArgsT]], T_Retval],
+        *args: Unpack[PosArgsT],
+        abandon_on_cancel: bool = False,
+    ) -> T_Retval: ...
     async def call_async(
         self,
         func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval] | T_Retval],
@@ -369,6 +397,20 @@ class BlockingPortal:
             raise RuntimeError("the portal task was cancelled")
         return cast(T_Retval, state.value)
 
+    @overload
+    def start_task_soon(
+        self,
+        func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval]],
+        *args: Unpack[PosArgsT],
+        name: object = None,
+    ) -> Future[T_Retval]: ...
+    @overload
+    def start_task_soon(
+        self,
+        func: Callable[[Unpack[PosArgsT]], T_Retval],
+        *args: Unpack[PosArgsT],
+        name: object = None,
+    ) -> Future[T_Retval]: ...
     def start_task_soon(
         self,
         func: Callable[[Unpack[PosArgsT]], Awaitable[T_Retval] | T_Retval],
@@ -422,7 +464,9 @@ class BlockingPortal:
         self._spawn_task_from_thread(func, args, kwargs, name, future)
         return future, task_status_future.result()
 
-    def wrap_async_context_manager(self, cm: Any) -> AbstractContextManager[Any]:
+    def wrap_async_context_manager(
+        self, cm: AbstractAsyncContextManager[T_co]
+    ) -> AbstractContextManager[T_co]:
         """Wrap an async context manager as a synchronous one whose enter and
         exit run in the portal's event loop (in one task)."""
         return _BlockingAsyncContextManager(cm, self)

@@ -12,7 +12,13 @@ from . import _cpp
 from ._backend import current_async_library
 from ._callables import callable_name
 
+if sys.version_info >= (3, 11):
+    from typing import TypeVarTuple, Unpack
+else:
+    from typing_extensions import TypeVarTuple, Unpack
+
 T = TypeVar("T")
+PosArgsT = TypeVarTuple("PosArgsT")
 
 
 
@@ -99,8 +105,8 @@ def _run_trio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options:
 
 
 def run(
-    func: Callable[..., Awaitable[T]],
-    *args: object,
+    func: Callable[[Unpack[PosArgsT]], Awaitable[T]],
+    *args: Unpack[PosArgsT],
     backend: str = "asyncio",
     backend_options: dict[str, Any] | None = None,
 ) -> T:

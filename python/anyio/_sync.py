@@ -15,7 +15,7 @@ import collections.abc
 import enum
 import operator
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -216,7 +216,7 @@ class Condition:
         self._waiters: deque[Event] = deque()
 
     # The lock's own awaitables serve directly: no extra frame per acquire.
-    def __aenter__(self) -> Any:
+    def __aenter__(self) -> Coroutine[Any, Any, None]:
         return self._lock.acquire()
 
     def __aexit__(
@@ -224,14 +224,14 @@ class Condition:
         exc_type: type[BaseException] | None,
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
-    ) -> Any:
+    ) -> Awaitable[None]:
         return self._lock.__aexit__(exc_type, exc_val, exc_tb)
 
     def _check_acquired(self) -> None:
         if self._lock._owner is not _current_task():
             raise RuntimeError("The current task is not holding the underlying lock")
 
-    def acquire(self) -> Any:
+    def acquire(self) -> Coroutine[Any, Any, None]:
         """Acquire the underlying lock (a coroutine)."""
         return self._lock.acquire()
 

@@ -28,8 +28,20 @@ from .abc._tasks import TaskStatus
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
+if sys.version_info >= (3, 13):
+    from typing import Never
+    from typing import TypeVar as _DefaultTypeVar
+elif sys.version_info >= (3, 11):
+    from typing import Never
+
+    from typing_extensions import TypeVar as _DefaultTypeVar
+else:
+    from typing_extensions import Never
+    from typing_extensions import TypeVar as _DefaultTypeVar
+
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+T_start_co = _DefaultTypeVar("T_start_co", covariant=True, default=Never)
 
 _GROUP_MESSAGE = "unhandled errors in a TaskGroup"
 
@@ -40,7 +52,7 @@ def _task_name(func: Any, name: object) -> str:
     return _cpp.task_name(func) if name is None else str(name)
 
 
-class TaskHandle(_cpp.TaskHandleBase, Generic[T_co]):
+class TaskHandle(_cpp.TaskHandleBase, Generic[T_co, T_start_co]):
     """A task started in a task group: its status, its outcome, and a way to
     cancel it alone. Awaiting the handle waits for the task and returns its
     return value (or raises :exc:`TaskFailed` / :exc:`TaskCancelled`).
@@ -144,10 +156,10 @@ class TaskHandle(_cpp.TaskHandleBase, Generic[T_co]):
         return exc
 
     @property
-    def start_value(self) -> Any:
+    def start_value(self) -> T_start_co:
         """The value the task passed to ``task_status.started()``."""
         try:
-            return self._start_value
+            return cast(T_start_co, self._start_value)
         except AttributeError:
             raise RuntimeError("the task was not started with TaskGroup.start()") from None
 
@@ -331,7 +343,7 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
         *,
         name: object = None,
         context: Context | None = None,
-    ) -> TaskHandle[T]:
+    ) -> TaskHandle[T, Never]:
         if not isinstance(coro, Coroutine):
             raise TypeError(f"expected a coroutine, got {coro!r}")
 
@@ -571,6 +583,6 @@ def _coro_name(coro: Any) -> str:
 _cpp.set_task_handle_class(TaskHandle)
 
 
-def create_task_group() -> TaskGroup:
+def create_task_group() -> _AbstractTaskGroup:
     """Create a task group: ``async with create_task_group() as tg: ...``."""
     return TaskGroup()

@@ -257,7 +257,7 @@ class _LRUMethodWrapper(Generic[T]):
 
 
 @final
-class _LRUCacheWrapper(Generic[T]):
+class _LRUCacheWrapper:
     """What ``lru_cache(...)`` returns when called without a function: a decorator."""
 
     def __init__(
@@ -345,6 +345,16 @@ def cache(
 
 
 @overload
+def lru_cache(
+    *,
+    maxsize: int | None = ...,
+    typed: bool = ...,
+    always_checkpoint: bool = ...,
+    ttl: int | None = ...,
+) -> _LRUCacheWrapper: ...
+
+
+@overload
 def lru_cache(  # type: ignore[overload-overlap]
     func: Callable[P, Coroutine[Any, Any, T]], /
 ) -> AsyncLRUCacheWrapper[P, T]: ...
@@ -352,18 +362,6 @@ def lru_cache(  # type: ignore[overload-overlap]
 
 @overload
 def lru_cache(func: Callable[..., T], /) -> functools._lru_cache_wrapper[T]: ...
-
-
-@overload
-def lru_cache(
-    func: None = None,
-    /,
-    *,
-    maxsize: int | None = 128,
-    typed: bool = False,
-    always_checkpoint: bool = False,
-    ttl: int | None = None,
-) -> _LRUCacheWrapper[Any]: ...
 
 
 def lru_cache(
@@ -374,11 +372,7 @@ def lru_cache(
     typed: bool = False,
     always_checkpoint: bool = False,
     ttl: int | None = None,
-) -> (
-    AsyncLRUCacheWrapper[..., T]
-    | functools._lru_cache_wrapper[T]
-    | _LRUCacheWrapper[Any]
-):
+) -> AsyncLRUCacheWrapper[..., T] | functools._lru_cache_wrapper[T] | _LRUCacheWrapper:
     """A least-recently-used cache for coroutine functions.
 
     Usable bare (``@lru_cache``) or with arguments (``@lru_cache(maxsize=32)``).

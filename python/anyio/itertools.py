@@ -302,6 +302,14 @@ async def filterfalse(
             yield item
 
 
+@overload
+def groupby(
+    iterable: Iterable[T] | AsyncIterable[T],
+) -> AsyncGenerator[tuple[T, list[T]], None]: ...
+@overload
+def groupby(
+    iterable: Iterable[T] | AsyncIterable[T], key: Callable[[T], Awaitable[R]]
+) -> AsyncGenerator[tuple[R, list[T]], None]: ...
 async def groupby(
     iterable: Iterable[T] | AsyncIterable[T],
     key: Callable[[T], Awaitable[object]] | None = None,

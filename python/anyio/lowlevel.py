@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
@@ -21,7 +21,7 @@ _checkpoint_if_cancelled = _cpp.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = _cpp.cancel_shielded_checkpoint
 
 
-def checkpoint() -> Awaitable[None]:
+def checkpoint() -> Coroutine[Any, Any, None]:
     """Check for cancellation and let other tasks run (exactly one loop step).
 
     Equivalent to ``await checkpoint_if_cancelled()`` followed by
@@ -31,13 +31,13 @@ def checkpoint() -> Awaitable[None]:
     return _checkpoint()
 
 
-def checkpoint_if_cancelled() -> Awaitable[None]:
+def checkpoint_if_cancelled() -> Coroutine[Any, Any, None]:
     """Raise the cancellation exception if the current task is cancelled;
     never lets other tasks run."""
     return _checkpoint_if_cancelled()
 
 
-def cancel_shielded_checkpoint() -> Awaitable[None]:
+def cancel_shielded_checkpoint() -> Coroutine[Any, Any, None]:
     """Let other tasks run (one loop step) without checking for cancellation."""
     return _cancel_shielded_checkpoint()
 

@@ -121,13 +121,27 @@ class SocketStream(ByteStream, _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_stream_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(cls, sock_or_fd: socket.socket | int) -> SocketStream: ...
+
+    else:
+        from_socket = _from_socket("wrap_stream_socket")
 
 
 class UNIXSocketStream(SocketStream):
     """A stream over a UNIX domain socket, which can also pass file descriptors."""
 
-    from_socket = _from_socket("wrap_unix_stream_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(
+            cls, sock_or_fd: socket.socket | int
+        ) -> UNIXSocketStream: ...
+
+    else:
+        from_socket = _from_socket("wrap_unix_stream_socket")
 
     @abstractmethod
     async def send_fds(self, message: bytes, fds: Collection[int | IOBase]) -> None:
@@ -153,7 +167,15 @@ class SocketListener(Listener[SocketStream], _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_listener_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(
+            cls, sock_or_fd: socket.socket | int
+        ) -> SocketListener: ...
+
+    else:
+        from_socket = _from_socket("wrap_listener_socket")
 
     @abstractmethod
     async def accept(self) -> SocketStream:
@@ -182,7 +204,13 @@ class UDPSocket(UnreliableObjectStream[UDPPacketType], _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_udp_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(cls, sock_or_fd: socket.socket | int) -> UDPSocket: ...
+
+    else:
+        from_socket = _from_socket("wrap_udp_socket")
 
     async def sendto(self, data: bytes, host: str, port: int) -> None:
         """Send `data` to ``(host, port)``; the same as ``send((data, (host, port)))``."""
@@ -195,7 +223,15 @@ class ConnectedUDPSocket(UnreliableObjectStream[bytes], _SocketProvider):
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_connected_udp_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(
+            cls, sock_or_fd: socket.socket | int
+        ) -> ConnectedUDPSocket: ...
+
+    else:
+        from_socket = _from_socket("wrap_connected_udp_socket")
 
 
 class UNIXDatagramSocket(
@@ -206,7 +242,15 @@ class UNIXDatagramSocket(
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_unix_datagram_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(
+            cls, sock_or_fd: socket.socket | int
+        ) -> UNIXDatagramSocket: ...
+
+    else:
+        from_socket = _from_socket("wrap_unix_datagram_socket")
 
     async def sendto(self, data: bytes, path: str) -> None:
         """Send `data` to the socket at `path`; the same as ``send((data, path))``."""
@@ -219,4 +263,12 @@ class ConnectedUNIXDatagramSocket(UnreliableObjectStream[bytes], _SocketProvider
     Offers the attributes of :class:`SocketAttribute`.
     """
 
-    from_socket = _from_socket("wrap_connected_unix_datagram_socket")
+    if TYPE_CHECKING:
+
+        @classmethod
+        async def from_socket(
+            cls, sock_or_fd: socket.socket | int
+        ) -> ConnectedUNIXDatagramSocket: ...
+
+    else:
+        from_socket = _from_socket("wrap_connected_unix_datagram_socket")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from abc import ABCMeta, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Context
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
+
+if sys.version_info >= (3, 11):
+    from typing import Never, TypeVarTuple, Unpack
+else:
+    from typing_extensions import Never, TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
     from .._cancel import CancelScope
@@ -14,6 +20,7 @@ if TYPE_CHECKING:
 
 T_contra = TypeVar("T_contra", contravariant=True)
 T_Retval = TypeVar("T_Retval")
+PosArgsT = TypeVarTuple("PosArgsT")
 
 
 class TaskStatus(Protocol[T_contra]):
@@ -41,10 +48,29 @@ class TaskGroup(metaclass=ABCMeta):
 
     @abstractmethod
     def start_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
-    ) -> TaskHandle[Any]:
+        self,
+        func: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T_Retval]],
+        *args: Unpack[PosArgsT],
+        name: object = None,
+    ) -> TaskHandle[T_Retval, Never]:
         """Start ``func(*args)`` as a new task in this group."""
 
+    @overload
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T_Retval]],
+        *args: object,
+        name: object = None,
+        return_handle: Literal[False] = False,
+    ) -> Any: ...
+    @overload
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T_Retval]],
+        *args: object,
+        name: object = None,
+        return_handle: Literal[True],
+    ) -> TaskHandle[T_Retval, Any]: ...
     @abstractmethod
     async def start(
         self,
@@ -62,7 +88,7 @@ class TaskGroup(metaclass=ABCMeta):
         *,
         name: object = None,
         context: Context | None = None,
-    ) -> TaskHandle[T_Retval]:
+    ) -> TaskHandle[T_Retval, Never]:
         """Run an existing coroutine object as a task in this group."""
 
     def cancel(self, reason: str | None = None) -> None:
