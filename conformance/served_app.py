@@ -148,7 +148,7 @@ async def _get(port: int, path: str) -> bytes:
 
 
 async def load(port: int, total: int, connections: int) -> dict[str, Any]:
-    counts = {"requests": 0, "non_2xx": 0, "errors": 0, "bad_body": 0}
+    counts: dict[str, Any] = {"requests": 0, "non_2xx": 0, "errors": 0, "bad_body": 0}
     statuses: dict[int, int] = {}
     samples: list[int] = []
     issued = 0
@@ -187,17 +187,25 @@ async def load(port: int, total: int, connections: int) -> dict[str, Any]:
                 if not keep:
                     writer.close()
                     reader = writer = None
-                if index == 0 and counts["requests"] % 200 == 0:
-                    stats = json.loads(await _get(port, "/stats"))
-                    samples.append(stats["os_threads"])
         finally:
             if writer is not None:
                 writer.close()
 
+    async def sampler() -> None:
+        # The server's OS thread count while the load runs.
+        while issued < total:
+            stats = json.loads(await _get(port, "/stats"))
+            samples.append(stats["os_threads"])
+            await asyncio.sleep(0.1)
+
     started = time.monotonic()
+    watch = asyncio.ensure_future(sampler())
     await asyncio.gather(*(connection(i) for i in range(connections)))
+    await watch
     counts["seconds"] = round(time.monotonic() - started, 2)
-    return {**counts, "statuses": statuses, "samples": samples, "problems": problems}
+    counts["samples"] = len(samples)
+    counts["threads_peak_load"] = max(samples, default=0)
+    return {**counts, "statuses": statuses, "problems": problems}
 
 
 def _free_port() -> int:
@@ -256,7 +264,7 @@ def main() -> int:
         result["threads_end"] = after["os_threads"]
         result["worker_threads"] = after["workers"]
         result["rate"] = round(figures["requests"] / max(figures["seconds"], 1e-3))
-        peak = max([after["os_threads"], *figures["samples"]])
+        peak = max(after["os_threads"], figures["threads_peak_load"])
         result["threads_peak"] = peak
         problems = []
         if figures["requests"] != args.requests:

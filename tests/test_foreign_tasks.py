@@ -572,3 +572,40 @@ def test_run_async_callable_in_thread_after_tasks_end(run: Any) -> None:
         return first, second, limiter.total_tokens, limiter.borrowed_tokens
 
     assert run(main) == (1, 2, 40, 0)
+
+
+def test_thread_exception_chains_to_the_exception_being_handled(run: Any) -> None:
+    # Raised into the awaiting code as if raised there: inside an except
+    # block, the exception being handled becomes its __context__.
+    def fail() -> None:
+        raise ValueError("in worker")
+
+    async def fail_async() -> None:
+        raise ValueError("in coroutine")
+
+    def from_worker() -> str:
+        try:
+            try:
+                raise RuntimeError("handled")
+            except RuntimeError:
+                from_thread.run(fail_async)
+        except ValueError as exc:
+            return type(exc.__context__).__name__
+        return "nothing raised"
+
+    async def in_task() -> list[str]:
+        seen = []
+        try:
+            try:
+                raise RuntimeError("handled")
+            except RuntimeError:
+                await to_thread.run_sync(fail)
+        except ValueError as exc:
+            seen.append(type(exc.__context__).__name__)
+        seen.append(await to_thread.run_sync(from_worker))
+        return seen
+
+    async def main() -> Any:
+        return await asyncio.create_task(in_task())
+
+    assert run(main) == ["RuntimeError", "RuntimeError"]
