@@ -35,7 +35,12 @@ def _watchdog(limit: float) -> None:
         nodeid, started = _current
         if nodeid is not None and time.monotonic() - started > limit:
             _emit({"event": "hard-timeout", "nodeid": nodeid})
-            faulthandler.dump_traceback(all_threads=True)
+            # pytest captures fd 2 during a test: put the stacks beside the record.
+            path = os.environ.get("DOWNSTREAM_RECORD", "") + ".stacks"
+            with open(path, "a", encoding="utf-8") as stacks:
+                stacks.write(f"hard timeout in {nodeid}\n")
+                stacks.flush()
+                faulthandler.dump_traceback(file=stacks, all_threads=True)
             os._exit(HARD_TIMEOUT_EXIT)
 
 
