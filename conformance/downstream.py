@@ -757,9 +757,18 @@ def run_served_app(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance --downstream")
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance --downstream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 on any regression")
-    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "downstream")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=REPO / ".cache" / "downstream",
+        help="sdists, wheel, environments and logs (default .cache/downstream)",
+    )
     parser.add_argument("--projects", nargs="*", help="only these dependents")
     parser.add_argument("--wheel", type=Path, help="this package's wheel (else built)")
     parser.add_argument("--jobs", type=int, default=2, help="suites run at once")
