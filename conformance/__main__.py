@@ -124,7 +124,19 @@ def _passing_on_retry(nodeids: list[str], options: tests_run.RunOptions) -> set[
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--downstream" in argv:
+        # Dependents' suites (starlette, fastapi, httpx, httpcore): downstream.py.
+        from . import downstream
+
+        return downstream.main([arg for arg in argv if arg != "--downstream"])
+
     parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__)
+    parser.add_argument(
+        "--downstream",
+        action="store_true",
+        help="run dependents' test suites instead (see conformance/downstream.py)",
+    )
     parser.add_argument(
         "--update-expected",
         action="store_true",
