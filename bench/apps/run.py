@@ -528,11 +528,17 @@ def main(args: argparse.Namespace) -> int:
         "impls": impls,
     }
     machine = _env.machine()
+    # The pipeline needs anyio alone: without an HTTP scenario no app stack
+    # is installed (and nothing is fetched).
+    need_stack = any(s.kind != "pipeline" for s in scenarios)
     interps = {}
     for impl in impls:
-        interps[impl] = (
-            _env.ours_apps(log) if impl == "ours" else _env.upstream_apps(log)
-        )
+        if impl == "ours":
+            interps[impl] = _env.ours_apps(log) if need_stack else _env.ours()
+        else:
+            interps[impl] = (
+                _env.upstream_apps(log) if need_stack else _env.upstream(log)
+            )
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rnd in range(rounds):
         order = impls[rnd % len(impls) :] + impls[: rnd % len(impls)]
