@@ -207,11 +207,12 @@ def test_python_load_generator_against_the_echo_server() -> None:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.timeout(900)  # two interpreters under valgrind: ~30 s idle, minutes when busy
 def test_callgrind_counts_repeat(tmp_path: Path) -> None:
     out = tmp_path / "cg.json"
     proc = run_bench(
         "--callgrind", "--impls", "ours", "--backends", "asyncio", "--only", "cancel_scope",
-        "--quick", "--rounds", "2", "--json", str(out), timeout=300,
+        "--quick", "--rounds", "2", "--json", str(out), timeout=850,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())

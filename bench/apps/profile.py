@@ -62,6 +62,17 @@ IDLE_LEAVES = re.compile(
 )
 
 
+# A leaf in one of these is the kernel at work (a socket send also runs the
+# loopback receive path): billed as "syscall/<owner>", apart from the owner's
+# own code.
+SYSCALL_LEAVES = re.compile(
+    r"^(?:send|recv|write|read|sendmsg|recvmsg|writev|readv|sendto|recvfrom|"
+    r"epoll_ctl|accept4?|connect|close|shutdown|getsockopt|setsockopt|"
+    r"pthread_cond_signal|pthread_cond_broadcast|__futex_wake|futex_wake|syscall)"
+    r"(?: \(|$)"
+)
+
+
 def classify(frame: str) -> str | None:
     for name, pattern in PACKAGES:
         if pattern.search(frame):
@@ -97,6 +108,8 @@ def attribute(
                 if name == "anyio":
                     anyio_functions[re.sub(r":\d+\)", ")", frame.strip())] += int(count)
                 break
+        if SYSCALL_LEAVES.match(frames[-1].strip()):
+            owner = f"syscall/{owner}"
         packages[owner] += int(count)
     return packages, anyio_functions
 
