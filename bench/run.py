@@ -112,7 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--duration",
         type=float,
-        help="--apps: seconds measured per cell (default 4, quick 1)",
+        help="--apps: seconds measured per cell (default 4, quick 2)",
     )
     p.add_argument(
         "--callgrind",

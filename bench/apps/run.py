@@ -517,7 +517,7 @@ def main(args: argparse.Namespace) -> int:
     elif loadgen == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     rounds = args.rounds or (1 if args.quick else 3)
-    duration = args.duration or (1.0 if args.quick else 4.0)
+    duration = args.duration or (2.0 if args.quick else 4.0)
     settings = {
         "rounds": rounds,
         "duration": duration,
