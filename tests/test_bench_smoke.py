@@ -35,12 +35,13 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = run_bench(
         "--quick", "--impls", "ours", "--scale", "0.05", "--no-chart", "--timeout", "30",
-        "--json", str(out),
+        "--json", str(out), timeout=280,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.timeout(300)  # the first one also runs the fixture: ~10 s idle, 2 min busy
 def test_document_is_well_formed(quick_run: tuple[str, dict[str, Any]]) -> None:
     _, doc = quick_run
     assert doc["schema"] == 1
@@ -57,6 +58,7 @@ def test_document_is_well_formed(quick_run: tuple[str, dict[str, Any]]) -> None:
     assert len(doc["ratios"]) == len(names) * len(backends)
 
 
+@pytest.mark.timeout(300)  # the first one also runs the fixture: ~10 s idle, 2 min busy
 def test_every_cell_ran_or_is_not_implemented(quick_run: tuple[str, dict[str, Any]]) -> None:
     _, doc = quick_run
     problems = [
@@ -78,6 +80,7 @@ def test_every_cell_ran_or_is_not_implemented(quick_run: tuple[str, dict[str, An
             assert cell["min"] > 0
 
 
+@pytest.mark.timeout(300)  # the first one also runs the fixture: ~10 s idle, 2 min busy
 def test_table_names_every_workload(quick_run: tuple[str, dict[str, Any]]) -> None:
     stdout, doc = quick_run
     assert "upstream/ours" in stdout and "raw/ours" in stdout
@@ -116,12 +119,13 @@ def test_apps_list_names_every_scenario() -> None:
     }
 
 
+@pytest.mark.timeout(300)
 def test_apps_pipeline_runs_and_reports(tmp_path: Path) -> None:
     # The pipeline needs no app stack, so this runs offline.
     out = tmp_path / "apps.json"
     proc = run_bench(
         "--apps", "--quick", "--impls", "ours", "--only", "pipeline", "--scale", "0.2",
-        "--duration", "5", "--json", str(out),
+        "--duration", "5", "--json", str(out), timeout=280,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
