@@ -15,6 +15,38 @@ UPSTREAM_ANYIO = "4.16.0"
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_VENV = ROOT / "bench" / ".venv-upstream"
 _MARKER = "bench-requirements.txt"
+_APPS_MARKER = "bench-apps-requirements.txt"
+# Where `python -m bench --apps` installs the application stack for "ours"
+# (our anyio comes from python/ or this interpreter, never from here).
+OURS_APPS_SITE = ROOT / "bench" / ".venv-apps-site"
+
+# The application stack of `--apps`, the complete dependency closure pinned
+# (installed with --no-deps, so both sides get exactly these). anyio, trio and
+# uvloop are not in it: each side keeps its own anyio, and uvloop is pinned to
+# this environment's version like the upstream venv's.
+APP_REQUIREMENTS = (
+    "fastapi==0.163.2",
+    "starlette==1.10.0",
+    "pydantic==2.14.4",
+    "pydantic_core==2.50.5",
+    "annotated-doc==0.0.7",
+    "annotated-types==0.8.0",
+    "typing_extensions==4.16.0",
+    "typing-inspection==0.4.5",
+    "opentelemetry-api==1.45.2",
+    "uvicorn==0.54.0",
+    "httptools==0.9.0",
+    "h11==0.16.0",
+    "click==8.5.1",
+    "python-dotenv==1.2.4",
+    "PyYAML==6.0.4",
+    "watchfiles==1.3.0",
+    "websockets==17.4",
+    "httpx==0.28.1",
+    "httpcore==1.0.9",
+    "certifi==2026.10.19.post1",
+    "idna==3.20",
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +126,65 @@ def upstream(log: object = print) -> Interpreter:
     )
     marker.write_text(wanted)
     return Interpreter("upstream", str(python), None)
+
+
+def _pip_install(python: str, requirements: list[str], *extra: str) -> None:
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            *extra,
+            *requirements,
+        ],
+        check=True,
+    )
+
+
+def app_requirements() -> list[str]:
+    wanted = list(APP_REQUIREMENTS)
+    version = installed_version("uvloop")
+    if version:
+        wanted.append(f"uvloop=={version}")
+    return wanted
+
+
+def ours_apps(log: object = print) -> Interpreter:
+    """Ours plus the application stack, installed (once) into a directory of
+    its own that comes after our package on PYTHONPATH."""
+    base = ours()
+    wanted = "\n".join(app_requirements()) + "\n"
+    marker = OURS_APPS_SITE / _APPS_MARKER
+    if not (marker.exists() and marker.read_text() == wanted):
+        log(f"installing the app stack into {OURS_APPS_SITE.relative_to(ROOT)}")  # type: ignore[operator]
+        if OURS_APPS_SITE.exists():
+            import shutil
+
+            shutil.rmtree(OURS_APPS_SITE)
+        _pip_install(
+            sys.executable, app_requirements(), "--target", str(OURS_APPS_SITE)
+        )
+        marker.write_text(wanted)
+    path = [str(OURS_APPS_SITE)]
+    if base.pythonpath:
+        path.insert(0, base.pythonpath)
+    return Interpreter("ours", base.python, os.pathsep.join(path))
+
+
+def upstream_apps(log: object = print) -> Interpreter:
+    """The upstream venv plus the same application stack."""
+    interp = upstream(log)
+    wanted = "\n".join(app_requirements()) + "\n"
+    marker = UPSTREAM_VENV / _APPS_MARKER
+    if not (marker.exists() and marker.read_text() == wanted):
+        log(f"installing the app stack into {UPSTREAM_VENV.relative_to(ROOT)}")  # type: ignore[operator]
+        _pip_install(interp.python, app_requirements())
+        marker.write_text(wanted)
+    return interp
 
 
 def _cpu_model() -> str:

@@ -3,6 +3,8 @@
     python -m bench --quick            # about a minute, tiny sizes
     python -m bench                    # full run, several minutes
     python -m bench --only 'stream*,lock' --json /tmp/out.json
+    python -m bench --apps [--quick]   # application scenarios (uvicorn, httpx, pipeline)
+    python -m bench --callgrind        # instructions per operation under callgrind
 
 See bench/README.md for how to read the output.
 """
@@ -95,6 +97,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 180, quick 60)",
     )
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument(
+        "--apps",
+        action="store_true",
+        help="run the application scenarios instead (uvicorn + FastAPI, httpx, "
+        "a stream pipeline): ours against upstream, see bench/README.md",
+    )
+    p.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="--apps: the HTTP load generator (default: wrk when installed)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="--apps: seconds measured per cell (default 4, quick 2)",
+    )
+    p.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions per operation under valgrind --tool=callgrind "
+        "instead of timing (deterministic; see bench/README.md)",
+    )
+    p.add_argument(
+        "--keep",
+        metavar="DIR",
+        type=Path,
+        help="--callgrind: keep the callgrind output files here (for callgrind_annotate)",
+    )
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.impls = [i for i in args.impls.split(",") if i]
@@ -107,6 +138,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in args.backends:
         if name not in BACKENDS:
             p.error(f"unknown backend {name!r}")
+    if args.apps and args.callgrind:
+        p.error("--apps and --callgrind do not combine")
+    if args.apps or args.callgrind:
+        if args.rounds is not None and args.rounds < 1:
+            p.error("--rounds must be at least 1")
+        return args
     if args.rounds is None:
         args.rounds = 1 if args.quick else 5
     if args.reps is None:
@@ -161,6 +198,14 @@ def check_identity(interp: _env.Interpreter, batch: BatchResult) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.apps:
+        from bench.apps import run as apps
+
+        return apps.main(args)
+    if args.callgrind:
+        from bench import callgrind
+
+        return callgrind.main(args)
     if args.list:
         for wl in REGISTRY.values():
             print(f"{wl.name:18} {wl.group:5} {wl.title}")

@@ -160,6 +160,59 @@ register(
     )
 )
 
+# -- move_on_after(0) firing -------------------------------------------------------
+
+
+async def anyio_move_on_0(n: int) -> Result:
+    from anyio import move_on_after
+    from anyio.lowlevel import checkpoint
+
+    t0 = now()
+    for _ in range(n):
+        with move_on_after(0):
+            await checkpoint()
+    return now() - t0, n
+
+
+async def asyncio_timeout_0(n: int) -> Result:
+    import asyncio
+
+    t0 = now()
+    for _ in range(n):
+        try:
+            async with asyncio.timeout(0):
+                await asyncio.sleep(0)
+        except TimeoutError:
+            pass
+    return now() - t0, n
+
+
+async def trio_move_on_0(n: int) -> Result:
+    import trio
+
+    t0 = now()
+    for _ in range(n):
+        with trio.move_on_after(0):
+            await trio.lowlevel.checkpoint()
+    return now() - t0, n
+
+
+register(
+    Workload(
+        name="move_on_0",
+        title="with move_on_after(0): await checkpoint(), the deadline firing",
+        group="micro",
+        kind="time",
+        sizes=(1_000, 10_000),
+        requires=("move_on_after", "lowlevel.checkpoint"),
+        anyio=anyio_move_on_0,
+        raw_asyncio=asyncio_timeout_0,
+        raw_asyncio_label="asyncio.timeout(0) + sleep(0), TimeoutError caught",
+        raw_trio=trio_move_on_0,
+        raw_trio_label="trio.move_on_after(0) + checkpoint()",
+    )
+)
+
 # -- memory stream throughput --------------------------------------------------
 
 
