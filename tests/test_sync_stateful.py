@@ -3,12 +3,14 @@ against each primitive, checked step by step against a plain Python model.
 
 The primitive lives in an event loop running in a helper thread (one per
 example, on each backend). Every step is one command executed inside that loop,
-followed by wait_all_tasks_blocked(), so the observed state is settled and
-deterministic when the model compares it.
+followed by settle() (wait_all_tasks_blocked() without its 0.1 s settle
+periods), so the observed state is settled and deterministic when the model
+compares it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import queue
 import threading
@@ -36,8 +38,29 @@ from anyio import (
     Semaphore,
     WouldBlock,
     create_task_group,
-    wait_all_tasks_blocked,
 )
+
+
+async def settle() -> None:
+    """Wait until every other task waits. Each step here is work on the loop
+    only, so yielding until then is enough; wait_all_tasks_blocked() would add
+    0.1 s whenever a woken task needs more than one step."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import trio.testing
+
+        await trio.testing.wait_all_tasks_blocked()
+        return
+
+    this_task = asyncio.current_task()
+    while any(
+        task is not this_task
+        and (task._fut_waiter is None or task._fut_waiter.done())  # type: ignore[attr-defined]
+        for task in asyncio.all_tasks()
+    ):
+        await asyncio.sleep(0)
+
 
 BACKENDS = {
     "asyncio": ("asyncio", {}),
@@ -85,7 +108,7 @@ class Driver:
                     result = command(self.ns)
                     if inspect.isawaitable(result):
                         result = await result
-                    await wait_all_tasks_blocked()
+                    await settle()
                 except Exception as exc:
                     self._results.put((False, exc))
                 else:

@@ -12,15 +12,27 @@
 // therefore always has exactly one owner: the buffer, a sender's Op or a
 // receiver's Op, never two and never none.
 //
-// asyncio: an Op is a C awaitable. It checks for cancellation, tries the
-// operation, and either yields once with cancellation held off (the operation
-// already happened, so it must not be undone by a cancel landing on that yield)
-// or parks on a loop future. A cancellation that reaches a parked Op whose
-// outcome was already decided hands the item back (receive) or reports success
-// (send) so nothing is lost or duplicated.
+// Order of a hand-off (upstream anyio's): an operation is a checkpoint first
+// and only then tries; one that completes returns without yielding again. So
+// the task that performs a hand-off continues first, and the task it wakes
+// runs at its next turn; an operation that finds its peer closed raises only
+// after its checkpoint. An operation that cannot complete parks at once
+// (parking is its scheduling point) after a cancellation check.
+//
+// asyncio: an Op is a C awaitable. It checks for cancellation, then either
+// yields once (nothing has happened yet, so a cancellation landing on that
+// yield simply raises) and tries, or parks on a loop future. A parked receiver
+// whose task is cancelled is passed over; a parked sender keeps offering its
+// item until its task resumes, and what happened by then decides: a send whose
+// item was taken returns (the cancellation lands at the next checkpoint), one
+// whose item was not is withdrawn and raises. A receiver cancelled after it was
+// handed an item gives the item back, so nothing is lost or duplicated.
 //
 // Trio: the Op drives trio.lowlevel's checkpoint and wait_task_rescheduled
 // coroutines itself; Trio parks and wakes the task, the queues stay here.
+// Trio's abort leaves the Op linked (marked aborted) for the same rules. A Trio
+// task can only be woken from its run's thread: a hand-off to a Trio waiter
+// from another thread raises RuntimeError before changing anything.
 #include <cstdio>
 #include <cstring>
 #include <cstdint>
@@ -47,7 +59,8 @@ struct Config {
   PyObject* trio_checkpoint = nullptr;
   PyObject* trio_checkpoint_if_cancelled = nullptr;
   PyObject* trio_current_task = nullptr;
-  PyObject* trio_wait = nullptr;  // wait_task_rescheduled
+  PyObject* trio_wait = nullptr;       // wait_task_rescheduled
+  PyObject* trio_cancelled = nullptr;  // trio.Cancelled
   PyObject* s_abort = nullptr;
   PyObject* s_uncancel = nullptr;
 };
@@ -81,23 +94,25 @@ struct State {
 };
 
 enum Kind : unsigned char { K_SEND = 0, K_RECV = 1, K_ANEXT = 2 };
-enum Phase : unsigned char { P_FRESH, P_YIELDED, P_PARKED, P_TRIO_CHECK, P_TRIO_WAIT, P_DONE };
+// P_CHECKED: asyncio, yielded at the checkpoint, nothing done yet.
+enum Phase : unsigned char { P_FRESH, P_CHECKED, P_PARKED, P_TRIO_CHECK, P_TRIO_WAIT, P_DONE };
 enum Outcome : unsigned char { O_WAITING, O_GRANTED, O_END, O_CLOSED, O_BROKEN };
 
 struct Op {
   PyObject_HEAD
   Op* prev;
   Op* next;
-  Stream* stream;      // strong
-  PyObject* item;      // send: the item until delivered; receive: the item received
-  PyObject* waker;     // asyncio: the future parked on; Trio: the task
-  PyObject* inner;     // Trio: the trio.lowlevel coroutine we forward to
-  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
+  Stream* stream;        // strong
+  PyObject* item;        // send: the item until delivered; receive: the item received
+  PyObject* waker;       // asyncio: the future parked on; Trio: the task
+  PyObject* inner;       // Trio: the trio.lowlevel coroutine we forward to
+  unsigned long thread;  // Trio: the thread of the run the task is parked in
   unsigned char kind;
   unsigned char phase;
   unsigned char outcome;
   unsigned char linked;
   unsigned char on_trio;
+  unsigned char aborted;  // Trio: the wait was aborted, the task is rescheduled
 };
 
 PyTypeObject* StateType = nullptr;
@@ -143,11 +158,11 @@ void q_remove(Queue& q, Op* op) {
   op->linked = 0;
 }
 
-// A parked asyncio waiter whose future is already done was cancelled natively
-// (task.cancel() or a cancel scope cancelling the future): it must not be
-// handed an item, since its task wakes into CancelledError.
-bool waiter_live(Op* w) {
-  if (w->on_trio) return true;  // Trio aborts unlink synchronously
+// A parked receiver whose task was cancelled (asyncio: its future is done;
+// Trio: Trio aborted its wait) must not be handed an item, since its task
+// wakes into the cancellation.
+bool receiver_live(Op* w) {
+  if (w->on_trio) return !w->aborted;
   PyObject* d = call_method0(w->waker, G.s_done);
   if (!d) {
     PyErr_WriteUnraisable(w->waker);
@@ -158,27 +173,51 @@ bool waiter_live(Op* w) {
   return live;
 }
 
-Op* first_live(Queue& q) {
+Op* first_live_receiver(Queue& q) {
   while (Op* w = q.head) {
-    if (waiter_live(w)) return w;
+    if (receiver_live(w)) return w;
     q_remove(q, w);  // its own throw() sees it unlinked and just re-raises
     Py_DECREF(w);
   }
   return nullptr;
 }
 
-// Wakes an unlinked waiter whose outcome is set. Failures (a closed loop, say)
-// cannot be reported to the caller without undoing the transfer, so they are
-// reported as unraisable.
-void wake(Op* w, bool check_done) {
+// Trio can reschedule a task only from its run's thread. Checked before the
+// state changes, so a hand-off attempted from another thread (a misuse)
+// raises to its caller and leaves the stream as it was.
+bool wakeable(Op* w) {
+  if (!w->on_trio || w->thread == PyThread_get_thread_ident()) return true;
+  PyErr_SetString(PyExc_RuntimeError, "must be called from async context");
+  return false;
+}
+
+// Wakes an unlinked waiter whose outcome is set, unless its task is already
+// on its way back (cancelled: the future is done, or Trio aborted the wait).
+// Other failures (a closed loop, say) cannot be reported to the caller
+// without undoing the transfer, so they are reported as unraisable.
+void wake(Op* w) {
+  if (w->aborted) return;
   PyObject* r;
   if (w->on_trio) {
     r = PyObject_CallOneArg(cfg.trio_reschedule, w->waker);
   } else {
-    if (check_done && !waiter_live(w)) return;
     r = call_method1(w->waker, G.s_set_result, Py_None);
+    if (!r) {
+      PyObject *t, *v, *tb;
+      PyErr_Fetch(&t, &v, &tb);
+      PyObject* d = call_method0(w->waker, G.s_done);
+      Py_XDECREF(d);
+      if (d == Py_True) {  // cancelled meanwhile: its task is on its way
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+      } else {
+        PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+      }
+    }
   }
-  if (!r) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(w));
+  if (!r && PyErr_Occurred()) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(w));
   Py_XDECREF(r);
 }
 
@@ -187,7 +226,7 @@ void grant_receiver(Queue& q, Op* w, PyObject* item) {
   q_remove(q, w);
   Py_XSETREF(w->item, item);
   w->outcome = O_GRANTED;
-  wake(w, false);
+  wake(w);
   Py_DECREF(w);
 }
 
@@ -197,7 +236,7 @@ PyObject* take_from_sender(Queue& q, Op* w) {
   PyObject* item = w->item;
   w->item = nullptr;
   w->outcome = O_GRANTED;
-  wake(w, false);
+  wake(w);
   Py_DECREF(w);
   return item;
 }
@@ -206,10 +245,12 @@ PyObject* take_from_sender(Queue& q, Op* w) {
 // cancelled or closed first) passes it to the next live receiver or puts it
 // back at the front of the buffer, where it was. Steals `item`.
 void give_back(State* st, PyObject* item) {
-  if (Op* w = first_live(*st->receivers)) {
+  Op* w = first_live_receiver(*st->receivers);
+  if (w && wakeable(w)) {
     grant_receiver(*st->receivers, w, item);
     return;
   }
+  if (w) PyErr_Clear();
   st->buffer->push_front(item);
 }
 
@@ -226,7 +267,8 @@ int send_try(Stream* s, PyObject* item) {
     PyErr_SetNone(cfg.BrokenResourceError);
     return -1;
   }
-  if (Op* w = first_live(*st->receivers)) {
+  if (Op* w = first_live_receiver(*st->receivers)) {
+    if (!wakeable(w)) return -1;
     Py_INCREF(item);
     grant_receiver(*st->receivers, w, item);
     return 1;
@@ -245,14 +287,18 @@ int recv_try(Stream* s, PyObject** out) {
     return -1;
   }
   State* st = s->state;
+  // Every parked sender offers its item, a cancelled one too until its task
+  // resumes and withdraws it.
+  Op* w = st->senders->head;
+  if (w && !wakeable(w)) return -1;
   if (!st->buffer->empty()) {
     *out = st->buffer->front();
     st->buffer->pop_front();
     // A sender waits only while the buffer is full: its item takes the slot.
-    if (Op* w = first_live(*st->senders)) st->buffer->push_back(take_from_sender(*st->senders, w));
+    if (w) st->buffer->push_back(take_from_sender(*st->senders, w));
     return 1;
   }
-  if (Op* w = first_live(*st->senders)) {
+  if (w) {
     *out = take_from_sender(*st->senders, w);
     return 1;
   }
@@ -263,10 +309,20 @@ int recv_try(Stream* s, PyObject** out) {
   return 0;
 }
 
-void stream_close(Stream* s) {
-  if (s->closed) return;
-  s->closed = 1;
+// Returns -1 (nothing changed) if a waiter to wake is a Trio task and this is
+// not its thread.
+int stream_close(Stream* s) {
+  if (s->closed) return 0;
   State* st = s->state;
+  bool last = (s->is_send ? st->open_send : st->open_recv) == 1;
+  Queue& own = s->is_send ? *st->senders : *st->receivers;
+  Queue& peers = s->is_send ? *st->receivers : *st->senders;
+  for (Op* w = own.head; w; w = w->next)
+    if (w->stream == s && !wakeable(w)) return -1;
+  if (last)
+    for (Op* w = peers.head; w; w = w->next)
+      if (!wakeable(w)) return -1;
+  s->closed = 1;
   std::vector<Op*> woken;
   auto take = [&](Queue& q, bool only_ours, unsigned char outcome) {
     for (Op* w = q.head; w;) {
@@ -289,14 +345,13 @@ void stream_close(Stream* s) {
     if (st->open_recv == 0) take(*st->senders, false, O_BROKEN);
   }
   for (Op* w : woken) {
-    wake(w, true);
+    wake(w);
     Py_DECREF(w);
   }
+  return 0;
 }
 
 // --- Op: the awaitable -----------------------------------------------------
-
-void release_shield(Op* op) { unshield_yield(&op->shielded); }
 
 void op_unlink(Op* op) {
   if (op->linked && op->stream) {
@@ -353,11 +408,10 @@ int run_try(Op* op) {
   return r;
 }
 
-// --- Trio: the op drives trio.lowlevel's own coroutines --------------------
-// A checkpoint first (only a cancellation check when the operation is going
-// to park: parking is the scheduling point), then the operation; if it must
-// wait, wait_task_rescheduled with an abort function that unlinks it.
-
+// Whether trying now would complete (or raise) rather than park. Both
+// backends make this a full checkpoint before trying; an operation that is
+// going to park only checks for cancellation, parking being its scheduling
+// point.
 bool would_complete(Op* op) {
   Stream* s = op->stream;
   State* st = s->state;
@@ -367,6 +421,11 @@ bool would_complete(Op* op) {
   }
   return !st->buffer->empty() || st->senders->head || st->open_send <= 0;
 }
+
+// --- Trio: the op drives trio.lowlevel's own coroutines --------------------
+// checkpoint() (or checkpoint_if_cancelled() when it is going to park), then
+// the operation; if it must wait, wait_task_rescheduled with an abort
+// function that marks it aborted.
 
 // Outside any event loop trio.lowlevel raises RuntimeError: report it as
 // upstream does.
@@ -387,9 +446,9 @@ void fix_no_loop_error() {
   Py_XDECREF(in_trio);
 }
 
-// A parked Trio operation whose wait ended by an exception (it was closed,
-// say; Trio itself never throws into a rescheduled task): leave the queue and
-// hand back an item that was already ours.
+// A parked Trio operation whose wait ended by an exception (Trio's
+// cancellation after an abort, or the awaitable was closed): leave the queue
+// (a sender withdraws its item) and hand back an item that was already ours.
 void trio_interrupted(Op* op) {
   op_unlink(op);
   Py_CLEAR(op->waker);
@@ -397,6 +456,19 @@ void trio_interrupted(Op* op) {
     give_back(op->stream->state, op->item);
     op->item = nullptr;
   }
+}
+
+// The wait of a parked Trio operation ended with an exception. A sender whose
+// item was taken before its task resumed has completed: it returns, and the
+// cancellation (level-triggered in Trio) comes at its next checkpoint.
+PySendResult trio_wait_failed(Op* op, PyObject** out) {
+  trio_interrupted(op);
+  if (op->kind == K_SEND && op->outcome == O_GRANTED && PyErr_ExceptionMatches(cfg.trio_cancelled)) {
+    PyErr_Clear();
+    *out = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+  }
+  return PYGEN_ERROR;
 }
 
 PySendResult trio_step(Op* op, PyObject* arg, PyObject** out);
@@ -422,6 +494,7 @@ PySendResult trio_after_check(Op* op, PyObject** out) {
     return PYGEN_ERROR;
   }
   op->waker = task;
+  op->thread = PyThread_get_thread_ident();
   q_push(queue_of(op->stream->state, op), op);
   op->inner = PyObject_CallOneArg(cfg.trio_wait, abort);
   Py_DECREF(abort);
@@ -450,10 +523,7 @@ PySendResult trio_continue(Op* op, PySendResult r, PyObject** out) {
     return trio_after_check(op, out);
   }
   op->phase = P_DONE;
-  if (r == PYGEN_ERROR) {
-    trio_interrupted(op);
-    return r;
-  }
+  if (r == PYGEN_ERROR) return trio_wait_failed(op, out);
   Py_CLEAR(*out);
   Py_CLEAR(op->waker);
   if (op->outcome == O_GRANTED) {
@@ -491,6 +561,25 @@ PySendResult trio_start(Op* op, PyObject* arg, PyObject** out) {
   return trio_step(op, arg, out);
 }
 
+// Parks the operation on a new future of `loop`.
+PySendResult park(Op* op, PyObject* loop, PyObject** out) {
+  PyObject* fut = call_method0(loop, G.s_create_future);
+  if (!fut) {
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  if (PyObject_SetAttr(fut, G.s_asyncio_future_blocking, Py_True) < 0) {
+    Py_DECREF(fut);
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
+  op->waker = fut;
+  q_push(queue_of(op->stream->state, op), op);
+  op->phase = P_PARKED;
+  *out = Py_NewRef(fut);
+  return PYGEN_NEXT;
+}
+
 PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   *out = nullptr;
   if (!configured()) return PYGEN_ERROR;
@@ -526,34 +615,34 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
       return PYGEN_ERROR;
     }
   }
-  int r = run_try(op);
-  if (r < 0) {
-    op->phase = P_DONE;
-    return PYGEN_ERROR;
-  }
-  if (r == 1) {
-    // Done already; still one scheduling point, which a cancellation must
-    // not interrupt now that the item has moved.
-    shield_yield(t, &op->shielded);
-    op->phase = P_YIELDED;
+  if (would_complete(op)) {
+    // The checkpoint: other tasks run (and a cancellation lands) before the
+    // operation happens; it is tried when the task resumes.
+    op->phase = P_CHECKED;
     *out = Py_NewRef(Py_None);
     return PYGEN_NEXT;
   }
-  PyObject* fut = call_method0(loop, G.s_create_future);
-  if (!fut) {
+  return park(op, loop, out);
+}
+
+// After the checkpoint: completes (returning without another yield, so this
+// task continues before the one it woke), raises, or parks.
+PySendResult op_after_check(Op* op, PyObject** out) {
+  *out = nullptr;
+  int r = run_try(op);
+  if (r != 0) {
     op->phase = P_DONE;
+    if (r < 0) return PYGEN_ERROR;
+    *out = take_value(op);
+    return PYGEN_RETURN;
+  }
+  PyObject* loop = running_loop();
+  if (!loop) {
+    op->phase = P_DONE;
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no running event loop");
     return PYGEN_ERROR;
   }
-  if (PyObject_SetAttr(fut, G.s_asyncio_future_blocking, Py_True) < 0) {
-    Py_DECREF(fut);
-    op->phase = P_DONE;
-    return PYGEN_ERROR;
-  }
-  op->waker = fut;
-  q_push(queue_of(op->stream->state, op), op);
-  op->phase = P_PARKED;
-  *out = Py_NewRef(fut);
-  return PYGEN_NEXT;
+  return park(op, loop, out);
 }
 
 PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
@@ -564,11 +653,8 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
     case P_TRIO_CHECK:
     case P_TRIO_WAIT:
       return trio_step(op, arg, out);
-    case P_YIELDED:
-      release_shield(op);
-      op->phase = P_DONE;
-      *out = take_value(op);
-      return PYGEN_RETURN;
+    case P_CHECKED:
+      return op_after_check(op, out);
     case P_PARKED:
       op->phase = P_DONE;
       Py_CLEAR(op->waker);
@@ -626,12 +712,9 @@ enum Settle { S_RAISE, S_RETURN };
 Settle settle_interrupted(Op* op, PyObject* exc) {
   unsigned char phase = op->phase;
   op->phase = P_DONE;
-  release_shield(op);
   Py_CLEAR(op->waker);
   bool completed = false;
-  if (phase == P_YIELDED) {
-    completed = true;
-  } else if (phase == P_PARKED) {
+  if (phase == P_PARKED) {
     op_unlink(op);
     completed = op->outcome == O_GRANTED;
   }
@@ -643,7 +726,10 @@ Settle settle_interrupted(Op* op, PyObject* exc) {
   }
   if (!exc) return S_RETURN;  // close(): nothing to undo
   if (PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) {
-    if (rearm_cancel(exc) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(op));
+    // A scope's cancellation needs nothing more: the scope stays cancelled,
+    // so the next checkpoint raises. A native one is requested again.
+    if (!is_scope_cancelled_error(exc) && rearm_cancel(exc) < 0)
+      PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(op));
     return S_RETURN;
   }
   return S_RAISE;
@@ -680,11 +766,14 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-// _abort(raise_cancel): Trio's abort function for a parked operation.
+// _abort(raise_cancel): Trio's abort function for a parked operation. Trio
+// reschedules the task with the cancellation; the operation stays in its
+// queue until the task runs again (as upstream's waiter entries do): peers
+// pass over a receiver, a sender keeps offering its item, and the task sorts
+// it out when it resumes.
 PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
   auto* op = reinterpret_cast<Op*>(self_obj);
-  op_unlink(op);
-  Py_CLEAR(op->waker);
+  op->aborted = 1;
   return Py_NewRef(cfg.abort_succeeded);
 }
 
@@ -694,13 +783,11 @@ int op_traverse(Op* self, visitproc visit, void* arg) {
   Py_VISIT(self->item);
   Py_VISIT(self->waker);
   Py_VISIT(self->inner);
-  Py_VISIT(self->shielded);
   return 0;
 }
 
 int op_clear(Op* self) {
   op_unlink(self);
-  release_shield(self);
   Py_CLEAR(self->stream);
   Py_CLEAR(self->item);
   Py_CLEAR(self->waker);
@@ -754,12 +841,13 @@ PyObject* new_op(Stream* stream, unsigned char kind, PyObject* item) {
   op->item = item;
   op->waker = nullptr;
   op->inner = nullptr;
-  op->shielded = nullptr;
+  op->thread = 0;
   op->kind = kind;
   op->phase = P_FRESH;
   op->outcome = O_WAITING;
   op->linked = 0;
   op->on_trio = 0;
+  op->aborted = 0;
   PyObject_GC_Track(op);
   return reinterpret_cast<PyObject*>(op);
 }
@@ -996,7 +1084,7 @@ PyObject* stream_clone(PyObject* self_obj, PyObject*) {
 }
 
 PyObject* stream_close_method(PyObject* self, PyObject*) {
-  stream_close(reinterpret_cast<Stream*>(self));
+  if (stream_close(reinterpret_cast<Stream*>(self)) < 0) return nullptr;
   Py_RETURN_NONE;
 }
 
@@ -1084,11 +1172,11 @@ PyObject* fn_configure(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 
 PyObject* fn_configure_trio(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 6) return raise(PyExc_TypeError, "_memory_configure_trio expects 6 arguments");
-  PyObject** slots[] = {&cfg.trio_reschedule,   &cfg.abort_succeeded,
-                        &cfg.trio_checkpoint,   &cfg.trio_checkpoint_if_cancelled,
-                        &cfg.trio_current_task, &cfg.trio_wait};
-  for (Py_ssize_t i = 0; i < 6; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
+  if (nargs != 7) return raise(PyExc_TypeError, "_memory_configure_trio expects 7 arguments");
+  PyObject** slots[] = {
+      &cfg.trio_reschedule,   &cfg.abort_succeeded, &cfg.trio_checkpoint, &cfg.trio_checkpoint_if_cancelled,
+      &cfg.trio_current_task, &cfg.trio_wait,       &cfg.trio_cancelled};
+  for (Py_ssize_t i = 0; i < 7; ++i) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
   Py_RETURN_NONE;
 }
 
@@ -1100,7 +1188,7 @@ PyMethodDef module_fns[] = {
     {"_memory_configure_trio", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_configure_trio)),
      METH_FASTCALL,
      "_memory_configure_trio(reschedule, abort_succeeded, checkpoint, checkpoint_if_cancelled, "
-     "current_task, wait_task_rescheduled)\n--\n\nCalled on first use on Trio."},
+     "current_task, wait_task_rescheduled, Cancelled)\n--\n\nCalled on first use on Trio."},
     {nullptr, nullptr, 0, nullptr},
 };
 

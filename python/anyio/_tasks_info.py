@@ -4,6 +4,7 @@ every other task is blocked (for tests)."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Coroutine, Generator
 from typing import Any
 
@@ -120,22 +121,58 @@ def get_running_tasks() -> list[TaskInfo]:
     return infos
 
 
+#: How long wait_all_tasks_blocked() lets other tasks run before it looks again.
+_SETTLE_SECONDS = 0.1
+#: ThreadCall.status of a call whose function a worker thread is running.
+_JOB_RUNNING = 1
+#: Worker-thread calls that a look of wait_all_tasks_blocked() has already seen.
+_seen_thread_calls: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _can_progress(task: asyncio.Task[Any]) -> bool:
+    """Whether `task` can still move on without anything else happening.
+
+    A task that is scheduled to run, or whose awaited future is done, can. So
+    can a task waiting for a worker-thread call that is queued for a worker or
+    already finished. A call a worker is running counts once, the first time a
+    look finds it: upstream's to_thread.run_sync() starts with a checkpoint, so
+    a call that was just made leaves its task runnable for that first look, and
+    a short call finishes during the settle period that follows.
+    """
+    waiter = task._fut_waiter  # type: ignore[attr-defined]
+    if waiter is None or waiter.done():
+        return True
+    if type(waiter) is _cpp.ThreadCall:
+        if waiter.status != _JOB_RUNNING:
+            return True
+        if waiter not in _seen_thread_calls:
+            _seen_thread_calls.add(waiter)
+            return True
+    return False
+
+
 async def wait_all_tasks_blocked() -> None:
-    """Wait until every other task is waiting on something that is not done."""
+    """Wait until every other task is blocked.
+
+    A checkpoint first; then, as long as another task can still run, sleep for
+    0.1 seconds and look again, so work in flight (a task's next steps, a short
+    worker-thread call) settles before this returns.
+    """
     if _get_running_loop() is None:
         import trio.testing
 
         await trio.testing.wait_all_tasks_blocked()
         return
 
+    await _cpp.checkpoint()
     this_task = asyncio.current_task()
     while True:
-        for task in asyncio.all_tasks():
-            if task is this_task:
-                continue
-            waiter = task._fut_waiter  # type: ignore[attr-defined]
-            if waiter is None or waiter.done():
-                await _cpp.cancel_shielded_checkpoint()
-                break
-        else:
+        busy = [
+            task
+            for task in asyncio.all_tasks()
+            if task is not this_task and _can_progress(task)
+        ]
+        if not busy:
             return
+
+        await asyncio.sleep(_SETTLE_SECONDS)

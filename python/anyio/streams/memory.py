@@ -222,6 +222,7 @@ def _setup_trio() -> None:
         lowlevel.checkpoint_if_cancelled,
         lowlevel.current_task,
         lowlevel.wait_task_rescheduled,
+        trio.Cancelled,
     )
 
 
