@@ -365,5 +365,5 @@ def _memory_configure_trio(
     checkpoint_if_cancelled: Any,
     current_task: Any,
     wait_task_rescheduled: Any,
-    cancelled: type[BaseException],
+    Cancelled: type[BaseException],
 ) -> None: ...
