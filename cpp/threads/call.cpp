@@ -47,6 +47,7 @@ struct Call {
   PyObject* request;  // the request the host task is running
   PyObject* pending;  // a request waiting for the host task
   PyObject* waiter;   // Trio: the task to reschedule
+  PyObject* token;    // the EventLoopToken made for the job, on demand
   PyObject* weakreflist;
   unsigned char status;
   unsigned char astate;
@@ -242,6 +243,17 @@ PySendResult after_inner(Call* c, PySendResult r, PyObject** out) {
         return r;
       }
       Py_DECREF(*out);
+      if (c->pool->closing) {
+        // The loop's pool was closed while we waited for a token (at
+        // interpreter exit, say): use the one the loop has now.
+        Pool* p = pool_for_loop(c->loop);
+        if (!p) {
+          c->astate = A_FINISHED;
+          release_token_keep_error(c);
+          return fail(out);
+        }
+        Py_SETREF(c->pool, reinterpret_cast<Pool*>(Py_NewRef(reinterpret_cast<PyObject*>(p))));
+      }
       TaskState* t = tls_current;
       if (!t) {
         t = current_task_state(false);
@@ -709,6 +721,7 @@ int call_traverse(Call* self, visitproc visit, void* arg) {
   Py_VISIT(self->request);
   Py_VISIT(self->pending);
   Py_VISIT(self->waiter);
+  Py_VISIT(self->token);
   return 0;
 }
 
@@ -731,6 +744,7 @@ int call_clear(Call* self) {
   Py_CLEAR(self->request);
   Py_CLEAR(self->pending);
   Py_CLEAR(self->waiter);
+  Py_CLEAR(self->token);
   return 0;
 }
 
@@ -828,7 +842,7 @@ PyObject* fn_thread_call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   c->borrower = c->loop = c->cb = c->cb_ctx = c->more_cbs = c->cancel_msg = nullptr;
   c->host_owner = nullptr;
   c->host = nullptr;
-  c->inner = c->request = c->pending = c->waiter = nullptr;
+  c->inner = c->request = c->pending = c->waiter = c->token = nullptr;
   c->weakreflist = nullptr;
   c->status = JOB_PENDING;
   c->astate = A_INIT;
@@ -872,6 +886,20 @@ PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
 }
 
 PyObject* fn_current_worker_call(PyObject*, PyObject*) { return Py_NewRef(tls_call ? tls_call : Py_None); }
+
+// The EventLoopToken of the loop this worker thread runs a job for; raises
+// AttributeError outside a job (what reading an unset thread-local would).
+PyObject* fn_current_worker_token(PyObject*, PyObject*) {
+  Call* c = tls_call ? C(tls_call) : nullptr;
+  if (!c || !c->pool) return raise(PyExc_AttributeError, "current_token");
+  if (!c->token) {
+    PyObject* mk = hook("make_worker_token");
+    if (!mk) return nullptr;
+    c->token = PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(c->pool));
+    if (!c->token) return nullptr;
+  }
+  return Py_NewRef(c->token);
+}
 
 // check_cancelled() for asyncio workers: reads the host task's cancel state
 // directly (the GIL makes that safe). Returns True when the caller must ask
@@ -920,6 +948,8 @@ PyMethodDef module_fns[] = {
     {"current_worker_call", fn_current_worker_call, METH_NOARGS,
      "The ThreadCall this worker thread is running, or None."},
     {"worker_check_cancelled", fn_worker_check_cancelled, METH_NOARGS, nullptr},
+    {"current_worker_token", fn_current_worker_token, METH_NOARGS,
+     "The EventLoopToken of the job this worker thread runs (AttributeError outside one)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -931,27 +961,17 @@ bool call_run_job(Pool* p, PyObject* call) {
   // asked for (say, setting an event another thread waits on) still happens.
   if (c->status != JOB_ABANDONED) c->status = JOB_RUNNING;
   PyObject* prev = tls_call;
+  // While it is set, anyio._core._eventloop.threadlocals.current_token (which
+  // libraries probe to tell anyio worker threads apart) is this call's token.
   tls_call = call;
-  // Libraries tell anyio worker threads apart by this thread-local; it is
-  // set only while a job runs so that an idle worker holds no loop alive.
-  if (TG.threadlocals && !p->worker_token && !p->closing) {
-    PyObject* mk = PyDict_GetItemString(TG.hooks, "make_worker_token");
-    p->worker_token = mk ? PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(p)) : nullptr;
-    if (!p->worker_token) PyErr_Clear();
-  }
-  PyObject* token = p->worker_token ? Py_NewRef(p->worker_token) : nullptr;
-  if (token && PyObject_SetAttr(TG.threadlocals, TG.s_current_token, token) < 0) PyErr_Clear();
   PyObject* res = nullptr;
   if (PyContext_Enter(c->ctx) == 0) {
     res = PyObject_Call(c->func, c->args, nullptr);
     PyContext_Exit(c->ctx);
   }
   PyObject* exc = res ? nullptr : fetch_exception();
-  if (token) {
-    if (PyObject_DelAttr(TG.threadlocals, TG.s_current_token) < 0) PyErr_Clear();
-    Py_DECREF(token);
-  }
   tls_call = prev;
+  Py_CLEAR(c->token);
   if (c->status == JOB_ABANDONED) {
     // Nobody waits any more: drop the outcome here, with the GIL we hold.
     Py_XDECREF(res);

@@ -62,7 +62,6 @@ struct Pool {
   PyObject* trio_token;    // TrioToken (strong)
   PyObject* drain_cb;      // bound method the wake-up calls
   PyObject* default_limiter;
-  PyObject* worker_token;  // EventLoopToken workers publish while running a job
   PyObject* weakreflist;
 };
 
@@ -89,9 +88,7 @@ struct ThreadGlobals {
   PyObject* WouldBlock = nullptr;
   PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
-  PyObject* hooks = nullptr;         // dict set by anyio._threads
-  PyObject* threadlocals = nullptr;  // anyio._core._eventloop.threadlocals (from the hooks)
-  PyObject* s_current_token = nullptr;
+  PyObject* hooks = nullptr;  // dict set by anyio._threads
   PyObject* s_add_reader = nullptr;
   PyObject* s_remove_reader = nullptr;
   PyObject* s_is_closed = nullptr;
