@@ -150,10 +150,9 @@ void process(Pool* p, Item& it) {
     request_run_sync(r);
     return;
   }
-  // An async request: the host task runs it when it still waits for the
-  // worker (so it sees the host's cancel scopes); otherwise it gets a task of
-  // its own.
-  int taken = r->call ? call_take_request(r->call, it.obj) : 0;
+  // An async request from a worker whose caller still waits: its caller's
+  // side runs it (call_host_request); otherwise it gets a task of its own.
+  int taken = r->call ? call_host_request(r->call, it.obj) : 0;
   if (taken < 0) {
     PyObject* e = fetch_exception();
     request_finish(r, nullptr, e);
@@ -206,7 +205,10 @@ PyObject* pool_loop_died(PyObject* self_obj, PyObject* /*ref*/) {
   forget(p);
   p->loop = nullptr;
   p->loop_gone = true;
-  pool_close(p);
+  // No waiting and no Thread.join() here: a weakref callback runs wherever
+  // the loop happens to be freed, which may be the garbage collector inside
+  // threading's own bookkeeping (a join there deadlocks on its lock).
+  pool_close(p, false);
   discard_items(p);
   close_fds(p);
   Py_DECREF(p);
@@ -862,7 +864,7 @@ void join_exited(Pool* p) {
   if (!p->exited) PyErr_Clear();
 }
 
-int pool_close(Pool* p) {
+int pool_close(Pool* p, bool wait) {
   if (!p->closing) {
     p->closing = true;
     forget(p);
@@ -880,14 +882,16 @@ int pool_close(Pool* p) {
     // them, so the thread count is back to normal when the run returns.
     // The lock is scoped inside: it must be released before the GIL is taken
     // back, as workers take the GIL first and this mutex second.
-    Py_BEGIN_ALLOW_THREADS
-      {
-        std::unique_lock<std::mutex> lk(*p->mu);
-        p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
-      }
-    Py_END_ALLOW_THREADS
+    if (wait) {
+      Py_BEGIN_ALLOW_THREADS
+        {
+          std::unique_lock<std::mutex> lk(*p->mu);
+          p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+        }
+      Py_END_ALLOW_THREADS
+    }
   }
-  join_exited(p);
+  if (wait) join_exited(p);
   maybe_finalize(p);
   return 0;
 }

@@ -256,6 +256,7 @@ _cpp._set_thread_hooks(
     {
         "make_worker_token": _make_worker_token,
         "spawn_request": _spawn_request,
+        "run_request": _run_request,
         "trio_run": _trio_run,
         "trio_wake": _trio_wake,
         "trio_raise_cancelled": _trio_raise_cancelled,
