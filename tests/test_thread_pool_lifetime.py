@@ -169,3 +169,37 @@ def test_worker_thread_token(backend: tuple[str, dict[str, Any]]) -> None:
     assert token == expected
     assert present
     assert not hasattr(threadlocals, "current_token")
+
+
+_EXIT_SCRIPT = """
+import threading
+import anyio
+from anyio import _cpp, move_on_after, to_thread
+
+_cpp.set_default_idle_timeout(3600)
+blocked = threading.Event()
+
+async def main() -> None:
+    await to_thread.run_sync(int)  # leaves an idle worker behind
+    with move_on_after(0.1):
+        await to_thread.run_sync(blocked.wait, abandon_on_cancel=True)
+
+anyio.run(main, backend="trio")
+print("run returned", flush=True)
+"""
+
+
+def test_trio_process_exits_with_blocked_abandoned_and_idle_workers() -> None:
+    """On Trio (as with Trio's own threads) neither a worker blocked forever in
+    an abandoned call nor an idle one keeps the interpreter from exiting."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "run returned\n"

@@ -447,8 +447,11 @@ PyMethodDef worker_main_def = {"_worker_main", fn_worker_main, METH_O, nullptr};
 int spawn_worker(Pool* p) {
   PyObject* args = PyTuple_Pack(1, reinterpret_cast<PyObject*>(p));
   if (!args) return -1;
+  // Trio's own worker threads are daemon threads: the interpreter may exit
+  // while one is blocked in an abandoned call, or idle. asyncio workers are
+  // not (as upstream's): exit waits for the jobs they run.
   PyObject* kwargs = Py_BuildValue("{sOsOsOsO}", "target", g_worker_main, "args", args, "name", g_thread_name,
-                                   "daemon", Py_False);
+                                   "daemon", p->is_trio ? Py_True : Py_False);
   Py_DECREF(args);
   if (!kwargs) return -1;
   PyObject* empty = PyTuple_New(0);
