@@ -203,3 +203,34 @@ def test_trio_process_exits_with_blocked_abandoned_and_idle_workers() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "run returned\n"
+
+
+def _count(type_name: str) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == type_name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loops_run_in_threads_leave_nothing_behind(
+    backend: tuple[str, dict[str, Any]],
+) -> None:
+    """anyio.run in a new thread, many times: the per-loop state and worker
+    pools of finished loops do not pile up (each thread's cache of its last
+    loop must not keep them)."""
+
+    async def main() -> None:
+        await to_thread.run_sync(int)
+
+    def run_in_thread() -> None:
+        thread = threading.Thread(target=_run_backend, args=(backend, main))
+        thread.start()
+        thread.join()
+
+    run_in_thread()
+    before = (_count("LoopState"), _count("WorkerPool"))
+    for _ in range(30):
+        run_in_thread()
+
+    after = (_count("LoopState"), _count("WorkerPool"))
+    assert after[0] <= before[0] + 2
+    assert after[1] <= before[1] + 2
