@@ -110,6 +110,23 @@ async def test_exception_chains_to_the_callers_handled_exception() -> None:
         assert info.value.__context__ is handled
 
 
+async def test_async_context_manager_as_limiter(anyio_backend_name: str) -> None:
+    """asyncio, as upstream: a Lock or Semaphore limits the call, held by the
+    calling task while the thread runs; Trio (as upstream) wants a real
+    capacity limiter."""
+    lock = anyio.Lock()
+    if anyio_backend_name == "trio":
+        with pytest.raises(AttributeError):
+            await to_thread.run_sync(int, limiter=lock)  # type: ignore[arg-type]
+        return
+
+    assert await to_thread.run_sync(lock.locked, limiter=lock) is True  # type: ignore[arg-type]
+    assert not lock.locked()
+    semaphore = anyio.Semaphore(1)
+    assert await to_thread.run_sync(lambda: semaphore.value, limiter=semaphore) == 0  # type: ignore[arg-type]
+    assert semaphore.value == 1
+
+
 async def test_context_copied_in_not_out() -> None:
     var.set(7)
 
