@@ -184,8 +184,8 @@ async def test_check_cancelled_after_abandon() -> None:
 
 
 async def test_host_scope_cancels_async_call() -> None:
-    # The coroutine runs in the waiting task: cancelling that task's scope
-    # cancels it, and the scope catches the cancellation.
+    # Cancelling the waiting task's scope cancels the coroutine, and the
+    # scope catches the cancellation.
     async def bomb() -> None:
         scope.cancel()
         with fail_after(5):
@@ -214,6 +214,144 @@ async def test_abandoned_async_call_keeps_running() -> None:
     host_gone.set()
     with fail_after(5):
         await finished.wait()
+
+
+async def test_exceptions_cross_back_with_their_chain() -> None:
+    """The exception of the loop-side function reaches the thread with its
+    __cause__; raised while the thread handles an exception, it gets that
+    one as __context__, as a `raise` statement would."""
+
+    def implicit() -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError:
+            raise ValueError("outer")
+
+    def explicit() -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise ValueError("outer") from exc
+
+    async def async_implicit() -> None:
+        implicit()
+
+    async def async_explicit() -> None:
+        explicit()
+
+    def worker() -> list[tuple[str, str, bool]]:
+        seen = []
+        calls = [
+            (from_thread.run, async_implicit),
+            (from_thread.run, async_explicit),
+            (from_thread.run_sync, implicit),
+            (from_thread.run_sync, explicit),
+        ]
+        for call, func in calls:
+            try:
+                call(func)  # type: ignore[operator]
+            except ValueError as exc:
+                seen.append(
+                    (
+                        type(exc.__cause__).__name__,
+                        type(exc.__context__).__name__,
+                        exc.__suppress_context__,
+                    )
+                )
+            try:
+                raise OSError("handled by the thread")
+            except OSError as handled:
+                try:
+                    call(func)  # type: ignore[operator]
+                except ValueError as exc:
+                    assert exc.__context__ is handled
+        return seen
+
+    assert await to_thread.run_sync(worker) == [
+        ("NoneType", "KeyError", False),
+        ("KeyError", "KeyError", True),
+        ("NoneType", "KeyError", False),
+        ("KeyError", "KeyError", True),
+    ]
+
+
+async def test_to_thread_inside_from_thread_run() -> None:
+    """The coroutine borrows a limiter token as itself: a to_thread call in it
+    does not clash with the token its caller's to_thread call holds."""
+
+    async def nested() -> int:
+        return await to_thread.run_sync(int, "5")
+
+    assert await to_thread.run_sync(from_thread.run, nested) == 5
+    limiter = anyio.CapacityLimiter(2)
+    assert await to_thread.run_sync(from_thread.run, nested, limiter=limiter) == 5
+
+
+def _current_task(backend: str) -> object:
+    if backend == "trio":
+        import trio
+
+        return trio.lowlevel.current_task()
+
+    import asyncio
+
+    return asyncio.current_task()
+
+
+async def test_async_call_task_identity(anyio_backend_name: str) -> None:
+    """asyncio: the coroutine runs in a task of its own, as upstream's does;
+    Trio runs it in the waiting task (trio.from_thread.run does)."""
+
+    async def whoami() -> object:
+        return _current_task(anyio_backend_name)
+
+    host = _current_task(anyio_backend_name)
+    task = await to_thread.run_sync(from_thread.run, whoami)
+    assert (task is host) == (anyio_backend_name == "trio")
+
+
+async def test_deadline_cancels_async_call_of_abandoning_caller(
+    anyio_backend_name: str,
+) -> None:
+    """A caller that may abandon the thread gives up when its scope's deadline
+    passes; on asyncio the coroutine the thread is waiting for is cancelled
+    with it (the thread gets the cancellation), on Trio it keeps running."""
+    started = threading.Event()
+    log: list[str] = []
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await sleep(1)
+            log.append("finished")
+        except get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+
+    def worker() -> None:
+        try:
+            from_thread.run(slow)
+        except BaseException as exc:
+            log.append(f"worker got {type(exc).__name__}")
+        done.set()
+
+    done = threading.Event()
+    with CancelScope() as scope:
+        async with create_task_group() as tg:
+
+            async def cancel_when_started() -> None:
+                await to_thread.run_sync(started.wait, 5)
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started)
+            await to_thread.run_sync(worker, abandon_on_cancel=True)
+
+    assert scope.cancelled_caught
+    await to_thread.run_sync(done.wait, 5)
+    if anyio_backend_name == "trio":
+        assert log == ["finished"]
+    else:
+        assert log == ["cancelled", "worker got CancelledError"]
 
 
 async def test_many_round_trips() -> None:

@@ -64,6 +64,69 @@ async def test_stopiteration_becomes_runtimeerror() -> None:
         await to_thread.run_sync(stop)
 
 
+def _implicitly_chained() -> None:
+    try:
+        raise KeyError("inner")
+    except KeyError:
+        raise ValueError("outer")
+
+
+def _explicitly_chained() -> None:
+    try:
+        raise KeyError("inner")
+    except KeyError as exc:
+        raise ValueError("outer") from exc
+
+
+async def test_exception_keeps_its_cause() -> None:
+    with pytest.raises(ValueError) as info:
+        await to_thread.run_sync(_explicitly_chained)
+
+    assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.__suppress_context__
+
+
+async def test_exception_chains_to_the_callers_handled_exception() -> None:
+    """Raised in the caller while it handles an exception, the function's
+    exception gets that one as its __context__, as a `raise` statement (and
+    upstream, which re-raises the outcome) would do; outside an except block
+    it keeps the context it had in the thread."""
+    with pytest.raises(ValueError) as info:
+        await to_thread.run_sync(_implicitly_chained)
+
+    assert isinstance(info.value.__context__, KeyError)
+
+    try:
+        raise OSError("handled by the caller")
+    except OSError as handled:
+        with pytest.raises(ValueError) as info:
+            await to_thread.run_sync(_implicitly_chained)
+
+        assert info.value.__context__ is handled
+        with pytest.raises(ValueError) as info:
+            await to_thread.run_sync(_explicitly_chained)
+
+        assert isinstance(info.value.__cause__, KeyError)
+        assert info.value.__context__ is handled
+
+
+async def test_async_context_manager_as_limiter(anyio_backend_name: str) -> None:
+    """asyncio, as upstream: a Lock or Semaphore limits the call, held by the
+    calling task while the thread runs; Trio (as upstream) wants a real
+    capacity limiter."""
+    lock = anyio.Lock()
+    if anyio_backend_name == "trio":
+        with pytest.raises(AttributeError):
+            await to_thread.run_sync(int, limiter=lock)  # type: ignore[arg-type]
+        return
+
+    assert await to_thread.run_sync(lock.locked, limiter=lock) is True  # type: ignore[arg-type]
+    assert not lock.locked()
+    semaphore = anyio.Semaphore(1)
+    assert await to_thread.run_sync(lambda: semaphore.value, limiter=semaphore) == 0  # type: ignore[arg-type]
+    assert semaphore.value == 1
+
+
 async def test_context_copied_in_not_out() -> None:
     var.set(7)
 

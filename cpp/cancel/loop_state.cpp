@@ -15,10 +15,13 @@ namespace {
 
 // Loop -> state. The map owns one reference to each state until its loop dies.
 std::unordered_map<PyObject*, LoopState*> g_states;
-// A per-thread cache of the last lookup. It owns a reference so that a retired
-// state is never read after being freed; `alive` tells whether it still counts.
+// A per-thread cache of the last lookup. It borrows (a thread that ran a loop
+// and exited must not keep its state alive): it counts only while
+// tls_states_epoch equals g_states_epoch, which every retirement bumps.
+uint64_t g_states_epoch = 1;
 ANYIO_TLS PyObject* tls_loop = nullptr;
 ANYIO_TLS LoopState* tls_state = nullptr;
+ANYIO_TLS uint64_t tls_states_epoch = 0;
 
 // HostState: the TaskState of an asyncio task this package did not spawn.
 struct HostState {
@@ -116,6 +119,7 @@ PyObject* ls_retire(PyObject* self_obj, PyObject* /*ref*/) {
   auto* self = reinterpret_cast<LoopState*>(self_obj);
   auto it = g_states.find(self->loop);
   if (it != g_states.end() && it->second == self) g_states.erase(it);
+  g_states_epoch++;
   self->alive = false;
   self->loop = nullptr;
   PyObject* hosts = self->hosts;
@@ -303,7 +307,7 @@ PyObject* running_loop_slow() {
 }
 
 LoopState* loop_state_for(PyObject* loop) {
-  if (loop == tls_loop && tls_state && tls_state->alive) return tls_state;
+  if (loop == tls_loop && tls_states_epoch == g_states_epoch) return tls_state;
   LoopState* ls;
   auto it = g_states.find(loop);
   if (it != g_states.end() && it->second->alive) {
@@ -313,9 +317,9 @@ LoopState* loop_state_for(PyObject* loop) {
     if (!ls) return nullptr;
     g_states[loop] = ls;  // owns the new reference
   }
-  Py_INCREF(ls);
-  Py_XSETREF(tls_state, ls);
+  tls_state = ls;
   tls_loop = loop;
+  tls_states_epoch = g_states_epoch;
   return ls;
 }
 

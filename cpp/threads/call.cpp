@@ -14,17 +14,21 @@
 #include "cancel/core.hpp"
 #include "threads/threads.hpp"
 
+namespace anyio {
+PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObject* done_cb,
+                        PyObject* context, size_t parent_id);
+}
+
 namespace anyio::threads {
 
 PyTypeObject* CallType = nullptr;
-PyObject* make_ctx_await(PyObject* context, PyObject* func, PyObject* args);
 int register_threads_request(PyObject* module);
 
 namespace {
 
 thread_local PyObject* tls_call = nullptr;  // borrowed: the job this worker runs
 
-enum AState : unsigned char { A_INIT, A_ACQUIRE, A_WAIT, A_REQUEST, A_FINISHED, A_TRIO };
+enum AState : unsigned char { A_INIT, A_ACQUIRE, A_WAIT, A_FINISHED, A_TRIO };
 
 struct Call {
   PyObject_HEAD
@@ -43,10 +47,12 @@ struct Call {
   PyObject* cancel_msg;
   PyObject* host_owner;  // owner of the host TaskState (not abandon_on_cancel)
   TaskState* host;
-  PyObject* inner;    // what we forward to: limiter acquire, request, Trio driver
-  PyObject* request;  // the request the host task is running
-  PyObject* pending;  // a request waiting for the host task
-  PyObject* waiter;   // Trio: the task to reschedule
+  PyObject* inner;      // what we forward to: limiter acquire or the Trio driver
+  CancelScope* scope;   // asyncio: the caller's innermost scope (strong); from_thread.run tasks hang below it
+  PyObject* pending;    // Trio: a request waiting for the host task
+  PyObject* req_tasks;  // asyncio, abandon_on_cancel: tasks running its from_thread.run requests
+  PyObject* waiter;     // Trio: the task to reschedule
+  PyObject* token;      // the EventLoopToken made for the job, on demand
   PyObject* weakreflist;
   unsigned char status;
   unsigned char astate;
@@ -180,9 +186,13 @@ PySendResult fail(PyObject** out) {
 }
 
 PySendResult submit_and_park(Call* c, TaskState* t, PyObject** out) {
-  if (t && !c->abandon) {
-    c->host = t;
-    c->host_owner = Py_NewRef(t->owner);
+  if (t) {
+    if (!c->abandon) {
+      c->host = t;
+      c->host_owner = Py_NewRef(t->owner);
+    }
+    CancelScope* s = t->scope ? t->scope : t->root;
+    if (s) c->scope = reinterpret_cast<CancelScope*>(Py_NewRef(reinterpret_cast<PyObject*>(s)));
   }
   if (pool_submit(c->pool, reinterpret_cast<PyObject*>(c)) < 0) {
     drop_host(c);
@@ -201,7 +211,18 @@ PySendResult finish(Call* c, PyObject** out) {
   if (c->exc) {
     PyObject* e = c->exc;
     c->exc = nullptr;
-    restore_exception(e);
+    if (PyObject_TypeCheck(e, reinterpret_cast<PyTypeObject*>(PyExc_StopIteration))) {
+      // Raised from here it would read as our own return (Python 3.12+ ends
+      // an await on StopIteration): report it as a coroutine would.
+      PyObject* re = PyObject_CallFunction(PyExc_RuntimeError, "s", "coroutine raised StopIteration");
+      if (!re) {
+        Py_DECREF(e);
+        return fail(out);
+      }
+      PyException_SetCause(re, e);  // steals e
+      e = re;
+    }
+    raise_exception(e);
     return fail(out);
   }
   *out = c->result ? c->result : Py_NewRef(Py_None);
@@ -211,25 +232,6 @@ PySendResult finish(Call* c, PyObject** out) {
 
 // Forwards to `inner`; deals with its end according to the state.
 PySendResult after_inner(Call* c, PySendResult r, PyObject** out);
-
-PySendResult start_request(Call* c, PyObject** out) {
-  PyObject* req = c->pending;
-  c->pending = nullptr;
-  auto* rq = reinterpret_cast<Request*>(req);
-  c->request = req;
-  c->inner = make_ctx_await(rq->context, rq->func, rq->args);
-  if (!c->inner) {
-    PyObject* e = fetch_exception();
-    request_finish(rq, nullptr, e);
-    Py_XDECREF(e);
-    Py_CLEAR(c->request);
-    return yield_self(c, out);
-  }
-  c->astate = A_REQUEST;
-  set_shield(c, false);
-  PySendResult r = PyIter_Send(c->inner, Py_None, out);
-  return after_inner(c, r, out);
-}
 
 PySendResult after_inner(Call* c, PySendResult r, PyObject** out) {
   if (r == PYGEN_NEXT) return r;
@@ -242,27 +244,23 @@ PySendResult after_inner(Call* c, PySendResult r, PyObject** out) {
         return r;
       }
       Py_DECREF(*out);
+      if (c->pool->closing) {
+        // The loop's pool was closed while we waited for a token (at
+        // interpreter exit, say): use the one the loop has now.
+        Pool* p = pool_for_loop(c->loop);
+        if (!p) {
+          c->astate = A_FINISHED;
+          release_token_keep_error(c);
+          return fail(out);
+        }
+        Py_SETREF(c->pool, reinterpret_cast<Pool*>(Py_NewRef(reinterpret_cast<PyObject*>(p))));
+      }
       TaskState* t = tls_current;
       if (!t) {
         t = current_task_state(false);
         if (!t) PyErr_Clear();
       }
       return submit_and_park(c, t, out);
-    }
-    case A_REQUEST: {
-      auto* rq = reinterpret_cast<Request*>(c->request);
-      if (r == PYGEN_RETURN) {
-        request_finish(rq, *out, nullptr);
-        Py_DECREF(*out);
-      } else {
-        PyObject* e = fetch_exception();
-        request_finish(rq, nullptr, e);
-        Py_XDECREF(e);
-      }
-      Py_CLEAR(c->request);
-      if (c->pending) return start_request(c, out);
-      if (c->status == JOB_DONE && c->resolved) return finish(c, out);
-      return yield_self(c, out);
     }
     default:  // A_TRIO
       c->astate = A_FINISHED;
@@ -359,9 +357,7 @@ PySendResult call_send(PyObject* self, PyObject* arg, PyObject** out) {
       return after_inner(c, PyIter_Send(it, Py_None, out), out);
     }
     case A_ACQUIRE:
-    case A_REQUEST:
     case A_TRIO: {
-      if (c->astate == A_REQUEST) set_shield(c, false);
       PySendResult r = PyIter_Send(c->inner, arg, out);
       return after_inner(c, r, out);
     }
@@ -378,7 +374,6 @@ PySendResult call_send(PyObject* self, PyObject* arg, PyObject** out) {
         release_token_keep_error(c);
         return fail(out);
       }
-      if (c->pending) return start_request(c, out);
       if (c->resolved && c->status == JOB_DONE) return finish(c, out);
       return yield_self(c, out);  // woken by someone else: keep waiting
     }
@@ -421,9 +416,7 @@ PyObject* call_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   Call* c = C(self);
   switch (c->astate) {
     case A_ACQUIRE:
-    case A_REQUEST:
     case A_TRIO: {
-      if (c->astate == A_REQUEST) set_shield(c, false);
       PyObject* fwd[4] = {c->inner};
       for (Py_ssize_t i = 0; i < nargs && i < 3; ++i) fwd[i + 1] = args[i];
       PyObject* res = PyObject_VectorcallMethod(G.s_throw, fwd, static_cast<size_t>(nargs + 1), nullptr);
@@ -437,17 +430,6 @@ PyObject* call_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
       c->astate = A_FINISHED;
       if (c->status != JOB_DONE) abandon_job(c);
       drop_host(c);
-      if (c->pending) {
-        PyObject* req = c->pending;
-        c->pending = nullptr;
-        PyObject* e = cancelled_error(c);
-        if (e)
-          request_finish(reinterpret_cast<Request*>(req), nullptr, e);
-        else
-          PyErr_Clear();
-        Py_XDECREF(e);
-        Py_DECREF(req);
-      }
       raise_thrown(args, nargs);
       release_token_keep_error(c);
       return nullptr;
@@ -467,15 +449,6 @@ PyObject* call_close(PyObject* self, PyObject*) {
     Py_DECREF(inner);
     if (!r) PyErr_WriteUnraisable(self);
     Py_XDECREF(r);
-  }
-  if (c->request) {
-    PyObject* e = PyObject_CallNoArgs(G.CancelledError);
-    if (e)
-      request_finish(reinterpret_cast<Request*>(c->request), nullptr, e);
-    else
-      PyErr_Clear();
-    Py_XDECREF(e);
-    Py_CLEAR(c->request);
   }
   if (c->astate != A_FINISHED && c->astate != A_INIT) {
     if (c->status != JOB_DONE) abandon_job(c);
@@ -575,6 +548,29 @@ PyObject* fut_remove_done_callback(PyObject* self, PyObject* fn) {
   return PyLong_FromSsize_t(removed);
 }
 
+// A cancel scope made the caller give up the thread: its from_thread.run
+// tasks still running are cancelled with the same message, except the task
+// doing the cancelling.
+int cancel_request_tasks(Call* c, PyObject* msg) {
+  PyObject* tasks = c->req_tasks;
+  c->req_tasks = nullptr;
+  int rc = 0;
+  if (c->scope && effective_cancel_from(c->scope)) {
+    PyObject* current = PyObject_CallOneArg(G.current_task, c->loop);
+    if (!current) rc = -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(tasks); ++i) {
+      PyObject* task = PyList_GET_ITEM(tasks, i);
+      if (task == current) continue;
+      PyObject* r = msg ? call_method1(task, G.s_cancel, msg) : call_method0(task, G.s_cancel);
+      if (!r) rc = -1;
+      Py_XDECREF(r);
+    }
+    Py_XDECREF(current);
+  }
+  Py_DECREF(tasks);
+  return rc;
+}
+
 // cancel(msg=None). anyio cancel scopes never get here while the caller is
 // shielded (the core sees `shielded_yield`); what does is a native
 // Task.cancel() (asyncio.wait_for, TaskGroup, ...), which, as with a plain
@@ -589,6 +585,7 @@ PyObject* fut_cancel(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   abandon_job(c);
   c->cancelled = true;
   if (msg && msg != Py_None) c->cancel_msg = Py_NewRef(msg);
+  if (c->req_tasks && cancel_request_tasks(c, msg) < 0) return nullptr;
   if (fire(c, false) < 0) return nullptr;
   Py_RETURN_TRUE;
 }
@@ -651,7 +648,7 @@ PyObject* py_outcome(PyObject* self, PyObject*) {
   if (c->exc) {
     PyObject* e = c->exc;
     c->exc = nullptr;
-    restore_exception(e);
+    raise_exception(e);
     return nullptr;
   }
   PyObject* r = c->result ? c->result : Py_NewRef(Py_None);
@@ -706,9 +703,11 @@ int call_traverse(Call* self, visitproc visit, void* arg) {
   Py_VISIT(self->cancel_msg);
   Py_VISIT(self->host_owner);
   Py_VISIT(self->inner);
-  Py_VISIT(self->request);
+  Py_VISIT(reinterpret_cast<PyObject*>(self->scope));
+  Py_VISIT(self->req_tasks);
   Py_VISIT(self->pending);
   Py_VISIT(self->waiter);
+  Py_VISIT(self->token);
   return 0;
 }
 
@@ -728,9 +727,11 @@ int call_clear(Call* self) {
   Py_CLEAR(self->more_cbs);
   Py_CLEAR(self->cancel_msg);
   Py_CLEAR(self->inner);
-  Py_CLEAR(self->request);
+  Py_CLEAR(self->scope);
+  Py_CLEAR(self->req_tasks);
   Py_CLEAR(self->pending);
   Py_CLEAR(self->waiter);
+  Py_CLEAR(self->token);
   return 0;
 }
 
@@ -832,7 +833,9 @@ PyObject* fn_thread_call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   c->borrower = c->loop = c->cb = c->cb_ctx = c->more_cbs = c->cancel_msg = nullptr;
   c->host_owner = nullptr;
   c->host = nullptr;
-  c->inner = c->request = c->pending = c->waiter = nullptr;
+  c->inner = c->pending = c->waiter = c->token = nullptr;
+  c->scope = nullptr;
+  c->req_tasks = nullptr;
   c->weakreflist = nullptr;
   c->status = JOB_PENDING;
   c->astate = A_INIT;
@@ -876,6 +879,20 @@ PyObject* fn_worker_request(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
 }
 
 PyObject* fn_current_worker_call(PyObject*, PyObject*) { return Py_NewRef(tls_call ? tls_call : Py_None); }
+
+// The EventLoopToken of the loop this worker thread runs a job for; raises
+// AttributeError outside a job (what reading an unset thread-local would).
+PyObject* fn_current_worker_token(PyObject*, PyObject*) {
+  Call* c = tls_call ? C(tls_call) : nullptr;
+  if (!c || !c->pool) return raise(PyExc_AttributeError, "current_token");
+  if (!c->token) {
+    PyObject* mk = hook("make_worker_token");
+    if (!mk) return nullptr;
+    c->token = PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(c->pool));
+    if (!c->token) return nullptr;
+  }
+  return Py_NewRef(c->token);
+}
 
 // check_cancelled() for asyncio workers: reads the host task's cancel state
 // directly (the GIL makes that safe). Returns True when the caller must ask
@@ -924,6 +941,8 @@ PyMethodDef module_fns[] = {
     {"current_worker_call", fn_current_worker_call, METH_NOARGS,
      "The ThreadCall this worker thread is running, or None."},
     {"worker_check_cancelled", fn_worker_check_cancelled, METH_NOARGS, nullptr},
+    {"current_worker_token", fn_current_worker_token, METH_NOARGS,
+     "The EventLoopToken of the job this worker thread runs (AttributeError outside one)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -935,27 +954,17 @@ bool call_run_job(Pool* p, PyObject* call) {
   // asked for (say, setting an event another thread waits on) still happens.
   if (c->status != JOB_ABANDONED) c->status = JOB_RUNNING;
   PyObject* prev = tls_call;
+  // While it is set, anyio._core._eventloop.threadlocals.current_token (which
+  // libraries probe to tell anyio worker threads apart) is this call's token.
   tls_call = call;
-  // Libraries tell anyio worker threads apart by this thread-local; it is
-  // set only while a job runs so that an idle worker holds no loop alive.
-  if (TG.threadlocals && !p->worker_token && !p->closing) {
-    PyObject* mk = PyDict_GetItemString(TG.hooks, "make_worker_token");
-    p->worker_token = mk ? PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(p)) : nullptr;
-    if (!p->worker_token) PyErr_Clear();
-  }
-  PyObject* token = p->worker_token ? Py_NewRef(p->worker_token) : nullptr;
-  if (token && PyObject_SetAttr(TG.threadlocals, TG.s_current_token, token) < 0) PyErr_Clear();
   PyObject* res = nullptr;
   if (PyContext_Enter(c->ctx) == 0) {
     res = PyObject_Call(c->func, c->args, nullptr);
     PyContext_Exit(c->ctx);
   }
   PyObject* exc = res ? nullptr : fetch_exception();
-  if (token) {
-    if (PyObject_DelAttr(TG.threadlocals, TG.s_current_token) < 0) PyErr_Clear();
-    Py_DECREF(token);
-  }
   tls_call = prev;
+  Py_CLEAR(c->token);
   if (c->status == JOB_ABANDONED) {
     // Nobody waits any more: drop the outcome here, with the GIL we hold.
     Py_XDECREF(res);
@@ -976,19 +985,45 @@ bool call_run_job(Pool* p, PyObject* call) {
 void call_resolve(PyObject* call) {
   Call* c = C(call);
   if (c->cancelled || c->status != JOB_DONE) return;
-  if (c->astate == A_REQUEST) return;  // cannot happen: the worker waits on the request
   if (fire(c, true) < 0) PyErr_WriteUnraisable(call);
 }
 
-int call_take_request(PyObject* call, PyObject* request) {
+int call_host_request(PyObject* call, PyObject* request) {
   Call* c = C(call);
-  if (c->abandon || c->cancelled || c->pending || c->request) return 0;
-  if (c->status != JOB_RUNNING) return 0;
-  bool asyncio_waiting = c->astate == A_WAIT && !c->resolved;
-  bool trio_waiting = c->waiter != nullptr;
-  if (!asyncio_waiting && !trio_waiting) return 0;
-  c->pending = Py_NewRef(request);
-  if (fire(c, true) < 0) return -1;
+  if (c->cancelled || c->status != JOB_RUNNING) return 0;
+  if (c->waiter) {
+    // Trio, as trio.from_thread.run does: the waiting task runs it (so its
+    // cancel scopes apply), unless it may abandon the thread.
+    if (c->abandon || c->pending) return 0;
+    c->pending = Py_NewRef(request);
+    if (fire(c, true) < 0) return -1;
+    return 1;
+  }
+  // asyncio: a task of its own (its own identity, so that a to_thread call
+  // inside it borrows a limiter token as itself). Cancelling a scope around
+  // the waiting call cancels it, as upstream does: a shielded wait hangs it
+  // below the caller's innermost scope; a wait that may abandon the thread
+  // cancels it when the caller gives up (fut_cancel), unless it is the task
+  // that cancelled.
+  if (c->astate != A_WAIT || c->resolved) return 0;
+  PyObject* mk = hook("run_request");
+  if (!mk) return -1;
+  PyObject* coro = PyObject_CallOneArg(mk, request);
+  if (!coro) return -1;
+  PyObject* task = spawn_wrapped(coro, c->abandon ? nullptr : c->scope, Py_None, nullptr, nullptr, 0);
+  Py_DECREF(coro);
+  if (!task) return -1;
+  if (c->abandon) {
+    if (!c->req_tasks && !(c->req_tasks = PyList_New(0))) {
+      Py_DECREF(task);
+      return -1;
+    }
+    if (PyList_Append(c->req_tasks, task) < 0) {
+      Py_DECREF(task);
+      return -1;
+    }
+  }
+  Py_DECREF(task);
   return 1;
 }
 

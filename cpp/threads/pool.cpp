@@ -28,8 +28,13 @@ namespace {
 // Loop -> pool. A pool leaves the map when it closes or its loop dies, so a
 // later call on the same loop starts a fresh one.
 std::unordered_map<PyObject*, Pool*> g_pools;
+// A per-thread cache of the last lookup. It borrows: a thread that ran a loop
+// and exited must not keep its pool. Every pool that leaves the map bumps
+// g_pools_epoch, which invalidates the caches of all threads at once.
+uint64_t g_pools_epoch = 1;
 ANYIO_TLS PyObject* tls_loop = nullptr;
-ANYIO_TLS Pool* tls_pool = nullptr;  // strong
+ANYIO_TLS Pool* tls_pool = nullptr;
+ANYIO_TLS uint64_t tls_epoch = 0;
 
 // Worker-thread state.
 ANYIO_TLS PyThreadState* tls_tstate = nullptr;
@@ -46,11 +51,8 @@ void forget(Pool* p) {
   auto it = g_pools.find(p->loop);
   if (it != g_pools.end() && it->second == p) {
     g_pools.erase(it);
+    g_pools_epoch++;
     Py_DECREF(p);  // the map's reference
-  }
-  if (tls_pool == p) {
-    tls_loop = nullptr;
-    Py_CLEAR(tls_pool);
   }
 }
 
@@ -148,10 +150,9 @@ void process(Pool* p, Item& it) {
     request_run_sync(r);
     return;
   }
-  // An async request: the host task runs it when it still waits for the
-  // worker (so it sees the host's cancel scopes); otherwise it gets a task of
-  // its own.
-  int taken = r->call ? call_take_request(r->call, it.obj) : 0;
+  // An async request from a worker whose caller still waits: its caller's
+  // side runs it (call_host_request); otherwise it gets a task of its own.
+  int taken = r->call ? call_host_request(r->call, it.obj) : 0;
   if (taken < 0) {
     PyObject* e = fetch_exception();
     request_finish(r, nullptr, e);
@@ -204,22 +205,18 @@ PyObject* pool_loop_died(PyObject* self_obj, PyObject* /*ref*/) {
   forget(p);
   p->loop = nullptr;
   p->loop_gone = true;
-  pool_close(p);
+  // No waiting and no Thread.join() here: a weakref callback runs wherever
+  // the loop happens to be freed, which may be the garbage collector inside
+  // threading's own bookkeeping (a join there deadlocks on its lock).
+  pool_close(p, false);
   discard_items(p);
   close_fds(p);
   Py_DECREF(p);
   Py_RETURN_NONE;
 }
 
-// Done callback of the root task: the run is over, let idle workers go.
-PyObject* pool_root_done(PyObject* self_obj, PyObject* /*task*/) {
-  if (pool_close(reinterpret_cast<Pool*>(self_obj)) < 0) return nullptr;
-  Py_RETURN_NONE;
-}
-
 PyMethodDef drain_def = {"_drain", pool_drain, METH_NOARGS, nullptr};
 PyMethodDef loop_died_def = {"_loop_died", pool_loop_died, METH_O, nullptr};
-PyMethodDef root_done_def = {"_root_done", pool_root_done, METH_O, nullptr};
 
 Pool* pool_alloc(bool is_trio) {
   auto* p = PyObject_GC_New(Pool, PoolType);
@@ -245,7 +242,6 @@ Pool* pool_alloc(bool is_trio) {
   p->trio_token = nullptr;
   p->drain_cb = nullptr;
   p->default_limiter = nullptr;
-  p->worker_token = nullptr;
   p->weakreflist = nullptr;
   PyObject_GC_Track(p);
   p->drain_cb = PyCFunction_New(&drain_def, reinterpret_cast<PyObject*>(p));
@@ -281,30 +277,6 @@ int open_wakeup(Pool* p) {
   return 0;
 }
 
-// The task whose end means the run is over: the host of the outermost cancel
-// scope above the current task, or the current task itself.
-PyObject* find_root_task(PyObject* loop) {
-  TaskState* t = tls_current;
-  if (!t) {
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();
-  }
-  if (t) {
-    CancelScope* s = t->scope ? t->scope : t->root;
-    CancelScope* top = nullptr;
-    for (; s; s = s->parent) top = s;
-    if (top && top->host && top->host->task) {
-      Py_INCREF(top->host->task);
-      return top->host->task;
-    }
-    if (t->task) {
-      Py_INCREF(t->task);
-      return t->task;
-    }
-  }
-  return PyObject_CallOneArg(G.current_task, loop);
-}
-
 Pool* new_asyncio_pool(PyObject* loop) {
   Pool* p = pool_alloc(false);
   if (!p) return nullptr;
@@ -332,16 +304,6 @@ Pool* new_asyncio_pool(PyObject* loop) {
     if (r) {
       Py_DECREF(r);
       p->reader_added = true;
-      PyObject* root = find_root_task(loop);
-      if (root && root != Py_None) {
-        PyObject* cb = PyCFunction_New(&root_done_def, self);
-        r = cb ? call_method1(root, G.s_add_done_callback, cb) : nullptr;
-        Py_XDECREF(cb);
-        Py_XDECREF(r);
-      } else {
-        r = root;
-      }
-      Py_XDECREF(root);
     }
     PyContext_Exit(empty);
     Py_DECREF(empty);
@@ -485,8 +447,11 @@ PyMethodDef worker_main_def = {"_worker_main", fn_worker_main, METH_O, nullptr};
 int spawn_worker(Pool* p) {
   PyObject* args = PyTuple_Pack(1, reinterpret_cast<PyObject*>(p));
   if (!args) return -1;
+  // Trio's own worker threads are daemon threads: the interpreter may exit
+  // while one is blocked in an abandoned call, or idle. asyncio workers are
+  // not (as upstream's): exit waits for the jobs they run.
   PyObject* kwargs = Py_BuildValue("{sOsOsOsO}", "target", g_worker_main, "args", args, "name", g_thread_name,
-                                   "daemon", Py_False);
+                                   "daemon", p->is_trio ? Py_True : Py_False);
   Py_DECREF(args);
   if (!kwargs) return -1;
   PyObject* empty = PyTuple_New(0);
@@ -509,7 +474,6 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   Py_VISIT(self->trio_token);
   Py_VISIT(self->drain_cb);
   Py_VISIT(self->default_limiter);
-  Py_VISIT(self->worker_token);
   Py_VISIT(self->exited);
   return 0;
 }
@@ -519,7 +483,6 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->trio_token);
   Py_CLEAR(self->drain_cb);
   Py_CLEAR(self->default_limiter);
-  Py_CLEAR(self->worker_token);
   Py_CLEAR(self->exited);
   return 0;
 }
@@ -731,13 +694,52 @@ PyObject* fn_set_hooks(PyObject*, PyObject* hooks) {
   if (!PyDict_Check(hooks)) return raise(PyExc_TypeError, "hooks must be a dict");
   Py_INCREF(hooks);
   Py_XSETREF(TG.hooks, hooks);
-  PyObject* tl = PyDict_GetItemString(hooks, "threadlocals");
-  Py_XINCREF(tl);
-  Py_XSETREF(TG.threadlocals, tl);
+  Py_RETURN_NONE;
+}
+
+// close_worker_pool(loop): the loop's run is over (anyio.run calls this once
+// the loop is closed); idle workers leave now rather than at their timeout.
+PyObject* fn_close_pool(PyObject*, PyObject* loop) {
+  auto it = g_pools.find(loop);
+  if (it == g_pools.end()) Py_RETURN_NONE;
+  Pool* p = it->second;
+  Py_INCREF(p);
+  int rc = pool_close(p);
+  Py_DECREF(p);
+  if (rc < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// At interpreter exit (threading's atexit hooks run before it joins
+// non-daemon threads): the pools of loops that no longer run let their idle
+// workers go, so that they do not hold up the exit until their idle timeout.
+PyObject* fn_close_idle_pools(PyObject*, PyObject*) {
+  std::vector<Pool*> pools;
+  for (auto& kv : g_pools) {
+    Py_INCREF(kv.second);
+    pools.push_back(kv.second);
+  }
+  PyObject* s_is_running = PyUnicode_InternFromString("is_running");
+  for (Pool* p : pools) {
+    bool running = false;
+    if (p->loop && s_is_running) {
+      PyObject* r = call_method0(p->loop, s_is_running);
+      running = r == Py_True;
+      Py_XDECREF(r);
+      PyErr_Clear();
+    }
+    if (!running && pool_close(p) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(p));
+    Py_DECREF(p);
+  }
+  Py_XDECREF(s_is_running);
+  PyErr_Clear();
   Py_RETURN_NONE;
 }
 
 PyMethodDef module_fns[] = {
+    {"close_worker_pool", fn_close_pool, METH_O,
+     "Close the worker pool of an event loop whose run is over (idle workers leave at once)."},
+    {"_close_idle_worker_pools", fn_close_idle_pools, METH_NOARGS, nullptr},
     {"current_worker_pool", fn_current_pool, METH_NOARGS,
      "The worker pool of the running asyncio loop (created on demand), or None."},
     {"new_trio_worker_pool", fn_new_trio_pool, METH_O, "A worker pool that reports through a Trio token."},
@@ -773,7 +775,7 @@ PyObject* hook(const char* name) {
 }
 
 Pool* pool_for_loop(PyObject* loop) {
-  if (loop == tls_loop && tls_pool && !tls_pool->closing) return tls_pool;
+  if (loop == tls_loop && tls_epoch == g_pools_epoch) return tls_pool;
   Pool* p;
   auto it = g_pools.find(loop);
   if (it != g_pools.end() && !it->second->closing) {
@@ -782,15 +784,16 @@ Pool* pool_for_loop(PyObject* loop) {
     if (it != g_pools.end()) {
       Pool* old = it->second;
       g_pools.erase(it);
+      g_pools_epoch++;
       Py_DECREF(old);
     }
     p = new_asyncio_pool(loop);
     if (!p) return nullptr;
     g_pools[loop] = p;  // owns the new reference
   }
-  Py_INCREF(p);
-  Py_XSETREF(tls_pool, p);
+  tls_pool = p;
   tls_loop = loop;
+  tls_epoch = g_pools_epoch;
   return p;
 }
 
@@ -868,12 +871,10 @@ void join_exited(Pool* p) {
   if (!p->exited) PyErr_Clear();
 }
 
-int pool_close(Pool* p) {
+int pool_close(Pool* p, bool wait) {
   if (!p->closing) {
     p->closing = true;
     forget(p);
-    // The token refers to the loop; a finished run must not keep it alive.
-    Py_CLEAR(p->worker_token);
     // Without the guard the io_context stops once the last job is done; until
     // then (abandoned jobs may still run) one no-op per idle worker wakes it.
     p->guard->reset();
@@ -888,14 +889,16 @@ int pool_close(Pool* p) {
     // them, so the thread count is back to normal when the run returns.
     // The lock is scoped inside: it must be released before the GIL is taken
     // back, as workers take the GIL first and this mutex second.
-    Py_BEGIN_ALLOW_THREADS
-      {
-        std::unique_lock<std::mutex> lk(*p->mu);
-        p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
-      }
-    Py_END_ALLOW_THREADS
+    if (wait) {
+      Py_BEGIN_ALLOW_THREADS
+        {
+          std::unique_lock<std::mutex> lk(*p->mu);
+          p->exit_cv->wait_for(lk, std::chrono::milliseconds(200), [p, busy] { return p->threads <= busy; });
+        }
+      Py_END_ALLOW_THREADS
+    }
   }
-  join_exited(p);
+  if (wait) join_exited(p);
   maybe_finalize(p);
   return 0;
 }
@@ -924,7 +927,6 @@ int register_threads_pool(PyObject* module) {
   TG.s_release = intern("release_on_behalf_of");
   TG.s_context = intern("context");
   TG.s_call_soon_threadsafe = intern("call_soon_threadsafe");
-  TG.s_current_token = intern("current_token");
   PyObject* exc = PyImport_ImportModule("anyio._exceptions");
   if (!exc) return -1;
   TG.WouldBlock = PyObject_GetAttrString(exc, "WouldBlock");

@@ -318,11 +318,6 @@ PyMethodDef module_fns[] = {
 
 }  // namespace
 
-PyObject* make_ctx_await(PyObject* context, PyObject* func, PyObject* args) {
-  PyObject* a[] = {context, func, args};
-  return fn_run_in_context(nullptr, a, 3);
-}
-
 PyObject* fetch_exception() {
 #if PY_VERSION_HEX >= 0x030C0000
   return PyErr_GetRaisedException();
@@ -347,6 +342,14 @@ void restore_exception(PyObject* exc) {
   Py_INCREF(type);
   PyErr_Restore(type, exc, tb);
 #endif
+}
+
+void raise_exception(PyObject* exc) {
+  // As a `raise` statement would: an exception raised while the caller handles
+  // another gets that one as its __context__ (upstream re-raises the outcome
+  // with `raise`, so code inspecting __context__ sees the same chain).
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+  Py_DECREF(exc);
 }
 
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call) {
@@ -451,7 +454,7 @@ PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   }
   PyObject* out = nullptr;
   if (r->exc)
-    restore_exception(Py_NewRef(r->exc));
+    raise_exception(Py_NewRef(r->exc));
   else
     out = Py_NewRef(r->result);
   Py_DECREF(r);

@@ -62,7 +62,6 @@ struct Pool {
   PyObject* trio_token;    // TrioToken (strong)
   PyObject* drain_cb;      // bound method the wake-up calls
   PyObject* default_limiter;
-  PyObject* worker_token;  // EventLoopToken workers publish while running a job
   PyObject* weakreflist;
 };
 
@@ -89,9 +88,7 @@ struct ThreadGlobals {
   PyObject* WouldBlock = nullptr;
   PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
-  PyObject* hooks = nullptr;         // dict set by anyio._threads
-  PyObject* threadlocals = nullptr;  // anyio._core._eventloop.threadlocals (from the hooks)
-  PyObject* s_current_token = nullptr;
+  PyObject* hooks = nullptr;  // dict set by anyio._threads
   PyObject* s_add_reader = nullptr;
   PyObject* s_remove_reader = nullptr;
   PyObject* s_is_closed = nullptr;
@@ -111,7 +108,9 @@ int pool_submit(Pool* p, PyObject* call);  // takes a new reference to call
 // wake the loop with pool_wakeup (asyncio; Trio is woken here).
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
 void pool_wakeup(Pool* p);  // GIL not needed
-int pool_close(Pool* p);
+// Closes the pool: idle workers leave. `wait`: wait briefly for them and join
+// their threads (not from a weakref callback or a finalizer).
+int pool_close(Pool* p, bool wait = true);
 PyObject* hook(const char* name);     // borrowed, or null with an error set
 double worker_spin_seconds();         // how long an idle worker polls for a job before sleeping
 double reply_spin_seconds();          // how long a worker waiting for the loop's answer polls
@@ -130,13 +129,18 @@ bool pool_loop_finished(Pool* p);  // GIL held
 PyObject* run_finished_error();
 
 // Call hooks used by the pool.
-bool call_run_job(Pool* p, PyObject* call);                // worker thread, GIL held; result of pool_push
-void call_resolve(PyObject* call);                         // loop thread: the job is done, wake the waiter
-int call_take_request(PyObject* call, PyObject* request);  // 1 if the host takes it
+bool call_run_job(Pool* p, PyObject* call);  // worker thread, GIL held; result of pool_push
+void call_resolve(PyObject* call);           // loop thread: the job is done, wake the waiter
+// 1 if the caller's side takes the async request (its host task on Trio, a
+// task below its cancel scope on asyncio), 0 if it needs a task of its own.
+int call_host_request(PyObject* call, PyObject* request);
 
 // Exceptions as single objects (3.10 .. 3.13).
 PyObject* fetch_exception();
 void restore_exception(PyObject* exc);  // steals
+// Raises an outcome in the caller (steals): chains it to the exception the
+// caller is handling, as `raise exc` would.
+void raise_exception(PyObject* exc);
 
 // The worker thread's current call (null outside worker threads).
 PyObject* current_worker_call();

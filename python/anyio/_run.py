@@ -64,7 +64,14 @@ def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], optio
     result: T
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=loop_factory) as runner:
-            result = runner.run(wrapped)
+            loop = runner.get_loop()
+            try:
+                result = runner.run(wrapped)
+            finally:
+                runner.close()
+                # The run is over: its idle worker threads leave now.
+                _cpp.close_worker_pool(loop)
+                del loop
     else:
         result = _run_asyncio_310(wrapped, debug, loop_factory)
 
@@ -93,6 +100,7 @@ def _run_asyncio_310(
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            _cpp.close_worker_pool(loop)
 
 
 def _run_trio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:

@@ -9,6 +9,7 @@ requests from threads that reach a loop through an event loop token.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from contextvars import Context, copy_context
 from typing import Any
@@ -251,22 +252,24 @@ def _make_worker_token(pool: Any) -> Any:
     return EventLoopToken(_TrioBackend if pool.is_trio else _AsyncIOBackend, pool.token)
 
 
-def _threadlocals() -> Any:
-    try:
-        from ._core._eventloop import threadlocals
-    except ImportError:
-        return None
-    return threadlocals
-
-
 _cpp._set_thread_hooks(
     {
         "make_worker_token": _make_worker_token,
-        "threadlocals": _threadlocals(),
         "spawn_request": _spawn_request,
+        "run_request": _run_request,
         "trio_run": _trio_run,
         "trio_wake": _trio_wake,
         "trio_raise_cancelled": _trio_raise_cancelled,
         "new_default_limiter": _new_default_limiter,
     }
 )
+
+# threading runs these hooks at interpreter exit before it joins non-daemon
+# threads: idle workers of loops that have stopped leave then instead of at
+# the end of their idle timeout.
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:
+    try:
+        _register_atexit(_cpp._close_idle_worker_pools)
+    except RuntimeError:  # the interpreter is already shutting down
+        pass

@@ -38,8 +38,9 @@ def run(
     From a worker thread started by :func:`anyio.to_thread.run_sync` the loop is
     found automatically; from any other thread pass the loop's `token`
     (:func:`anyio.lowlevel.current_token`). The coroutine runs in a copy of
-    this thread's context. In a worker whose caller waits shielded, it runs
-    in the calling task, so that task's cancellation reaches it.
+    this thread's context. Cancelling a scope around the worker's waiting
+    caller cancels it (on asyncio it runs in a task of its own, on Trio in
+    the waiting task).
 
     :raises NoEventLoopError: outside a worker thread without a token
     :raises RunFinishedError: if the event loop behind `token` has finished

@@ -54,7 +54,27 @@ async def run_sync(
             stacklevel=2,
         )
 
+    if limiter is not None and not hasattr(limiter, "acquire_on_behalf_of_nowait"):
+        if _cpp.running_loop() is not None:
+            # asyncio, as upstream: any async context manager limits the call
+            # (a Lock, a Semaphore), entered by the calling task.
+            async with limiter:
+                return await _thread_call(func, args, abandon_on_cancel, _UNLIMITED)  # type: ignore[no-any-return]
+
     return await _thread_call(func, args, abandon_on_cancel, limiter)  # type: ignore[no-any-return]
+
+
+class _Unlimited:
+    """The limiter of a call already limited by an async context manager."""
+
+    def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
+        pass
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        pass
+
+
+_UNLIMITED = _Unlimited()
 
 
 def current_default_thread_limiter() -> CapacityLimiter:

@@ -15,10 +15,35 @@ if TYPE_CHECKING:
 class _WorkerThreadLocals(threading.local):
     """Per-thread state of anyio worker threads.
 
-    asyncer, Starlette helpers and others probe ``current_token`` and
-    ``current_async_backend`` on it to tell an anyio worker thread (both set)
-    from any other thread (AttributeError). The worker-thread code sets them.
+    asyncer, Starlette helpers and others probe ``current_token`` on it to tell
+    an anyio worker thread running a job (an EventLoopToken of the caller's
+    loop) from any other thread (AttributeError). The token is made when first
+    read, so idle workers hold no event loop alive.
     """
+
+    @property
+    def current_token(self) -> Any:
+        value = self.__dict__.get("current_token", _UNSET)
+        if value is not _UNSET:
+            return value
+
+        from .. import _cpp
+
+        return _cpp.current_worker_token()
+
+    @current_token.setter
+    def current_token(self, value: Any) -> None:
+        self.__dict__["current_token"] = value
+
+    @current_token.deleter
+    def current_token(self) -> None:
+        try:
+            del self.__dict__["current_token"]
+        except KeyError:
+            raise AttributeError("current_token") from None
+
+
+_UNSET = object()
 
 
 # asyncer (syncify), esmerald, lazyops: detect anyio worker threads.

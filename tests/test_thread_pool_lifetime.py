@@ -1,0 +1,236 @@
+"""The worker pool and the default thread limiter belong to the event loop.
+
+Frameworks run anyio code in tasks anyio did not create (uvicorn starts every
+request with ``loop.create_task``): the pool must outlive any one of them and
+live until the loop (or ``anyio.run``) ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import anyio
+from anyio import to_thread
+from anyio._core._eventloop import threadlocals
+from anyio.lowlevel import EventLoopToken, current_token
+
+BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
+    pytest.param(("trio", {}), id="trio"),
+]
+LOOP_FACTORIES = [
+    pytest.param(asyncio.new_event_loop, id="asyncio"),
+    pytest.param("uvloop", id="asyncio+uvloop"),
+]
+
+
+def _run_native(factory: Any, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    if factory == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+def _run_backend(backend: tuple[str, dict[str, Any]], main: Callable[[], Any]) -> Any:
+    return anyio.run(main, backend=backend[0], backend_options=backend[1])
+
+
+async def _native_rounds(
+    backend: str, rounds: int, tasks: int, calls: int, job: Callable[[], Any]
+) -> None:
+    """`rounds` times, `tasks` short-lived tasks made by the backend itself
+    (not by anyio), each making `calls` to_thread calls."""
+
+    async def worker() -> None:
+        for _ in range(calls):
+            await to_thread.run_sync(job)
+
+    for _ in range(rounds):
+        if backend == "trio":
+            import trio
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(tasks):
+                    nursery.start_soon(worker)
+        else:
+            await asyncio.gather(*[asyncio.create_task(worker()) for _ in range(tasks)])
+
+
+@pytest.mark.parametrize("factory", LOOP_FACTORIES)
+def test_short_lived_foreign_tasks_share_the_loops_pool(factory: Any) -> None:
+    """50 concurrent tasks made by asyncio.create_task, ending one after
+    another, make 2,000 calls: none fails, and the threads that ran them are
+    no more than the default limiter's 40 tokens (not a new set per task)."""
+    threads: list[
+        threading.Thread
+    ] = []  # kept alive: distinct objects, distinct threads
+    seen: set[int] = set()
+
+    def job() -> None:
+        thread = threading.current_thread()
+        if id(thread) not in seen:
+            seen.add(id(thread))
+            threads.append(thread)
+
+    async def main() -> None:
+        await _native_rounds("asyncio", rounds=10, tasks=50, calls=4, job=job)
+
+    _run_native(factory, main)
+    assert 1 <= len(threads) <= 40
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_native_tasks_share_the_pool_under_anyio_run(
+    backend: tuple[str, dict[str, Any]],
+) -> None:
+    threads: list[threading.Thread] = []
+    seen: set[int] = set()
+
+    def job() -> None:
+        thread = threading.current_thread()
+        if id(thread) not in seen:
+            seen.add(id(thread))
+            threads.append(thread)
+
+    async def main() -> None:
+        await _native_rounds(backend[0], rounds=10, tasks=50, calls=4, job=job)
+
+    _run_backend(backend, main)
+    assert 1 <= len(threads) <= 40
+
+
+@pytest.mark.parametrize("factory", LOOP_FACTORIES)
+def test_default_limiter_outlives_the_task_that_made_it(factory: Any) -> None:
+    """The first to_thread call of the loop comes from a task that then ends;
+    later tasks still see the same default limiter and the same pool."""
+
+    async def first() -> object:
+        await to_thread.run_sync(int)
+        return to_thread.current_default_thread_limiter()
+
+    async def main() -> tuple[object, object]:
+        limiter = await asyncio.create_task(first())
+        later = await asyncio.create_task(first())
+        return limiter, later
+
+    limiter, later = _run_native(factory, main)
+    assert limiter is later
+
+
+@pytest.mark.parametrize("factory", LOOP_FACTORIES)
+def test_idle_workers_hold_no_loop(factory: Any) -> None:
+    """After the loop's run, idle workers do not keep the loop alive, and they
+    leave once it is gone."""
+    refs: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    before = {t for t in threading.enumerate() if t.name == "AnyIO worker thread"}
+
+    async def main() -> None:
+        refs.append(weakref.ref(asyncio.get_running_loop()))
+        await asyncio.gather(
+            *[asyncio.create_task(to_thread.run_sync(int)) for _ in range(5)]
+        )
+
+    _run_native(factory, main)
+    gc.collect()
+    assert refs[0]() is None
+    mine = {
+        t for t in threading.enumerate() if t.name == "AnyIO worker thread"
+    } - before
+    for thread in mine:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_worker_thread_token(backend: tuple[str, dict[str, Any]]) -> None:
+    """Inside a job, threadlocals.current_token is the caller's loop token (as
+    libraries probe it); outside one, reading it raises AttributeError."""
+
+    def probe() -> tuple[object, bool]:
+        return threadlocals.current_token, hasattr(threadlocals, "current_token")
+
+    async def main() -> tuple[object, object, bool]:
+        token, present = await to_thread.run_sync(probe)
+        return current_token(), token, present
+
+    expected, token, present = _run_backend(backend, main)
+    assert isinstance(token, EventLoopToken)
+    assert token == expected
+    assert present
+    assert not hasattr(threadlocals, "current_token")
+
+
+_EXIT_SCRIPT = """
+import threading
+import anyio
+from anyio import _cpp, move_on_after, to_thread
+
+_cpp.set_default_idle_timeout(3600)
+blocked = threading.Event()
+
+async def main() -> None:
+    await to_thread.run_sync(int)  # leaves an idle worker behind
+    with move_on_after(0.1):
+        await to_thread.run_sync(blocked.wait, abandon_on_cancel=True)
+
+anyio.run(main, backend="trio")
+print("run returned", flush=True)
+"""
+
+
+def test_trio_process_exits_with_blocked_abandoned_and_idle_workers() -> None:
+    """On Trio (as with Trio's own threads) neither a worker blocked forever in
+    an abandoned call nor an idle one keeps the interpreter from exiting."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "run returned\n"
+
+
+def _count(type_name: str) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == type_name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loops_run_in_threads_leave_nothing_behind(
+    backend: tuple[str, dict[str, Any]],
+) -> None:
+    """anyio.run in a new thread, many times: the per-loop state and worker
+    pools of finished loops do not pile up (each thread's cache of its last
+    loop must not keep them)."""
+
+    async def main() -> None:
+        await to_thread.run_sync(int)
+
+    def run_in_thread() -> None:
+        thread = threading.Thread(target=_run_backend, args=(backend, main))
+        thread.start()
+        thread.join()
+
+    run_in_thread()
+    before = (_count("LoopState"), _count("WorkerPool"))
+    for _ in range(30):
+        run_in_thread()
+
+    after = (_count("LoopState"), _count("WorkerPool"))
+    assert after[0] <= before[0] + 2
+    assert after[1] <= before[1] + 2
