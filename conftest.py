@@ -61,6 +61,7 @@ class DocExample:
     expected_output: str | None
     backends: frozenset[str]
     skip_reason: str | None
+    min_python: tuple[int, int] | None = None
 
 
 def _adjacent(text: str, end: int, start: int) -> bool:
@@ -82,6 +83,20 @@ def _parse_backends(
     return frozenset(_DIRECTIVE_NAMES[name] for name in names)
 
 
+def _parse_python(
+    arguments: str, document: Document, position: int
+) -> tuple[int, int]:
+    """`<!-- python: 3.11 -->`: the example needs that Python or later."""
+    match = re.fullmatch(r"(\d+)\.(\d+)\+?", arguments)
+    if match is None:
+        raise ValueError(
+            f"{document.path}: {document.line_column(position)}: 'python:' takes "
+            f"a version such as 3.11, not {arguments!r}"
+        )
+
+    return int(match[1]), int(match[2])
+
+
 class ProgramBlockParser:
     """Finds ```python blocks plus the directive before and the output after each."""
 
@@ -89,7 +104,7 @@ class ProgramBlockParser:
         self.backend_id = backend_id
         self.code_lexer = FencedCodeBlockLexer(language=r"[\w+-]+")
         self.directive_lexer = DirectiveInHTMLCommentLexer(
-            directive=r"backends|skip", arguments=".*?"
+            directive=r"backends|skip|python", arguments=".*?"
         )
 
     def __call__(self, document: Document) -> Iterable[Region]:
@@ -110,19 +125,25 @@ class ProgramBlockParser:
 
             backends = frozenset(DOC_BACKENDS)
             skip_reason = None
-            for directive in directives:
-                if directive.end > block.start or not _AFTER_DIRECTIVE.fullmatch(
-                    text, directive.end, block.start
-                ):
+            min_python = None
+            # The directives right before the block, one per line, nearest first.
+            boundary = block.start
+            for directive in reversed(directives):
+                if directive.end > boundary:
                     continue
+                if not _AFTER_DIRECTIVE.fullmatch(text, directive.end, boundary):
+                    break
+                boundary = directive.start
                 arguments = directive.lexemes["arguments"].strip()
                 if directive.lexemes["directive"] == "skip":
                     skip_reason = arguments or "skipped in the documentation"
+                elif directive.lexemes["directive"] == "python":
+                    min_python = _parse_python(arguments, document, directive.start)
                 else:
                     backends = _parse_backends(arguments, document, directive.start)
 
             parsed = DocExample(
-                str(block.lexemes["source"]), expected, backends, skip_reason
+                str(block.lexemes["source"]), expected, backends, skip_reason, min_python
             )
             yield Region(block.start, block.end, parsed, self.evaluate)
 
@@ -130,6 +151,9 @@ class ProgramBlockParser:
         spec: DocExample = example.parsed
         if spec.skip_reason is not None:
             pytest.skip(spec.skip_reason)
+        if spec.min_python is not None and sys.version_info < spec.min_python:
+            wanted = ".".join(map(str, spec.min_python))
+            pytest.skip(f"example needs Python {wanted} or later")
         if self.backend_id not in spec.backends:
             pytest.skip(f"example runs on {', '.join(sorted(spec.backends))} only")
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = {"asyncio", "uvloop", "trio"}
 
 
-def run_bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def run_bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=ROOT,

@@ -155,7 +155,18 @@ async def test_interactive_process_and_terminate(tmp_path: Path) -> None:
 
 
 async def test_kill_and_send_signal() -> None:
-    async with await open_process([PY, "-c", "import time; time.sleep(10)"]) as process:
+    # The child takes SIGINT's default handler back (a CI job started in the
+    # background inherits SIGINT ignored) and says so before the signal is sent.
+    child = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "print('ready', flush=True); time.sleep(10)"
+    )
+    async with await open_process([PY, "-c", child]) as process:
+        assert process.stdout
+        said = b""
+        while not said.endswith(b"\n"):
+            said += await process.stdout.receive()
+        assert said == b"ready\n"
         process.send_signal(signal.SIGINT)
         assert await process.wait() != 0
 

@@ -350,7 +350,8 @@ async def test_native_task_cancel_ends_wait(anyio_backend_name: str) -> None:
 
     release = threading.Event()
     start = time.monotonic()
-    with pytest.raises(TimeoutError):
+    # asyncio.TimeoutError: the builtin TimeoutError from Python 3.11 on
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(to_thread.run_sync(release.wait, 5), 0.05)
 
     assert time.monotonic() - start < 2

@@ -36,6 +36,25 @@ PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
   return PyObject_Vectorcall(fn, args, nargs, nullptr);
 }
 
+// BaseExceptionGroup: a builtin from Python 3.11 on; on 3.10 the class of the
+// exceptiongroup backport (a dependency there), looked up once.
+PyTypeObject* base_exception_group_type() {
+#if PY_VERSION_HEX >= 0x030B0000
+  return reinterpret_cast<PyTypeObject*>(PyExc_BaseExceptionGroup);
+#else
+  static PyObject* type = nullptr;
+  if (!type) {
+    PyObject* mod = PyImport_ImportModule("exceptiongroup");
+    if (mod) {
+      type = PyObject_GetAttrString(mod, "BaseExceptionGroup");
+      Py_DECREF(mod);
+    }
+    if (!type) return nullptr;
+  }
+  return reinterpret_cast<PyTypeObject*>(type);
+#endif
+}
+
 bool on_trio() {
   // Only asked where no asyncio loop runs in this thread.
   int r = trio_running();
@@ -358,7 +377,9 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   if (self->cancel_called && exc != Py_None) {
     if (is_scope_cancelled_error(exc)) {
       ours = true;
-    } else if (PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(PyExc_BaseExceptionGroup))) {
+    } else if (PyTypeObject* group_type = base_exception_group_type(); !group_type) {
+      return nullptr;
+    } else if (PyObject_TypeCheck(exc, group_type)) {
       PyObject* gargs[] = {exc};
       PyObject* r = glue_call("split_scope_cancellations", gargs, 1);
       if (!r) return nullptr;
@@ -392,6 +413,9 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
       Py_DECREF(n);
       if (requested > t->cancel_baseline + t->native_cancels) ours = false;
     }
+#if PY_VERSION_HEX < 0x030B0000
+    t->native_cancels = 0;  // asyncio counts cancel requests (Task.uncancel) from 3.11 on
+#endif
     while (t->native_cancels > 0) {
       t->native_cancels--;
       PyObject* r = call_method0(t->task, G.s_uncancel);

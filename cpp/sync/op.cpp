@@ -11,6 +11,8 @@
 //     being granted hands the token on instead of losing it.
 // Trio: the same object forwards to a small coroutine in anyio._sync_trio that
 // parks with trio.lowlevel.wait_task_rescheduled; queues and counters stay here.
+#include <cstring>
+
 #include "common/awaitable.hpp"
 #include "sync/sync.hpp"
 
@@ -276,7 +278,10 @@ PyObject* op_qualname(PyObject* self_obj, void*) {
   auto* self = reinterpret_cast<Op*>(self_obj);
   PyObject* name = op_name(self_obj, nullptr);
   if (!name) return nullptr;
-  PyObject* r = PyUnicode_FromFormat("%s.%U", _PyType_Name(Py_TYPE(self->prim)), name);
+  // The type's name without its module (public API only: _PyType_Name is private).
+  const char* type_name = Py_TYPE(self->prim)->tp_name;
+  if (const char* dot = std::strrchr(type_name, '.')) type_name = dot + 1;
+  PyObject* r = PyUnicode_FromFormat("%s.%U", type_name, name);
   Py_DECREF(name);
   return r;
 }
