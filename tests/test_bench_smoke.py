@@ -34,8 +34,17 @@ def run_bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[s
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = run_bench(
-        "--quick", "--impls", "ours", "--scale", "0.05", "--no-chart", "--timeout", "30",
-        "--json", str(out), timeout=280,
+        "--quick",
+        "--impls",
+        "ours",
+        "--scale",
+        "0.05",
+        "--no-chart",
+        "--timeout",
+        "30",
+        "--json",
+        str(out),
+        timeout=280,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, json.loads(out.read_text())
@@ -59,7 +68,9 @@ def test_document_is_well_formed(quick_run: tuple[str, dict[str, Any]]) -> None:
 
 
 @pytest.mark.timeout(300)  # the first one also runs the fixture: ~10 s idle, 2 min busy
-def test_every_cell_ran_or_is_not_implemented(quick_run: tuple[str, dict[str, Any]]) -> None:
+def test_every_cell_ran_or_is_not_implemented(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
     _, doc = quick_run
     problems = [
         f"{r['workload']}/{r['backend']}: {r['status']}: {r.get('detail')}"
@@ -73,7 +84,10 @@ def test_every_cell_ran_or_is_not_implemented(quick_run: tuple[str, dict[str, An
             assert cell["detail"].startswith("not implemented: ")
             continue
         samples = cell["samples"]
-        assert len(samples) == doc["settings"]["reps"] or cell["workload"] == "parked_memory"
+        assert (
+            len(samples) == doc["settings"]["reps"]
+            or cell["workload"] == "parked_memory"
+        )
         assert all(math.isfinite(s) for s in samples)
         assert cell["min"] <= cell["q1"] <= cell["median"] <= cell["q3"] <= cell["max"]
         if cell["workload"] != "parked_memory":  # an RSS delta can be zero
@@ -124,8 +138,19 @@ def test_apps_pipeline_runs_and_reports(tmp_path: Path) -> None:
     # The pipeline needs no app stack, so this runs offline.
     out = tmp_path / "apps.json"
     proc = run_bench(
-        "--apps", "--quick", "--impls", "ours", "--only", "pipeline", "--scale", "0.2",
-        "--duration", "5", "--json", str(out), timeout=280,
+        "--apps",
+        "--quick",
+        "--impls",
+        "ours",
+        "--only",
+        "pipeline",
+        "--scale",
+        "0.2",
+        "--duration",
+        "5",
+        "--json",
+        str(out),
+        timeout=280,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
@@ -210,13 +235,28 @@ def test_python_load_generator_against_the_echo_server() -> None:
 # -- python -m bench --callgrind -------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-@pytest.mark.timeout(900)  # two interpreters under valgrind: ~30 s idle, minutes when busy
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed"
+)
+@pytest.mark.timeout(
+    900
+)  # two interpreters under valgrind: ~30 s idle, minutes when busy
 def test_callgrind_counts_repeat(tmp_path: Path) -> None:
     out = tmp_path / "cg.json"
     proc = run_bench(
-        "--callgrind", "--impls", "ours", "--backends", "asyncio", "--only", "cancel_scope",
-        "--quick", "--rounds", "2", "--json", str(out), timeout=850,
+        "--callgrind",
+        "--impls",
+        "ours",
+        "--backends",
+        "asyncio",
+        "--only",
+        "cancel_scope",
+        "--quick",
+        "--rounds",
+        "2",
+        "--json",
+        str(out),
+        timeout=850,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())

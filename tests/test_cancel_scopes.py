@@ -264,7 +264,9 @@ async def test_shielded_cleanup_with_timeout() -> None:
     assert cleaned
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout() is new in Python 3.11")
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="asyncio.timeout() is new in Python 3.11"
+)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_native_timeout_inside_scope() -> None:
     with CancelScope() as scope:
@@ -277,7 +279,9 @@ async def test_native_timeout_inside_scope() -> None:
     assert task is not None and task.cancelling() == 0
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11")
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11"
+)
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_scope_inside_native_taskgroup() -> None:
     results: list[str] = []

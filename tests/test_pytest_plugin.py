@@ -410,7 +410,9 @@ def test_keyboard_interrupt_stops_session(
             print("RESUMED")
         """
     )
-    result = pytester.runpytest_subprocess(*ARGS, timeout=120)  # a hang, not slowness: CI may be loaded
+    result = pytester.runpytest_subprocess(
+        *ARGS, timeout=120
+    )  # a hang, not slowness: CI may be loaded
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.no_fnmatch_line("*RESUMED*")
 

@@ -55,8 +55,7 @@ async def settle() -> None:
 
     this_task = asyncio.current_task()
     while any(
-        task is not this_task
-        and (task._fut_waiter is None or task._fut_waiter.done())  # type: ignore[attr-defined]
+        task is not this_task and (task._fut_waiter is None or task._fut_waiter.done())  # type: ignore[attr-defined]
         for task in asyncio.all_tasks()
     ):
         await asyncio.sleep(0)

@@ -294,7 +294,10 @@ async def test_many_children() -> None:
 # Trio runs woken tasks in an order of its own; on asyncio they wake in order.
 @pytest.mark.parametrize(
     "anyio_backend",
-    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop")],
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
+    ],
 )
 async def test_cancellation_reaches_tasks_in_start_order() -> None:
     order: list[int] = []
@@ -316,7 +319,9 @@ async def test_cancellation_reaches_tasks_in_start_order() -> None:
     assert order == [0, 1, 2, 3, 4]
 
 
-async def test_spawn_into_exiting_group_runs_or_is_refused(anyio_backend_name: str) -> None:
+async def test_spawn_into_exiting_group_runs_or_is_refused(
+    anyio_backend_name: str,
+) -> None:
     """A task spawned into a group while the group is leaving (at the
     scheduling point of an empty group's exit) is either waited for before the
     group is left, or refused with RuntimeError; never left running alone or

@@ -376,8 +376,12 @@ async def test_worker_reused_after_cancelled_calls() -> None:
 
         # An abandoned int() may still be finishing: give it the time to.
         deadline = time.monotonic() + 5
-        while (current := await to_thread.run_sync(threading.current_thread)) is not worker:
-            assert time.monotonic() < deadline, f"{current!r} ran the call, not {worker!r}"
+        while (
+            current := await to_thread.run_sync(threading.current_thread)
+        ) is not worker:
+            assert time.monotonic() < deadline, (
+                f"{current!r} ran the call, not {worker!r}"
+            )
             await anyio.sleep(0.001)
 
 
@@ -386,7 +390,9 @@ async def test_worker_reused_after_cancelled_calls() -> None:
     [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
     ids=["asyncio", "asyncio+uvloop", "trio"],
 )
-def test_abandoned_call_finishing_after_loop_closed(backend: str, options: dict[str, Any]) -> None:
+def test_abandoned_call_finishing_after_loop_closed(
+    backend: str, options: dict[str, Any]
+) -> None:
     """A worker still running an abandoned call when its event loop closes
     finishes it, drops the result quietly (no error in the thread, nothing
     unraisable) and exits."""

@@ -21,7 +21,6 @@ T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
 
-
 def create_root_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], name: str | None
 ) -> asyncio.Task[T]:
@@ -30,7 +29,9 @@ def create_root_task(
     return loop.create_task(_cpp.wrap_coro(coro), name=name)
 
 
-def _asyncio_loop_factory(options: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def _asyncio_loop_factory(
+    options: dict[str, Any],
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
     loop_factory = options.get("loop_factory")
     if loop_factory is None and options.get("use_uvloop"):
         import uvloop
@@ -40,7 +41,9 @@ def _asyncio_loop_factory(options: dict[str, Any]) -> Callable[[], asyncio.Abstr
     return loop_factory  # type: ignore[no-any-return]
 
 
-async def _named_main(name: str, func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+async def _named_main(
+    name: str, func: Callable[..., Awaitable[T]], args: tuple[Any, ...]
+) -> T:
     # asyncio.Runner names its task "Task-N"; anyio names it after the function.
     task = asyncio.current_task()
     if task is not None:
@@ -56,7 +59,9 @@ async def _await_result(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]
     return await func(*args)
 
 
-def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
+def _run_asyncio(
+    func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]
+) -> T:
     # Upstream ignores options the asyncio backend does not know.
     wrapped = _cpp.wrap_coro(_named_main(_cpp.task_name(func), func, args))
     debug = options.get("debug")
@@ -79,7 +84,9 @@ def _run_asyncio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], optio
 
 
 def _run_asyncio_310(
-    wrapped: Any, debug: bool | None, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+    wrapped: Any,
+    debug: bool | None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
 ) -> Any:
     # Python 3.10 has no asyncio.Runner: the same steps, spelled out.
     loop = loop_factory() if loop_factory else asyncio.new_event_loop()
@@ -94,7 +101,9 @@ def _run_asyncio_310(
             for task in pending:
                 task.cancel()
             if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(
+                    asyncio.gather(*pending, return_exceptions=True)
+                )
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
@@ -103,7 +112,9 @@ def _run_asyncio_310(
             _cpp.close_worker_pool(loop)
 
 
-def _run_trio(func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]) -> T:
+def _run_trio(
+    func: Callable[..., Awaitable[T]], args: tuple[Any, ...], options: dict[str, Any]
+) -> T:
     import trio
 
     if inspect.iscoroutinefunction(func):

@@ -104,7 +104,11 @@ class TaskHandle(_cpp.TaskHandleBase, Generic[T_co, T_start_co]):
         """Where the task is in its life."""
         outcome = self._result()
         if outcome is None:
-            return self.Status.CANCELLING if self._cancel_requested else self.Status.PENDING
+            return (
+                self.Status.CANCELLING
+                if self._cancel_requested
+                else self.Status.PENDING
+            )
 
         _, exc, cancelled = outcome
         if cancelled:
@@ -161,7 +165,9 @@ class TaskHandle(_cpp.TaskHandleBase, Generic[T_co, T_start_co]):
         try:
             return cast(T_start_co, self._start_value)
         except AttributeError:
-            raise RuntimeError("the task was not started with TaskGroup.start()") from None
+            raise RuntimeError(
+                "the task was not started with TaskGroup.start()"
+            ) from None
 
     def cancel(self, reason: str | None = None) -> None:
         """Cancel this task alone (no effect once it has finished)."""
@@ -233,7 +239,9 @@ class _AsyncioTaskStatus(TaskStatus[Any]):
 
         self._future.set_result(value)
         if self._task is not None:
-            _cpp.reparent_task(self._task, self._group.cancel_scope, self._group._host_id)
+            _cpp.reparent_task(
+                self._task, self._group.cancel_scope, self._group._host_id
+            )
 
 
 class _IgnoredTaskStatus(TaskStatus[Any]):
@@ -318,7 +326,9 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
                 outcome = _cpp.make_cancelled_error(origin)
 
         if self.cancel_scope.__exit__(
-            type(outcome) if outcome else None, outcome, outcome.__traceback__ if outcome else None
+            type(outcome) if outcome else None,
+            outcome,
+            outcome.__traceback__ if outcome else None,
         ):
             return True
 
@@ -401,7 +411,9 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
         coro = cast("Coroutine[Any, Any, Any]", func(*args, task_status=status))
         check_coroutine(func, coro)
         caller = asyncio.current_task()
-        task = self._spawn_raw(coro, task_name, future, _cpp.current_scope(), id(caller))
+        task = self._spawn_raw(
+            coro, task_name, future, _cpp.current_scope(), id(caller)
+        )
         status._task = task
         handle: TaskHandle[Any] = TaskHandle(task, coro, task_name)
         try:
@@ -453,7 +465,9 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
         finally:
             del replacement
 
-    def _trio_spawn(self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def _trio_spawn(
+        self, handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any], name: str
+    ) -> None:
         import trio
 
         handle._trio_scope = trio.CancelScope()
@@ -514,14 +528,18 @@ class _TrioTaskStatus(TaskStatus[Any]):
             try:
                 self._trio_status.started(value)
             except RuntimeError:
-                raise RuntimeError("called 'started' twice on the same task status") from None
+                raise RuntimeError(
+                    "called 'started' twice on the same task status"
+                ) from None
         elif self._pending:
             raise RuntimeError("called 'started' twice on the same task status")
         else:
             self._pending.append(value)
 
 
-def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+def _translate_trio_group(
+    group: BaseExceptionGroup[BaseException],
+) -> BaseException | None:
     """What a task group raises for a nursery's exception group: a lone
     cancellation for the scope above when nothing else failed; else anyio's
     group of the real errors (Trio's Cancelled is noise once something failed).
@@ -538,7 +556,9 @@ def _translate_trio_group(group: BaseExceptionGroup[BaseException]) -> BaseExcep
     return BaseExceptionGroup(_GROUP_MESSAGE, list(rest.exceptions))
 
 
-async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]) -> Any:
+async def _run_trio_child(
+    handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any]
+) -> Any:
     import trio
 
     # The frame holds the handle only weakly: an exception's traceback keeps
@@ -574,7 +594,9 @@ async def _run_trio_child(handle: TaskHandle[Any], coro: Coroutine[Any, Any, Any
 
 def _coro_name(coro: Any) -> str:
     code = getattr(coro, "cr_code", None)
-    qualname = getattr(coro, "__qualname__", None) or getattr(code, "co_name", repr(coro))
+    qualname = getattr(coro, "__qualname__", None) or getattr(
+        code, "co_name", repr(coro)
+    )
     frame = getattr(coro, "cr_frame", None)
     module = frame.f_globals.get("__name__") if frame is not None else None
     return f"{module}.{qualname}" if module else str(qualname)

@@ -70,14 +70,21 @@ class TaskInfo:
 
 def _asyncio_info(task: asyncio.Task[Any]) -> TaskInfo:
     wrapper = task.get_coro()
-    info = TaskInfo(id(task), _cpp.task_parent_id(wrapper), task.get_name(), _cpp.unwrap_coro(wrapper))
+    info = TaskInfo(
+        id(task),
+        _cpp.task_parent_id(wrapper),
+        task.get_name(),
+        _cpp.unwrap_coro(wrapper),
+    )
     info._task = task
     return info
 
 
 def _trio_info(task: Any) -> TaskInfo:
     parent = task.parent_nursery.parent_task if task.parent_nursery else None
-    info = TaskInfo(id(task), id(parent) if parent is not None else None, task.name, task.coro)
+    info = TaskInfo(
+        id(task), id(parent) if parent is not None else None, task.name, task.coro
+    )
     info._task = task
     return info
 

@@ -154,7 +154,9 @@ class RunVar(Generic[T]):
             elif self._default is not RunVar.NO_VALUE_SET:
                 return self._default
 
-        raise LookupError(f'Run variable "{self._name}" has no value and no default set')
+        raise LookupError(
+            f'Run variable "{self._name}" has no value and no default set'
+        )
 
     def set(self, value: T) -> RunvarToken[T]:
         values = self._current_vars

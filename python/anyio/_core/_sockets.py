@@ -43,7 +43,9 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "create_udp_socket": ("anyio.create_udp_socket",),
     "create_connected_udp_socket": ("anyio.create_connected_udp_socket",),
     "create_unix_datagram_socket": ("anyio.create_unix_datagram_socket",),
-    "create_connected_unix_datagram_socket": ("anyio.create_connected_unix_datagram_socket",),
+    "create_connected_unix_datagram_socket": (
+        "anyio.create_connected_unix_datagram_socket",
+    ),
     "getaddrinfo": ("anyio.getaddrinfo",),
     "getnameinfo": ("anyio.getnameinfo",),
     "wait_readable": ("anyio.wait_readable",),
