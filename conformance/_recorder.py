@@ -7,8 +7,10 @@ hanging) still tells which tests finished and which one was running.
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -109,3 +111,37 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed:
         record["message"] = report.longreprtext[-1500:]
     _emit(record)
+
+
+# Upstream's socket tests create a socket and then bind or connect it; where
+# that fails for IPv6 (this machine has none), the unbound socket is left to
+# the garbage collector, and its ResourceWarning (an error under upstream's
+# warning settings) then fails whichever later test the collector happens to
+# run in. After each test of tests/test_sockets.py, collect its garbage and
+# drop only that warning: an unclosed IPv6 socket that was never bound.
+def _is_unbound_ipv6_socket_warning(unraisable: Any) -> bool:
+    text = str(unraisable.exc_value)
+    return (
+        isinstance(unraisable.exc_value, ResourceWarning)
+        and "family=AddressFamily.AF_INET6" in text
+        and "laddr=('::', 0, 0, 0)" in text
+    )
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    try:
+        return (yield)
+    finally:
+        if item.nodeid.startswith("tests/test_sockets.py::"):
+            previous = sys.unraisablehook
+
+            def hook(unraisable: Any) -> None:
+                if not _is_unbound_ipv6_socket_warning(unraisable):
+                    previous(unraisable)
+
+            sys.unraisablehook = hook
+            try:
+                gc.collect()
+            finally:
+                sys.unraisablehook = previous

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench import _env
+
+import anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = {"asyncio", "uvloop", "trio"}
@@ -154,6 +157,14 @@ def test_apps_pipeline_runs_and_reports(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
+    # "ours" is the in-place build under python/ when there is one, else the
+    # anyio this interpreter has installed (as in CI).
+    pythonpath = _env.ours().pythonpath
+    ours_package = (
+        str(Path(pythonpath) / "anyio")
+        if pythonpath
+        else str(Path(anyio.__file__).parent)
+    )
     assert [r["loop"] for r in doc["results"]] == ["asyncio", "uvloop", "trio"]
     for entry in doc["results"]:
         cell = entry["impls"]["ours"]
@@ -161,7 +172,7 @@ def test_apps_pipeline_runs_and_reports(tmp_path: Path) -> None:
         assert cell["rps"] > 0 and cell["cpu_us"] > 0 and cell["p99_ms"] > 0
         (run,) = entry["runs"]["ours"]
         assert run["requests"] == 1000
-        assert run["anyio"].startswith(str(ROOT / "python" / "anyio"))
+        assert run["anyio"].startswith(ours_package)
     assert "| pipeline " in proc.stdout and "CPU us/req ours" in proc.stdout
 
 

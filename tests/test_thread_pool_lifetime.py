@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
@@ -38,8 +39,19 @@ def _run_native(factory: Any, main: Callable[[], Coroutine[Any, Any, Any]]) -> A
 
         factory = uvloop.new_event_loop
 
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main())
+    # Python 3.10 has no asyncio.Runner: what it does, by hand.
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _run_backend(backend: tuple[str, dict[str, Any]], main: Callable[[], Any]) -> Any:
