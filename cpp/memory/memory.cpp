@@ -580,6 +580,30 @@ PySendResult park(Op* op, PyObject* loop, PyObject** out) {
   return PYGEN_NEXT;
 }
 
+// 1 if the current task is effectively cancelled (with `raise_it`, the
+// CancelledError is set), else 0. A task that never entered a scope cannot be
+// cancelled by one.
+int raise_if_cancelled_now(bool raise_it) {
+  TaskState* t = tls_current;
+  if (!t) {
+    t = current_task_state(false);
+    if (!t) {
+      PyErr_Clear();
+      return 0;
+    }
+  }
+  CancelScope* origin = effective_cancel(t);
+  if (!origin) return 0;
+  if (raise_it) {
+    PyObject* exc = make_cancelled_error(origin);
+    if (exc) {
+      PyErr_SetObject(G.CancelledError, exc);
+      Py_DECREF(exc);
+    }
+  }
+  return 1;
+}
+
 PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
   *out = nullptr;
   if (!configured()) return PYGEN_ERROR;
@@ -599,25 +623,11 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
     }
     return trio_start(op, arg, out);
   }
-  TaskState* t = tls_current;
-  if (!t) {
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();  // a task that never entered a scope cannot be cancelled by one
-  }
-  if (t) {
-    if (CancelScope* origin = effective_cancel(t)) {
-      op->phase = P_DONE;
-      PyObject* exc = make_cancelled_error(origin);
-      if (exc) {
-        PyErr_SetObject(G.CancelledError, exc);
-        Py_DECREF(exc);
-      }
-      return PYGEN_ERROR;
-    }
-  }
-  if (would_complete(op)) {
-    // The checkpoint: other tasks run (and a cancellation lands) before the
-    // operation happens; it is tried when the task resumes.
+  if (would_complete(op) || raise_if_cancelled_now(false) != 0) {
+    // The checkpoint: other tasks run before the operation happens, and a
+    // cancellation raises only after that yield, as upstream's checkpoint
+    // does (a cancelled send lets the peer it would have fed run first). The
+    // operation is tried, or the cancellation raised, when the task resumes.
     op->phase = P_CHECKED;
     *out = Py_NewRef(Py_None);
     return PYGEN_NEXT;
@@ -629,6 +639,10 @@ PySendResult op_start(Op* op, PyObject* arg, PyObject** out) {
 // task continues before the one it woke), raises, or parks.
 PySendResult op_after_check(Op* op, PyObject** out) {
   *out = nullptr;
+  if (raise_if_cancelled_now(true) != 0) {
+    op->phase = P_DONE;
+    return PYGEN_ERROR;
+  }
   int r = run_try(op);
   if (r != 0) {
     op->phase = P_DONE;
