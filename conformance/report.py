@@ -109,6 +109,16 @@ def totals_line(tests: dict[str, Any] | None) -> str:
     )
 
 
+def covered_by(entry: dict[str, Any]) -> list[str]:
+    """The node ids an exclusion's ``covered_by`` names (a string or a list)."""
+    value = entry.get("covered_by", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _covered_by(entry: dict[str, Any]) -> str:
+    return "<br>".join(f"`{nodeid}`" for nodeid in covered_by(entry)) or "–"
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Conformance with upstream anyio {results['upstream']}",
@@ -145,14 +155,23 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines.append("")
 
-    lines += ["## Excluded tests", "", "| test | reason |", "| --- | --- |"]
+    lines += [
+        "## Excluded tests",
+        "",
+        "Each exclusion names our own test of the public behaviour it checks.",
+        "",
+        "| test | reason | covered by |",
+        "| --- | --- | --- |",
+    ]
     marker = results.get("marker") or {}
     if marker:
         lines.append(
-            f"| tests marked `{marker.get('deselect', '')}` | {marker.get('reason', '')} |"
+            f"| tests marked `{marker.get('deselect', '')}` | {marker.get('reason', '')} | |"
         )
     for entry in results.get("excluded", []):
-        lines.append(f"| `{entry['test']}` | {entry['reason']} |")
+        lines.append(
+            f"| `{entry['test']}` | {entry['reason']} | {_covered_by(entry)} |"
+        )
     lines.append("")
     edits = [
         (
