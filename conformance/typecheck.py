@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .sdist import UPSTREAM_VERSION, fetch
+from .sdist import UPSTREAM_VERSION, fetch_pristine
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -179,7 +179,7 @@ def compare_upstream_run(
     cache: Path, python_versions: list[str], verbose: bool = False
 ) -> list[str]:
     """Diagnostics ours gives that upstream does not (allow-list applied)."""
-    root = fetch(cache)
+    root = fetch_pristine(cache)
     upstream = upstream_package(cache)
     ours = ours_package(cache)
     allowed = read_allowed()
