@@ -857,8 +857,42 @@ def main(argv: list[str]) -> int:
             runs[project.name][side] = run
             _log(f"{project.name} [{side}]: {_cell(counts)} in {run.duration_s} s")
 
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        list(pool.map(work, jobs))
+    # The two sides of one project never run at once: a suite's fixtures may
+    # bind fixed ports (httpx's test server does), so a worker takes the
+    # longest job whose project is not running.
+    pending = list(jobs)
+    running: set[str] = set()
+    turn = threading.Condition()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with turn:
+                while True:
+                    job = next((j for j in pending if j[0].name not in running), None)
+                    if job is not None or not pending:
+                        break
+                    turn.wait()
+                if job is None:
+                    return
+                pending.remove(job)
+                running.add(job[0].name)
+            try:
+                work(job)
+            except BaseException as exc:  # re-raised below, in the main thread
+                failures.append(exc)
+            finally:
+                with turn:
+                    running.discard(job[0].name)
+                    turn.notify_all()
+
+    workers = [threading.Thread(target=worker) for _ in range(max(1, options.jobs))]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if failures:
+        raise failures[0]
 
     compared = [compare(p, runs[p.name]) for p in projects]
 
