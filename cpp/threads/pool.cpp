@@ -3,17 +3,10 @@
 
 #include <atomic>
 #include <thread>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <unordered_map>
 
-#include <fcntl.h>
 #include <pthread.h>
-#include <unistd.h>
-#if defined(__linux__)
-#include <sys/eventfd.h>
-#endif
 
 #include "cancel/core.hpp"
 #include "threads/threads.hpp"
@@ -54,13 +47,6 @@ void forget(Pool* p) {
     g_pools_epoch++;
     Py_DECREF(p);  // the map's reference
   }
-}
-
-void close_fds(Pool* p) {
-  std::lock_guard<std::mutex> lk(*p->cmu);
-  if (p->efd >= 0) ::close(p->efd);
-  if (p->wfd >= 0 && p->wfd != p->efd) ::close(p->wfd);
-  p->efd = p->wfd = -1;
 }
 
 // Takes every queued completion out (GIL held).
@@ -115,30 +101,6 @@ void discard_items(Pool* p) {
   }
 }
 
-int remove_reader(Pool* p) {
-  if (!p->reader_added) return 0;
-  p->reader_added = false;
-  if (!p->loop) return 0;
-  PyObject* closed = call_method0(p->loop, TG.s_is_closed);
-  if (!closed) return -1;
-  bool is_closed = closed == Py_True;
-  Py_DECREF(closed);
-  if (is_closed) return 0;
-  PyObject* fd = PyLong_FromLong(p->efd);
-  if (!fd) return -1;
-  PyObject* r = call_method1(p->loop, TG.s_remove_reader, fd);
-  Py_DECREF(fd);
-  Py_XDECREF(r);
-  return r ? 0 : -1;
-}
-
-// A closing pool with nothing in flight lets go of the loop's wake-up.
-void maybe_finalize(Pool* p) {
-  if (!p->closing || p->outstanding > 0 || p->is_trio) return;
-  if (remove_reader(p) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(p));
-  close_fds(p);
-}
-
 void process(Pool* p, Item& it) {
   if (it.kind == ITEM_DONE) {
     p->outstanding--;
@@ -177,22 +139,14 @@ void process(Pool* p, Item& it) {
 PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
   auto* p = reinterpret_cast<Pool*>(self_obj);
   Py_INCREF(p);
-  {
-    std::lock_guard<std::mutex> lk(*p->cmu);
-    if (p->efd >= 0) {
-      uint64_t buf[16];
-      // Non-blocking: a spurious wake-up just finds nothing.
-      while (::read(p->efd, buf, sizeof buf) == static_cast<ssize_t>(sizeof buf)) {
-      }
-    }
-  }
+  // A drain that finds nothing (the queue was taken by an earlier one, or
+  // dropped because the loop is gone) is harmless.
   std::vector<Item> items = take_items(p);
   for (Item& it : items) {
     process(p, it);
     if (PyErr_Occurred()) PyErr_WriteUnraisable(self_obj);
     Py_DECREF(it.obj);
   }
-  maybe_finalize(p);
   Py_DECREF(p);
   Py_RETURN_NONE;
 }
@@ -201,7 +155,6 @@ PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
 PyObject* pool_loop_died(PyObject* self_obj, PyObject* /*ref*/) {
   auto* p = reinterpret_cast<Pool*>(self_obj);
   Py_INCREF(p);
-  p->reader_added = false;
   forget(p);
   p->loop = nullptr;
   p->loop_gone = true;
@@ -210,7 +163,6 @@ PyObject* pool_loop_died(PyObject* self_obj, PyObject* /*ref*/) {
   // threading's own bookkeeping (a join there deadlocks on its lock).
   pool_close(p, false);
   discard_items(p);
-  close_fds(p);
   Py_DECREF(p);
   Py_RETURN_NONE;
 }
@@ -232,15 +184,14 @@ Pool* pool_alloc(bool is_trio) {
   p->cmu = new std::mutex();
   p->completed = new std::vector<Item>();
   p->signaled = false;
-  p->efd = p->wfd = -1;
   p->is_trio = is_trio;
   p->loop_gone = false;
-  p->reader_added = false;
   p->outstanding = 0;
   p->loop = nullptr;
   p->loop_ref = nullptr;
   p->trio_token = nullptr;
   p->drain_cb = nullptr;
+  p->wake_ctx = nullptr;
   p->default_limiter = nullptr;
   p->weakreflist = nullptr;
   PyObject_GC_Track(p);
@@ -253,30 +204,6 @@ Pool* pool_alloc(bool is_trio) {
   return p;
 }
 
-int open_wakeup(Pool* p) {
-#if defined(__linux__)
-  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
-  }
-  p->efd = p->wfd = fd;
-#else
-  int fds[2];
-  if (::pipe(fds) < 0) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
-  }
-  for (int fd : fds) {
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
-  p->efd = fds[0];
-  p->wfd = fds[1];
-#endif
-  return 0;
-}
-
 Pool* new_asyncio_pool(PyObject* loop) {
   Pool* p = pool_alloc(false);
   if (!p) return nullptr;
@@ -287,33 +214,16 @@ Pool* new_asyncio_pool(PyObject* loop) {
   Py_DECREF(died);
   if (!p->loop_ref) goto fail;
   p->loop = loop;
-  if (open_wakeup(p) < 0) goto fail;
-  {
-    // Registered from an empty context: the loop keeps the handle (and the
-    // context it captures) for as long as the pool lives, and the caller's
-    // context variables must not stay reachable through it.
-    PyObject* empty = PyContext_New();
-    if (!empty) goto fail;
-    if (PyContext_Enter(empty) < 0) {
-      Py_DECREF(empty);
-      goto fail;
-    }
-    PyObject* fd = PyLong_FromLong(p->efd);
-    PyObject* r = fd ? call_method2(loop, TG.s_add_reader, fd, p->drain_cb) : nullptr;
-    Py_XDECREF(fd);
-    if (r) {
-      Py_DECREF(r);
-      p->reader_added = true;
-    }
-    PyContext_Exit(empty);
-    Py_DECREF(empty);
-    if (!r) goto fail;
-  }
+  // The wake-ups run the drain in an empty context of their own rather than
+  // in a copy of the waking worker's (which, inside from_thread.run, is the
+  // job's context): no caller's context variables stay reachable through a
+  // queued handle, and no context is copied per wake-up.
+  p->wake_ctx = PyContext_New();
+  if (!p->wake_ctx) goto fail;
   return p;
 fail:
   p->loop = nullptr;
   pool_close(p);
-  close_fds(p);
   Py_DECREF(p);
   return nullptr;
 }
@@ -344,10 +254,14 @@ void run_posted(Pool* p, PyObject* call) {
     std::lock_guard<std::mutex> lk(*p->mu);
     p->idle++;
   }
-  tls_tstate = PyEval_SaveThread();
-  // Wake the loop after letting go of the GIL, so it does not wake into a
-  // GIL that this thread still holds.
+  // The wake-up goes through the loop's own thread-safe call, which needs the
+  // GIL, so it is the last thing done before letting go of it: the loop
+  // thread, woken from its selector, then finds the GIL free (or released
+  // within the few instructions left here) instead of queueing for it while
+  // this thread still runs Python code. Waking after releasing the GIL
+  // would cost a second GIL round trip for this thread.
   if (wake) pool_wakeup(p);
+  tls_tstate = PyEval_SaveThread();
 }
 
 std::atomic<bool> g_spinning{false};
@@ -473,6 +387,7 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   Py_VISIT(self->loop_ref);
   Py_VISIT(self->trio_token);
   Py_VISIT(self->drain_cb);
+  Py_VISIT(self->wake_ctx);
   Py_VISIT(self->default_limiter);
   Py_VISIT(self->exited);
   return 0;
@@ -482,6 +397,7 @@ int pool_clear(Pool* self) {
   Py_CLEAR(self->loop_ref);
   Py_CLEAR(self->trio_token);
   Py_CLEAR(self->drain_cb);
+  Py_CLEAR(self->wake_ctx);
   Py_CLEAR(self->default_limiter);
   Py_CLEAR(self->exited);
   return 0;
@@ -491,10 +407,9 @@ void pool_dealloc(Pool* self) {
   PyObject_GC_UnTrack(self);
   if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
   pool_clear(self);
-  // Workers hold a reference, so none is left; queued items hold references
-  // to us only through the loop's wake-up, so nothing is queued either.
+  // Workers hold a reference, so none is left; a queued wake-up holds one
+  // (through drain_cb), so normally nothing is queued either.
   discard_items(self);
-  close_fds(self);
   delete self->guard;
   delete self->ioc;
   delete self->mu;
@@ -577,12 +492,6 @@ PyObject* pool_get_token(PyObject* self_obj, void*) {
   return r;
 }
 
-PyObject* pool_get_fileno(PyObject* self_obj, void*) {
-  auto* p = reinterpret_cast<Pool*>(self_obj);
-  std::lock_guard<std::mutex> lk(*p->cmu);
-  return PyLong_FromLong(p->efd);
-}
-
 PyObject* pool_get_is_trio(PyObject* self_obj, void*) {
   return PyBool_FromLong(reinterpret_cast<Pool*>(self_obj)->is_trio);
 }
@@ -603,7 +512,6 @@ PyGetSetDef pool_getset[] = {
     {"default_limiter", pool_get_limiter, pool_set_limiter, nullptr, nullptr},
     {"token", pool_get_token, nullptr, "The asyncio loop or the Trio token.", nullptr},
     {"is_trio", pool_get_is_trio, nullptr, nullptr, nullptr},
-    {"fileno", pool_get_fileno, nullptr, "The descriptor that becomes readable when there is news.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -649,12 +557,6 @@ PyObject* fn_new_trio_pool(PyObject*, PyObject* token) {
   if (!p) return nullptr;
   Py_INCREF(token);
   p->trio_token = token;
-  // A system task waits for this descriptor (trio.lowlevel.wait_readable)
-  // and drains the pool, so workers wake Trio without holding the GIL.
-  if (open_wakeup(p) < 0) {
-    Py_DECREF(p);
-    return nullptr;
-  }
   return reinterpret_cast<PyObject*>(p);
 }
 
@@ -845,16 +747,44 @@ bool pool_push(Pool* p, ItemKind kind, PyObject* obj) {
   return first;
 }
 
+// The loop is woken through its own thread-safe entry point, not through a
+// descriptor of ours: code that checks it leaks no descriptors (counting them
+// before and after a to_thread or subprocess session in one loop) must see
+// none added, as with upstream. Batched by `signaled`: only the first item
+// after a drain calls here, so a burst of completions costs one wake-up.
 void pool_wakeup(Pool* p) {
-  std::lock_guard<std::mutex> lk(*p->cmu);
-  // Under the lock: a closing pool never sees a write to a reused descriptor.
-  if (p->wfd >= 0) {
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-      n = ::write(p->wfd, &one, sizeof one);
-    } while (n < 0 && errno == EINTR);
+  if (p->loop_gone) return;  // pool_push already dropped what it was given
+  PyObject* r;
+  if (p->is_trio) {
+    // Callbacks the token accepts run before the run ends (Trio drains its
+    // queue on the way out); once it has ended, RunFinishedError.
+    r = call_method1(p->trio_token, TG.s_run_sync_soon, p->drain_cb);
+  } else if (p->loop) {
+    PyObject* args[] = {p->loop, p->drain_cb, p->wake_ctx};
+    r = PyObject_VectorcallMethod(TG.s_call_soon_threadsafe, args, 2,
+                                  TG.kw_context);
+  } else {
+    return;
   }
+  if (r) {
+    Py_DECREF(r);
+    return;
+  }
+  if (PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+    // The loop is closed (or the Trio run over): nothing will ever drain.
+    // Treated as a loop that is gone: late outcomes are dropped and waiting
+    // from_thread requests fail with RunFinishedError, instead of waiting in
+    // the queue for the loop's weak reference to die.
+    PyErr_Clear();
+    p->loop_gone = true;
+    discard_items(p);
+    return;
+  }
+  // Anything else (say, MemoryError): report it and let the next item try
+  // again.
+  PyErr_WriteUnraisable(p->drain_cb);
+  std::lock_guard<std::mutex> lk(*p->cmu);
+  p->signaled = false;
 }
 
 // Joins the threads of workers that have left (their exit is imminent).
@@ -899,7 +829,6 @@ int pool_close(Pool* p, bool wait) {
     }
   }
   if (wait) join_exited(p);
-  maybe_finalize(p);
   return 0;
 }
 
@@ -918,8 +847,6 @@ int register_threads_pool(PyObject* module) {
   g_thread_name = PyUnicode_InternFromString("AnyIO worker thread");
   if (!g_thread_name) return -1;
   auto intern = [](const char* s) { return PyUnicode_InternFromString(s); };
-  TG.s_add_reader = intern("add_reader");
-  TG.s_remove_reader = intern("remove_reader");
   TG.s_is_closed = intern("is_closed");
   TG.s_run_sync_soon = intern("run_sync_soon");
   TG.s_acquire_nowait = intern("acquire_on_behalf_of_nowait");
@@ -927,6 +854,8 @@ int register_threads_pool(PyObject* module) {
   TG.s_release = intern("release_on_behalf_of");
   TG.s_context = intern("context");
   TG.s_call_soon_threadsafe = intern("call_soon_threadsafe");
+  TG.kw_context = Py_BuildValue("(s)", "context");
+  if (!TG.kw_context) return -1;
   PyObject* exc = PyImport_ImportModule("anyio._exceptions");
   if (!exc) return -1;
   TG.WouldBlock = PyObject_GetAttrString(exc, "WouldBlock");

@@ -400,11 +400,12 @@ void request_run_sync(Request* r) {
 
 PyObject* request_wait(Request* r, Pool* pool, bool wake) {
   Py_INCREF(r);
-  if (wake && pool && r->done) pool_wakeup(pool);
+  // With the GIL (the loop's thread-safe wake-up is a Python call), before
+  // it is released to wait; if the loop is closed this fails the request.
+  if (wake && pool) pool_wakeup(pool);
   if (!r->done) {
     double spin = reply_spin_seconds();
     Py_BEGIN_ALLOW_THREADS
-      if (wake && pool) pool_wakeup(pool);
       // The loop usually answers within microseconds: poll for a moment
       // before sleeping, which saves this thread a futex wake-up.
       // Only when this is the pool's one busy worker, and one poller at a

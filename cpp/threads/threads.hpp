@@ -5,8 +5,9 @@
 // the GIL released and take the GIL only to run the job's callable. Finished
 // jobs and requests coming from worker threads (from_thread.run and friends)
 // go into one completion queue that the event loop drains through a single
-// wake-up: an eventfd registered with loop.add_reader on asyncio, the Trio
-// token's run_sync_soon on Trio. Nothing on the way allocates a Python Future.
+// wake-up per batch: loop.call_soon_threadsafe on asyncio, the Trio token's
+// run_sync_soon on Trio, so the pool holds no file descriptor of its own.
+// Nothing on the way allocates a Python Future.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -47,20 +48,18 @@ struct Pool {
   std::condition_variable* exit_cv;  // signalled (under mu) when a worker exits
   PyObject* exited;                  // list: Thread objects of workers that exited (GIL)
   // --- completion side ----------------------------------------------------
-  std::mutex* cmu;  // guards `completed`, `signaled` and `efd`
+  std::mutex* cmu;  // guards `completed` and `signaled`
   std::vector<Item>* completed;
-  bool signaled;  // a wake-up is in flight
-  int efd;        // asyncio: eventfd (or pipe read end) the loop watches
-  int wfd;        // asyncio: write end (== efd for an eventfd)
+  bool signaled;  // a wake-up is in flight: the loop will drain before sleeping
   // --- loop side (GIL) ----------------------------------------------------
   bool is_trio;
-  bool loop_gone;  // the loop has ended: drop late completions
-  bool reader_added;
+  bool loop_gone;  // the loop has ended (or closed): drop late completions
   Py_ssize_t outstanding;  // submitted calls not yet finished and processed
   PyObject* loop;          // asyncio loop (borrowed; cleared by the weakref callback)
   PyObject* loop_ref;      // weakref to the loop
   PyObject* trio_token;    // TrioToken (strong)
   PyObject* drain_cb;      // bound method the wake-up calls
+  PyObject* wake_ctx;      // asyncio: the empty context drain_cb runs in
   PyObject* default_limiter;
   PyObject* weakreflist;
 };
@@ -89,8 +88,6 @@ struct ThreadGlobals {
   PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
   PyObject* hooks = nullptr;  // dict set by anyio._threads
-  PyObject* s_add_reader = nullptr;
-  PyObject* s_remove_reader = nullptr;
   PyObject* s_is_closed = nullptr;
   PyObject* s_run_sync_soon = nullptr;
   PyObject* s_acquire_nowait = nullptr;
@@ -98,6 +95,7 @@ struct ThreadGlobals {
   PyObject* s_release = nullptr;
   PyObject* s_context = nullptr;
   PyObject* s_call_soon_threadsafe = nullptr;
+  PyObject* kw_context = nullptr;  // ("context",): kwnames for call_soon_threadsafe
 };
 extern ThreadGlobals TG;
 
@@ -105,9 +103,13 @@ extern ThreadGlobals TG;
 Pool* pool_for_loop(PyObject* loop);       // borrowed, created on demand
 int pool_submit(Pool* p, PyObject* call);  // takes a new reference to call
 // Queues a completion or request (steals obj). True if the caller must then
-// wake the loop with pool_wakeup (asyncio; Trio is woken here).
+// wake the loop with pool_wakeup (the first item after a drain).
 bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
-void pool_wakeup(Pool* p);  // GIL not needed
+// Schedules a drain on the loop thread through the loop's own thread-safe
+// wake-up (call_soon_threadsafe / TrioToken.run_sync_soon). GIL held. If the
+// loop is closed or the run is over, marks it gone and drops the queue as
+// a gone loop does (requests fail with RunFinishedError).
+void pool_wakeup(Pool* p);
 // Closes the pool: idle workers leave. `wait`: wait briefly for them and join
 // their threads (not from a weakref callback or a finalizer).
 int pool_close(Pool* p, bool wait = true);
@@ -122,8 +124,7 @@ void request_finish(Request* r, PyObject* result, PyObject* exc);  // borrows bo
 void request_run_sync(Request* r);
 // Releases the GIL while waiting. With a pool, gives up with RunFinishedError
 // once the pool's event loop has finished (nothing would ever answer).
-// `wake`: the pool's loop still has to be woken; done once the GIL is released,
-// so the loop does not wake into a GIL this thread holds.
+// `wake`: the pool's loop still has to be woken (done first, with the GIL).
 PyObject* request_wait(Request* r, Pool* pool = nullptr, bool wake = false);
 bool pool_loop_finished(Pool* p);  // GIL held
 PyObject* run_finished_error();

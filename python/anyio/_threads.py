@@ -151,11 +151,10 @@ def _trio_pool() -> Any:
 async def _serve_trio_pool(pool: Any) -> None:
     import trio
 
+    # Workers wake the run through the Trio token (run_sync_soon), so this
+    # task only waits for the end of the run; the pool holds no descriptor.
     try:
-        fd = pool.fileno
-        while True:
-            await trio.lowlevel.wait_readable(fd)
-            pool.drain()
+        await trio.sleep_forever()
     finally:
         # The run is ending (every user task has finished): idle workers go,
         # outcomes of abandoned jobs are dropped.
