@@ -200,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # The recorder plugin lives in this package; anyio itself must come from the
     # installed distribution, never from the repository's python/ directory.
+    # PYTHONPATH entries are made absolute: pytest runs in the sdist's folder.
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), env.get("PYTHONPATH", "")])
-    )
+    given = [
+        str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p
+    ]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *given])
     env.setdefault("PYTHONHASHSEED", "0")
     installed = _installed_anyio(env)
     print(f"anyio under test: {installed['version']} ({installed['path']})", flush=True)
