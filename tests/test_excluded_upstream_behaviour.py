@@ -101,12 +101,6 @@ async def test_sleep_until_a_past_deadline_is_a_checkpoint() -> None:
 
 
 # upstream: tests/test_eventloop.py::test_run_known_but_uninstalled_backend
-@pytest.mark.xfail(
-    strict=True,
-    reason="differs from upstream: anyio.run() says 'No such backend: trio' "
-    "for a known backend whose library is missing (upstream names the extra "
-    "to install)",
-)
 def test_run_names_the_extra_of_a_missing_backend() -> None:
     """run() with a backend anyio knows but whose library is not installed
     raises LookupError telling how to install it."""

@@ -148,7 +148,10 @@ def run(
         try:
             import trio  # noqa: F401
         except ImportError as exc:
-            raise LookupError(f"No such backend: {backend}") from exc
+            raise LookupError(
+                f"the {backend} backend needs the {backend} package: "
+                f"pip install anyio[{backend}]"
+            ) from exc
 
         return _run_trio(func, args, options)
 

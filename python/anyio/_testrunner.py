@@ -466,7 +466,10 @@ def create_runner(backend: str, options: dict[str, Any]) -> TestRunner:
         try:
             import trio  # noqa: F401
         except ImportError as exc:
-            raise LookupError(f"No such backend: {backend}") from exc
+            raise LookupError(
+                f"the {backend} backend needs the {backend} package: "
+                f"pip install anyio[{backend}]"
+            ) from exc
 
         return TrioTestRunner(**options)
 
