@@ -379,12 +379,6 @@ async def test_open_process_passes_posix_options_through(tmp_path: Path) -> None
 
 # upstream: tests/test_subprocesses.py::test_arguments_passed_through
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX behaviour")
-@pytest.mark.xfail(
-    strict=True,
-    reason="differs from upstream: startupinfo/creationflags are ignored on "
-    "POSIX here; upstream (stock asyncio, Trio) passes them to subprocess.Popen, "
-    "which raises ValueError",
-)
 @pytest.mark.parametrize(
     "anyio_backend",
     # uvloop's subprocess support does not go through subprocess.Popen:

@@ -165,11 +165,13 @@ async def open_process(
     from .lowlevel import checkpoint, checkpoint_if_cancelled
 
     shell = isinstance(command, (str, bytes))
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":  # pragma: no cover
-        kwargs["startupinfo"] = startupinfo
-        kwargs["creationflags"] = creationflags
-    else:
+    # Windows-only options go to Popen everywhere: elsewhere it rejects values
+    # other than the defaults with ValueError, as upstream lets it do.
+    kwargs: dict[str, Any] = {
+        "startupinfo": startupinfo,
+        "creationflags": creationflags,
+    }
+    if sys.platform != "win32":
         kwargs["pass_fds"] = pass_fds
         kwargs["user"] = user
         kwargs["group"] = group
