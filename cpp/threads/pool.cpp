@@ -761,8 +761,7 @@ void pool_wakeup(Pool* p) {
     r = call_method1(p->trio_token, TG.s_run_sync_soon, p->drain_cb);
   } else if (p->loop) {
     PyObject* args[] = {p->loop, p->drain_cb, p->wake_ctx};
-    r = PyObject_VectorcallMethod(TG.s_call_soon_threadsafe, args, 2,
-                                  TG.kw_context);
+    r = PyObject_VectorcallMethod(TG.s_call_soon_threadsafe, args, 2, TG.kw_context);
   } else {
     return;
   }

@@ -53,7 +53,7 @@ struct Pool {
   bool signaled;  // a wake-up is in flight: the loop will drain before sleeping
   // --- loop side (GIL) ----------------------------------------------------
   bool is_trio;
-  bool loop_gone;  // the loop has ended (or closed): drop late completions
+  bool loop_gone;          // the loop has ended (or closed): drop late completions
   Py_ssize_t outstanding;  // submitted calls not yet finished and processed
   PyObject* loop;          // asyncio loop (borrowed; cleared by the weakref callback)
   PyObject* loop_ref;      // weakref to the loop
