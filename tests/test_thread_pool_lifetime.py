@@ -49,6 +49,21 @@ async def _native_rounds(
             await asyncio.gather(*[asyncio.create_task(worker()) for _ in range(tasks)])
 
 
+class DistinctThreads:
+    """A job for worker threads: keeps each distinct thread that runs it."""
+
+    def __init__(self) -> None:
+        # Kept alive, so distinct objects are distinct threads.
+        self.threads: list[threading.Thread] = []
+        self._seen: set[int] = set()
+
+    def __call__(self) -> None:
+        thread = threading.current_thread()
+        if id(thread) not in self._seen:
+            self._seen.add(id(thread))
+            self.threads.append(thread)
+
+
 @pytest.mark.parametrize("loop", ASYNCIO_IDS)
 def test_short_lived_foreign_tasks_share_the_loops_pool(
     loop: str, keep_idle_workers: None
@@ -56,43 +71,27 @@ def test_short_lived_foreign_tasks_share_the_loops_pool(
     """50 concurrent tasks made by asyncio.create_task, ending one after
     another, make 2,000 calls: none fails, and the threads that ran them are
     no more than the default limiter's 40 tokens (not a new set per task)."""
-    threads: list[
-        threading.Thread
-    ] = []  # kept alive: distinct objects, distinct threads
-    seen: set[int] = set()
-
-    def job() -> None:
-        thread = threading.current_thread()
-        if id(thread) not in seen:
-            seen.add(id(thread))
-            threads.append(thread)
+    job = DistinctThreads()
 
     async def main() -> None:
         await _native_rounds("asyncio", rounds=10, tasks=50, calls=4, job=job)
 
     # keep_idle_workers: no worker leaves mid-test for a new one to replace it.
     run_plain_loop(loop, main)
-    assert 1 <= len(threads) <= 40
+    assert 1 <= len(job.threads) <= 40
 
 
 @pytest.mark.parametrize("backend", backend_params())
 def test_native_tasks_share_the_pool_under_anyio_run(
     backend: tuple[str, dict[str, Any]],
 ) -> None:
-    threads: list[threading.Thread] = []
-    seen: set[int] = set()
-
-    def job() -> None:
-        thread = threading.current_thread()
-        if id(thread) not in seen:
-            seen.add(id(thread))
-            threads.append(thread)
+    job = DistinctThreads()
 
     async def main() -> None:
         await _native_rounds(backend[0], rounds=10, tasks=50, calls=4, job=job)
 
     _run_backend(backend, main)
-    assert 1 <= len(threads) <= 40
+    assert 1 <= len(job.threads) <= 40
 
 
 @pytest.mark.parametrize("loop", ASYNCIO_IDS)
