@@ -146,7 +146,7 @@ Waiter* pop_live(WaitQueue& q) {
   while (Waiter* w = q.head) {
     q.unlink(w);
     if (w->trio) return w;
-    PyObject* done = call_method0(w->fut, G.s_done);
+    PyObject* done = call_method0(w->waker, G.s_done);
     if (!done) return nullptr;
     bool is_done = done == Py_True;
     Py_DECREF(done);
@@ -157,17 +157,26 @@ Waiter* pop_live(WaitQueue& q) {
   return nullptr;
 }
 
-int wake(Waiter* w) {
-  w->granted = true;
+int wake_parked(PyObject* waker, bool trio) {
   PyObject* r;
-  if (w->trio) {
-    r = PyObject_CallOneArg(g_trio_reschedule, w->fut);
+  if (trio) {
+    // A Trio waiter exists only inside a Trio run: trio.lowlevel is imported.
+    if (!g_trio_reschedule && !load_trio()) {
+      PyErr_SetString(PyExc_RuntimeError, "trio.lowlevel is not available");
+      return -1;
+    }
+    r = PyObject_CallOneArg(g_trio_reschedule, waker);
   } else {
-    r = call_method1(w->fut, G.s_set_result, Py_None);
+    r = call_method1(waker, G.s_set_result, Py_None);
   }
   if (!r) return -1;
   Py_DECREF(r);
   return 0;
+}
+
+int wake(Waiter* w) {
+  w->granted = true;
+  return wake_parked(w->waker, w->trio);
 }
 
 PyObject* trio_glue(TrioFn which) {

@@ -43,7 +43,9 @@ PyObject* ev_is_set(PyObject* self_obj, PyObject*) {
   return PyBool_FromLong(reinterpret_cast<Event*>(self_obj)->flag);
 }
 
-PyObject* ev_wait(PyObject* self_obj, PyObject*) { return make_op(self_obj, OP_EVENT_WAIT, nullptr); }
+PyObject* ev_wait(PyObject* self_obj, PyObject*) {
+  return make_sync_op(self_obj, SyncOpKind::EventWait, nullptr);
+}
 
 PyObject* ev_tasks_waiting(PyObject* self_obj, void*) {
   return PyLong_FromSsize_t(reinterpret_cast<Event*>(self_obj)->q.size);

@@ -1,4 +1,5 @@
-// Shared pieces of the synchronization primitives: the FIFO of parked waiters,
+// Shared pieces of the synchronization primitives (Event and the token pools
+// behind Lock, Semaphore and CapacityLimiter): the FIFO of parked waiters,
 // waking a waiter on either backend, and finding out which backend and which
 // task is running.
 //
@@ -9,14 +10,15 @@
 #pragma once
 
 #include "cancel/core.hpp"
+#include "sync/parking.hpp"
 
 namespace anyio::sync {
 
 struct Waiter {
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
-  PyObject* fut = nullptr;  // asyncio: the loop future; trio: the parked trio task (strong)
-  PyObject* who = nullptr;  // the owner/borrower identity to grant to (strong), pools only
+  PyObject* waker = nullptr;  // asyncio: the loop future; trio: the parked trio task (strong)
+  PyObject* who = nullptr;    // the owner/borrower identity to grant to (strong), pools only
   bool trio = false;
   bool linked = false;
   bool granted = false;  // the token/lock/notification was handed to this waiter
@@ -66,14 +68,14 @@ PyObject* current_task_obj(Backend* backend_out = nullptr);
 
 // Pops the first waiter that can still be woken. Asyncio waiters whose future
 // is already done (cancelled, its task about to see CancelledError) are
-// dropped on the way. Returns nullptr with no error if none; -1 style errors
-// are reported as nullptr with an error set.
+// dropped on the way. Returns nullptr with no error if none, nullptr with an
+// error set on failure.
 Waiter* pop_live(WaitQueue& q);
 // Marks the waiter granted and wakes its task. The waiter is already unlinked.
 int wake(Waiter* w);
 // Drops the strong references a waiter holds.
 inline void waiter_clear(Waiter* w) {
-  Py_CLEAR(w->fut);
+  Py_CLEAR(w->waker);
   Py_CLEAR(w->who);
 }
 
@@ -93,11 +95,11 @@ int register_events(PyObject* module);
 int register_pools(PyObject* module);
 int register_op(PyObject* module);
 
-// The awaitable behind Event.wait() and the pool acquires.
-enum OpKind : unsigned char { OP_EVENT_WAIT = 0, OP_ACQUIRE = 1 };
-PyObject* make_op(PyObject* prim, OpKind kind, PyObject* who);
+// SyncOp, the awaitable behind Event.wait() and the token pool acquires.
+enum class SyncOpKind : unsigned char { EventWait, Acquire };
+PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who);
 
-// Pool hooks used by the awaitable.
+// Token pool (Lock, Semaphore, CapacityLimiter) hooks used by the awaitable.
 bool is_pool(PyObject* o);
 bool is_event(PyObject* o);
 // 1 acquired, 0 would block, -1 error.
@@ -105,7 +107,7 @@ int pool_try_acquire(PyObject* pool, PyObject* who);
 // Gives back what `who` holds (hands it to the next waiter). `check` raises
 // on a release by a non-holder; without it the call cannot fail that way.
 int pool_release(PyObject* pool, PyObject* who, bool check);
-// Puts a waiter in the pool's queue / event's queue.
+// The queue of waiters of a token pool or an Event.
 WaitQueue* queue_of(PyObject* prim);
 bool pool_fast(PyObject* pool);
 // Semaphores hand out anonymous tokens: no need to know who acquires.

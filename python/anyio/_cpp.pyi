@@ -379,7 +379,6 @@ def _memory_configure(
     trio_setup: Any,
 ) -> None: ...
 def _memory_configure_trio(
-    reschedule: Any,
     abort_succeeded: Any,
     checkpoint: Any,
     checkpoint_if_cancelled: Any,

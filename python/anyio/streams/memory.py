@@ -216,7 +216,6 @@ def _setup_trio() -> None:
 
     lowlevel = trio.lowlevel
     _cpp._memory_configure_trio(
-        lowlevel.reschedule,
         lowlevel.Abort.SUCCEEDED,
         lowlevel.checkpoint,
         lowlevel.checkpoint_if_cancelled,
