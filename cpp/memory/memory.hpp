@@ -5,9 +5,7 @@
 //    and __anext__ returns, on asyncio and on Trio;
 //  - streams.cpp: the two handle base types (MemorySendStreamBase,
 //    MemoryReceiveStreamBase) whose methods are CPython slots;
-//  - setup.cpp: what anyio.streams.memory hands over (exception types, the
-//    statistics class, the Trio set-up), statistics() and the registration
-//    of the types.
+//  - setup.cpp: statistics() and the registration of the types.
 //
 // One awaitable (MemoryStreamOp) is also the waiter node: when an operation
 // cannot complete at once it links itself into the state's queue and parks,
@@ -22,33 +20,18 @@
 #include <deque>
 
 #include "cancel/core.hpp"
+#include "common/runtime.hpp"
+#include "common/wait_queue.hpp"
 #include "sync/parking.hpp"
 
 namespace anyio::memory {
 
 using sync::OpPhase;
 
-// Set once by anyio.streams.memory: the exception types and Python helpers.
-struct Config {
-  PyObject* WouldBlock = nullptr;
-  PyObject* EndOfStream = nullptr;
-  PyObject* ClosedResourceError = nullptr;
-  PyObject* BrokenResourceError = nullptr;
-  PyObject* statistics_cls = nullptr;  // MemoryObjectStreamStatistics
-  PyObject* trio_setup = nullptr;      // configures the Trio side or raises NoEventLoopError
-  // trio.lowlevel functions, set on first use on Trio
-  PyObject* abort_succeeded = nullptr;  // Abort.SUCCEEDED
-  PyObject* trio_checkpoint = nullptr;
-  PyObject* trio_checkpoint_if_cancelled = nullptr;
-  PyObject* trio_current_task = nullptr;
-  PyObject* trio_wait = nullptr;       // wait_task_rescheduled
-  PyObject* trio_cancelled = nullptr;  // trio.Cancelled
-  PyObject* s_abort = nullptr;         // "_abort", the op's abort method for Trio
-};
-extern Config cfg;
-
-// Raises RuntimeError if anyio.streams.memory has not configured us yet.
-bool configured();
+// Raises anyio's exception class `which`, e.g. &AnyioExceptions::EndOfStream.
+inline void raise_anyio(PyObject* AnyioExceptions::* which) {
+  if (const AnyioExceptions* exc = anyio_exceptions()) PyErr_SetNone(exc->*which);
+}
 
 struct MemoryStreamState;
 struct MemoryStreamOp;
@@ -63,11 +46,7 @@ struct MemoryStream {
 };
 
 // A FIFO of parked ops, linked through the ops themselves.
-struct Queue {
-  MemoryStreamOp* head = nullptr;
-  MemoryStreamOp* tail = nullptr;
-  Py_ssize_t count = 0;
-};
+using OpQueue = WaitQueue<MemoryStreamOp>;
 
 struct MemoryStreamState {
   PyObject_HEAD
@@ -76,8 +55,8 @@ struct MemoryStreamState {
   PyObject* max_obj;              // the limit as given, for statistics()
   Py_ssize_t open_send;
   Py_ssize_t open_recv;
-  Queue* senders;
-  Queue* receivers;
+  OpQueue senders;
+  OpQueue receivers;
 };
 
 enum class OpKind : unsigned char { Send, Receive, Anext };
@@ -113,11 +92,11 @@ extern PyTypeObject* MemoryStreamStateType;
 // The operations return 1 when done, 0 when they would block, -1 with an
 // exception set.
 
-Queue& queue_of(MemoryStreamState* st, MemoryStreamOp* op);
+OpQueue& queue_of(MemoryStreamState* st, MemoryStreamOp* op);
 // Links `op` at the back of `q`; the queue takes a reference.
-void q_push(Queue& q, MemoryStreamOp* op);
+void q_push(OpQueue& q, MemoryStreamOp* op);
 // Unlinks `op`; the caller inherits the reference the queue held.
-void q_remove(Queue& q, MemoryStreamOp* op);
+void q_remove(OpQueue& q, MemoryStreamOp* op);
 // A receiver that was handed an item but is not going to return it passes it
 // on (steals `item`).
 void give_back(MemoryStreamState* st, PyObject* item);
@@ -161,7 +140,8 @@ int register_stream_types(PyObject* module);
 
 // --- setup.cpp ------------------------------------------------------------------
 
-// statistics() of the stream (a MemoryObjectStreamStatistics).
+// statistics() of the stream: the memory_statistics hook
+// (MemoryObjectStreamStatistics) called with the counts.
 PyObject* state_statistics(MemoryStreamState* st);
 
 }  // namespace anyio::memory

@@ -36,13 +36,13 @@ void raise_outcome(MemoryStreamOp* op) {
       if (op->kind == OpKind::Anext)
         PyErr_SetNone(PyExc_StopAsyncIteration);
       else
-        PyErr_SetNone(cfg.EndOfStream);
+        raise_anyio(&AnyioExceptions::EndOfStream);
       break;
     case Outcome::Closed:
-      PyErr_SetNone(cfg.ClosedResourceError);
+      raise_anyio(&AnyioExceptions::ClosedResourceError);
       break;
     case Outcome::Broken:
-      PyErr_SetNone(cfg.BrokenResourceError);
+      raise_anyio(&AnyioExceptions::BrokenResourceError);
       break;
     default:
       PyErr_SetString(PyExc_RuntimeError, "memory stream operation resumed before it completed");
@@ -60,7 +60,8 @@ namespace {
 
 // __anext__ ends the iteration where receive() raises EndOfStream.
 void end_of_stream_to_stop() {
-  if (PyErr_ExceptionMatches(cfg.EndOfStream)) {
+  const AnyioExceptions* exc = anyio_exceptions();
+  if (exc && PyErr_ExceptionMatches(exc->EndOfStream)) {
     PyErr_Clear();
     PyErr_SetNone(PyExc_StopAsyncIteration);
   }
@@ -89,9 +90,10 @@ bool would_complete(MemoryStreamOp* op) {
   MemoryStreamState* st = s->state;
   if (s->closed) return true;
   if (op->kind == OpKind::Send) {
-    return st->open_recv <= 0 || st->receivers->head || static_cast<Py_ssize_t>(st->buffer->size()) < st->max;
+    return st->open_recv <= 0 || !st->receivers.empty() ||
+           static_cast<Py_ssize_t>(st->buffer->size()) < st->max;
   }
-  return !st->buffer->empty() || st->senders->head || st->open_send <= 0;
+  return !st->buffer->empty() || !st->senders.empty() || st->open_send <= 0;
 }
 
 namespace {
@@ -110,50 +112,26 @@ PySendResult park(MemoryStreamOp* op, PyObject* loop, PyObject** out) {
   return PYGEN_NEXT;
 }
 
-// 1 if the current task is effectively cancelled (with `raise_it`, the
-// CancelledError is set), else 0. A task that never entered a scope cannot be
-// cancelled by one.
-int raise_if_cancelled_now(bool raise_it) {
-  TaskState* t = tls_current;
-  if (!t) {
-    t = current_task_state(false);
-    if (!t) {
-      PyErr_Clear();
-      return 0;
-    }
-  }
-  CancelScope* origin = effective_cancel(t);
-  if (!origin) return 0;
-  if (raise_it) {
-    PyObject* exc = make_cancelled_error(origin);
-    if (exc) {
-      PyErr_SetObject(G.CancelledError, exc);
-      Py_DECREF(exc);
-    }
-  }
-  return 1;
+// Whether a scope's cancellation reaches the current task (which then gets it
+// after its checkpoint).
+bool cancel_pending() {
+  TaskState* t = task_state_if_any();
+  return t && effective_cancel(t);
 }
 
 PySendResult op_start(MemoryStreamOp* op, PyObject* arg, PyObject** out) {
   *out = nullptr;
-  if (!configured()) return PYGEN_ERROR;
   PyObject* loop = running_loop();
   if (!loop) {
     if (PyErr_Occurred()) return PYGEN_ERROR;
     // Outside Trio as well: NoEventLoopError (trio.lowlevel's own checks are
     // not reliable once a guest run has been left in this thread).
-    PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
-    if (!in_trio) return PYGEN_ERROR;
-    bool yes = in_trio == Py_True;
-    Py_DECREF(in_trio);
-    if (!yes) {
-      PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
-      Py_XDECREF(r);
-      return PYGEN_ERROR;
-    }
-    return trio_start(op, arg, out);
+    Backend b = current_backend();
+    if (b == Backend::Trio) return trio_start(op, arg, out);
+    if (b == Backend::None) raise_no_event_loop();
+    return PYGEN_ERROR;
   }
-  if (would_complete(op) || raise_if_cancelled_now(false) != 0) {
+  if (would_complete(op) || cancel_pending()) {
     // The checkpoint: other tasks run before the operation happens, and a
     // cancellation raises only after that yield, as upstream's checkpoint
     // does (a cancelled send lets the peer it would have fed run first). The
@@ -169,7 +147,7 @@ PySendResult op_start(MemoryStreamOp* op, PyObject* arg, PyObject** out) {
 // task continues before the one it woke), raises, or parks.
 PySendResult op_after_check(MemoryStreamOp* op, PyObject** out) {
   *out = nullptr;
-  if (raise_if_cancelled_now(true) != 0) {
+  if (raise_if_cancelled(task_state_if_any()) != 0) {
     op->phase = OpPhase::Done;
     return PYGEN_ERROR;
   }
@@ -328,40 +306,20 @@ int op_clear(MemoryStreamOp* self) {
   return 0;
 }
 
-void op_dealloc(MemoryStreamOp* self) {
-  PyObject_GC_UnTrack(self);
-  op_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  PyObject_GC_Del(self);
-  Py_DECREF(tp);
-}
-
 PyMethodDef op_methods[] = {
-    {"send", send_method_via_send<op_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
-    {"close", op_close, METH_NOARGS, nullptr},
     {"_abort", op_trio_abort, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot op_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(op_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<op_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
-    {Py_tp_methods, op_methods},
-    {0, nullptr},
-};
-
-PyType_Spec op_spec = {
-    "anyio._cpp.MemoryStreamOp",
-    sizeof(MemoryStreamOp),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    op_slots,
+const AwaitableSpec op_spec = {
+    .name = "anyio._cpp.MemoryStreamOp",
+    .basicsize = sizeof(MemoryStreamOp),
+    .send = op_send,
+    .throw_ = op_throw,
+    .close = op_close,
+    .traverse = reinterpret_cast<traverseproc>(op_traverse),
+    .clear = reinterpret_cast<inquiry>(op_clear),
+    .methods = op_methods,
 };
 
 }  // namespace
@@ -388,7 +346,7 @@ PyObject* new_op(MemoryStream* stream, OpKind kind, PyObject* item) {
 }
 
 int register_op_type(PyObject* module) {
-  MemoryStreamOpType = add_type(module, &op_spec);
+  MemoryStreamOpType = add_awaitable_type(module, op_spec);
   return MemoryStreamOpType ? 0 : -1;
 }
 

@@ -12,23 +12,23 @@ namespace anyio::memory {
 
 namespace {
 
+PyObject* s_abort = nullptr;  // "_abort": the op's abort function for Trio
+
 // Outside any event loop trio.lowlevel raises RuntimeError: report it as
 // upstream does.
 void fix_no_loop_error() {
   if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) return;
   PyObject *t, *v, *tb;
   PyErr_Fetch(&t, &v, &tb);
-  PyObject* in_trio = PyObject_CallMethod(G.glue, "in_trio", nullptr);
-  if (in_trio == Py_False) {
+  if (current_backend() == Backend::None) {
     Py_XDECREF(t);
     Py_XDECREF(v);
     Py_XDECREF(tb);
-    PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
-    Py_XDECREF(r);
+    raise_no_event_loop();
   } else {
+    PyErr_Clear();  // an error of the check itself: keep trio.lowlevel's
     PyErr_Restore(t, v, tb);
   }
-  Py_XDECREF(in_trio);
 }
 
 }  // namespace
@@ -53,7 +53,7 @@ namespace {
 PySendResult trio_wait_failed(MemoryStreamOp* op, PyObject** out) {
   trio_interrupted(op);
   if (op->kind == OpKind::Send && op->outcome == Outcome::Granted &&
-      PyErr_ExceptionMatches(cfg.trio_cancelled)) {
+      PyErr_ExceptionMatches(trio()->Cancelled)) {
     PyErr_Clear();
     *out = Py_NewRef(Py_None);
     return PYGEN_RETURN;
@@ -73,8 +73,10 @@ PySendResult trio_after_check(MemoryStreamOp* op, PyObject** out) {
     *out = take_value(op);
     return PYGEN_RETURN;
   }
-  PyObject* task = PyObject_CallNoArgs(cfg.trio_current_task);
-  PyObject* abort = task ? PyObject_GetAttr(reinterpret_cast<PyObject*>(op), cfg.s_abort) : nullptr;
+  const TrioLowlevel* tl = trio();  // loaded by trio_start
+  if (!s_abort) s_abort = PyUnicode_InternFromString("_abort");
+  PyObject* task = s_abort ? PyObject_CallNoArgs(tl->current_task) : nullptr;
+  PyObject* abort = task ? PyObject_GetAttr(reinterpret_cast<PyObject*>(op), s_abort) : nullptr;
   if (!abort) {
     Py_XDECREF(task);
     op->phase = OpPhase::Done;
@@ -84,7 +86,7 @@ PySendResult trio_after_check(MemoryStreamOp* op, PyObject** out) {
   op->waker = task;
   op->thread = PyThread_get_thread_ident();
   q_push(queue_of(op->stream->state, op), op);
-  op->inner = PyObject_CallOneArg(cfg.trio_wait, abort);
+  op->inner = PyObject_CallOneArg(tl->wait_task_rescheduled, abort);
   Py_DECREF(abort);
   if (!op->inner) {
     op_unlink(op);
@@ -131,17 +133,13 @@ PySendResult trio_step(MemoryStreamOp* op, PyObject* arg, PyObject** out) {
 
 PySendResult trio_start(MemoryStreamOp* op, PyObject* arg, PyObject** out) {
   *out = nullptr;
-  if (!cfg.trio_checkpoint) {
-    PyObject* r = PyObject_CallNoArgs(cfg.trio_setup);
-    if (!r) {
-      op->phase = OpPhase::Done;
-      return PYGEN_ERROR;
-    }
-    Py_DECREF(r);
+  const TrioLowlevel* tl = trio();
+  if (!tl) {
+    op->phase = OpPhase::Done;
+    return PYGEN_ERROR;
   }
   op->on_trio = true;
-  op->inner =
-      PyObject_CallNoArgs(would_complete(op) ? cfg.trio_checkpoint : cfg.trio_checkpoint_if_cancelled);
+  op->inner = PyObject_CallNoArgs(would_complete(op) ? tl->checkpoint : tl->checkpoint_if_cancelled);
   if (!op->inner) {
     op->phase = OpPhase::Done;
     return PYGEN_ERROR;
@@ -158,7 +156,8 @@ PySendResult trio_start(MemoryStreamOp* op, PyObject* arg, PyObject** out) {
 PyObject* op_trio_abort(PyObject* self_obj, PyObject*) {
   auto* op = reinterpret_cast<MemoryStreamOp*>(self_obj);
   op->aborted = true;
-  return Py_NewRef(cfg.abort_succeeded);
+  const TrioLowlevel* tl = trio();
+  return tl ? Py_NewRef(tl->abort_succeeded) : nullptr;
 }
 
 }  // namespace anyio::memory

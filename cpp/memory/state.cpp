@@ -14,36 +14,16 @@ PyTypeObject* MemoryStreamStateType = nullptr;
 
 // --- queues ------------------------------------------------------------------
 
-Queue& queue_of(MemoryStreamState* st, MemoryStreamOp* op) {
-  return op->kind == OpKind::Send ? *st->senders : *st->receivers;
+OpQueue& queue_of(MemoryStreamState* st, MemoryStreamOp* op) {
+  return op->kind == OpKind::Send ? st->senders : st->receivers;
 }
 
-void q_push(Queue& q, MemoryStreamOp* op) {
+void q_push(OpQueue& q, MemoryStreamOp* op) {
   Py_INCREF(op);
-  op->prev = q.tail;
-  op->next = nullptr;
-  if (q.tail)
-    q.tail->next = op;
-  else
-    q.head = op;
-  q.tail = op;
-  q.count++;
-  op->linked = true;
+  q.push(op);
 }
 
-void q_remove(Queue& q, MemoryStreamOp* op) {
-  if (op->prev)
-    op->prev->next = op->next;
-  else
-    q.head = op->next;
-  if (op->next)
-    op->next->prev = op->prev;
-  else
-    q.tail = op->prev;
-  op->prev = op->next = nullptr;
-  q.count--;
-  op->linked = false;
-}
+void q_remove(OpQueue& q, MemoryStreamOp* op) { q.unlink(op); }
 
 namespace {
 
@@ -62,8 +42,8 @@ bool receiver_live(MemoryStreamOp* w) {
   return live;
 }
 
-MemoryStreamOp* first_live_receiver(Queue& q) {
-  while (MemoryStreamOp* w = q.head) {
+MemoryStreamOp* first_live_receiver(OpQueue& q) {
+  while (MemoryStreamOp* w = q.front()) {
     if (receiver_live(w)) return w;
     q_remove(q, w);  // its own throw() sees it unlinked and just re-raises
     Py_DECREF(w);
@@ -105,7 +85,7 @@ void wake(MemoryStreamOp* w) {
 }
 
 // Hands `item` (stolen) to the waiting receiver `w` (linked in `q`).
-void grant_receiver(Queue& q, MemoryStreamOp* w, PyObject* item) {
+void grant_receiver(OpQueue& q, MemoryStreamOp* w, PyObject* item) {
   q_remove(q, w);
   Py_XSETREF(w->item, item);
   w->outcome = Outcome::Granted;
@@ -114,7 +94,7 @@ void grant_receiver(Queue& q, MemoryStreamOp* w, PyObject* item) {
 }
 
 // Takes the item of the waiting sender `w` (linked in `q`); returns it (new ref).
-PyObject* take_from_sender(Queue& q, MemoryStreamOp* w) {
+PyObject* take_from_sender(OpQueue& q, MemoryStreamOp* w) {
   q_remove(q, w);
   PyObject* item = w->item;
   w->item = nullptr;
@@ -129,9 +109,9 @@ PyObject* take_from_sender(Queue& q, MemoryStreamOp* w) {
 // The item goes to the next live receiver, or back to the front of the
 // buffer, where it was.
 void give_back(MemoryStreamState* st, PyObject* item) {
-  MemoryStreamOp* w = first_live_receiver(*st->receivers);
+  MemoryStreamOp* w = first_live_receiver(st->receivers);
   if (w && wakeable(w)) {
-    grant_receiver(*st->receivers, w, item);
+    grant_receiver(st->receivers, w, item);
     return;
   }
   if (w) PyErr_Clear();
@@ -142,18 +122,18 @@ void give_back(MemoryStreamState* st, PyObject* item) {
 
 int send_try(MemoryStream* s, PyObject* item) {
   if (s->closed) {
-    PyErr_SetNone(cfg.ClosedResourceError);
+    raise_anyio(&AnyioExceptions::ClosedResourceError);
     return -1;
   }
   MemoryStreamState* st = s->state;
   if (st->open_recv <= 0) {
-    PyErr_SetNone(cfg.BrokenResourceError);
+    raise_anyio(&AnyioExceptions::BrokenResourceError);
     return -1;
   }
-  if (MemoryStreamOp* w = first_live_receiver(*st->receivers)) {
+  if (MemoryStreamOp* w = first_live_receiver(st->receivers)) {
     if (!wakeable(w)) return -1;
     Py_INCREF(item);
-    grant_receiver(*st->receivers, w, item);
+    grant_receiver(st->receivers, w, item);
     return 1;
   }
   if (static_cast<Py_ssize_t>(st->buffer->size()) < st->max) {
@@ -166,27 +146,27 @@ int send_try(MemoryStream* s, PyObject* item) {
 
 int recv_try(MemoryStream* s, PyObject** out) {
   if (s->closed) {
-    PyErr_SetNone(cfg.ClosedResourceError);
+    raise_anyio(&AnyioExceptions::ClosedResourceError);
     return -1;
   }
   MemoryStreamState* st = s->state;
   // Every parked sender offers its item, a cancelled one too until its task
   // resumes and withdraws it.
-  MemoryStreamOp* w = st->senders->head;
+  MemoryStreamOp* w = st->senders.front();
   if (w && !wakeable(w)) return -1;
   if (!st->buffer->empty()) {
     *out = st->buffer->front();
     st->buffer->pop_front();
     // A sender waits only while the buffer is full: its item takes the slot.
-    if (w) st->buffer->push_back(take_from_sender(*st->senders, w));
+    if (w) st->buffer->push_back(take_from_sender(st->senders, w));
     return 1;
   }
   if (w) {
-    *out = take_from_sender(*st->senders, w);
+    *out = take_from_sender(st->senders, w);
     return 1;
   }
   if (st->open_send <= 0) {
-    PyErr_SetNone(cfg.EndOfStream);
+    raise_anyio(&AnyioExceptions::EndOfStream);
     return -1;
   }
   return 0;
@@ -196,17 +176,17 @@ int stream_close(MemoryStream* s) {
   if (s->closed) return 0;
   MemoryStreamState* st = s->state;
   bool last = (s->is_send ? st->open_send : st->open_recv) == 1;
-  Queue& own = s->is_send ? *st->senders : *st->receivers;
-  Queue& peers = s->is_send ? *st->receivers : *st->senders;
-  for (MemoryStreamOp* w = own.head; w; w = w->next)
+  OpQueue& own = s->is_send ? st->senders : st->receivers;
+  OpQueue& peers = s->is_send ? st->receivers : st->senders;
+  for (MemoryStreamOp* w = own.front(); w; w = w->next)
     if (w->stream == s && !wakeable(w)) return -1;
   if (last)
-    for (MemoryStreamOp* w = peers.head; w; w = w->next)
+    for (MemoryStreamOp* w = peers.front(); w; w = w->next)
       if (!wakeable(w)) return -1;
   s->closed = 1;
   std::vector<MemoryStreamOp*> woken;
-  auto take = [&](Queue& q, bool only_ours, Outcome outcome) {
-    for (MemoryStreamOp* w = q.head; w;) {
+  auto take = [&](OpQueue& q, bool only_ours, Outcome outcome) {
+    for (MemoryStreamOp* w = q.front(); w;) {
       MemoryStreamOp* n = w->next;
       if (!only_ours || w->stream == s) {
         q_remove(q, w);
@@ -218,12 +198,12 @@ int stream_close(MemoryStream* s) {
   };
   if (s->is_send) {
     st->open_send--;
-    take(*st->senders, true, Outcome::Closed);
-    if (st->open_send == 0) take(*st->receivers, false, Outcome::End);
+    take(st->senders, true, Outcome::Closed);
+    if (st->open_send == 0) take(st->receivers, false, Outcome::End);
   } else {
     st->open_recv--;
-    take(*st->receivers, true, Outcome::Closed);
-    if (st->open_recv == 0) take(*st->senders, false, Outcome::Broken);
+    take(st->receivers, true, Outcome::Closed);
+    if (st->open_recv == 0) take(st->senders, false, Outcome::Broken);
   }
   for (MemoryStreamOp* w : woken) {
     wake(w);
@@ -242,9 +222,8 @@ int state_traverse(MemoryStreamState* self, visitproc visit, void* arg) {
   if (self->buffer) {
     for (PyObject* o : *self->buffer) Py_VISIT(o);
   }
-  for (Queue* q : {self->senders, self->receivers}) {
-    if (!q) continue;
-    for (MemoryStreamOp* w = q->head; w; w = w->next) Py_VISIT(reinterpret_cast<PyObject*>(w));
+  for (OpQueue* q : {&self->senders, &self->receivers}) {
+    for (MemoryStreamOp* w = q->front(); w; w = w->next) Py_VISIT(reinterpret_cast<PyObject*>(w));
   }
   return 0;
 }
@@ -256,12 +235,8 @@ int state_clear(MemoryStreamState* self) {
     items.swap(*self->buffer);
     for (PyObject* o : items) Py_DECREF(o);
   }
-  for (Queue* q : {self->senders, self->receivers}) {
-    if (!q) continue;
-    while (MemoryStreamOp* w = q->head) {
-      q_remove(*q, w);
-      Py_DECREF(w);
-    }
+  for (OpQueue* q : {&self->senders, &self->receivers}) {
+    while (MemoryStreamOp* w = q->pop_front()) Py_DECREF(w);
   }
   return 0;
 }
@@ -270,8 +245,6 @@ void state_dealloc(MemoryStreamState* self) {
   PyObject_GC_UnTrack(self);
   state_clear(self);
   delete self->buffer;
-  delete self->senders;
-  delete self->receivers;
   PyTypeObject* tp = Py_TYPE(self);
   tp->tp_free(self);
   Py_DECREF(tp);
@@ -302,8 +275,8 @@ PyObject* state_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<MemoryStreamState*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   self->buffer = new std::deque<PyObject*>();
-  self->senders = new Queue();
-  self->receivers = new Queue();
+  new (&self->senders) OpQueue();
+  new (&self->receivers) OpQueue();
   self->max = max;
   self->max_obj = Py_NewRef(max_obj);
   self->open_send = 0;

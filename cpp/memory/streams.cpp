@@ -87,7 +87,7 @@ void stream_dealloc(MemoryStream* self) {
 PyObject* stream_send_nowait(PyObject* self, PyObject* item) {
   int r = send_try(reinterpret_cast<MemoryStream*>(self), item);
   if (r == 1) Py_RETURN_NONE;
-  if (r == 0) PyErr_SetNone(cfg.WouldBlock);
+  if (r == 0) raise_anyio(&AnyioExceptions::WouldBlock);
   return nullptr;
 }
 
@@ -95,7 +95,7 @@ PyObject* stream_receive_nowait(PyObject* self, PyObject*) {
   PyObject* out = nullptr;
   int r = recv_try(reinterpret_cast<MemoryStream*>(self), &out);
   if (r == 1) return out;
-  if (r == 0) PyErr_SetNone(cfg.WouldBlock);
+  if (r == 0) raise_anyio(&AnyioExceptions::WouldBlock);
   return nullptr;
 }
 
@@ -115,9 +115,8 @@ PyObject* stream_aiter(PyObject* self) { return Py_NewRef(self); }
 
 PyObject* stream_clone(PyObject* self_obj, PyObject*) {
   auto* s = reinterpret_cast<MemoryStream*>(self_obj);
-  if (!configured()) return nullptr;
   if (s->closed) {
-    PyErr_SetNone(cfg.ClosedResourceError);
+    raise_anyio(&AnyioExceptions::ClosedResourceError);
     return nullptr;
   }
   return make_stream(Py_TYPE(self_obj), s->state, s->is_send);

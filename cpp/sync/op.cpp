@@ -9,8 +9,9 @@
 //  3. otherwise park on a loop future in the primitive's FIFO; the waker
 //     grants the token before setting the future, so a waiter cancelled after
 //     being granted hands the token on instead of losing it.
-// Trio: the same object forwards to a small coroutine in anyio._sync_trio that
-// parks with trio.lowlevel.wait_task_rescheduled; queues and counters stay here.
+// Trio: the same object forwards to a small coroutine of anyio._sync_trio
+// (handed over as the sync_trio_* hooks) that parks with
+// trio.lowlevel.wait_task_rescheduled; queues and counters stay here.
 #include <cstring>
 
 #include "common/awaitable.hpp"
@@ -68,7 +69,8 @@ PySendResult forward(SyncOp* self, PyObject* arg, PyObject** out) {
 }
 
 PySendResult start_trio(SyncOp* self, PyObject* arg, PyObject** out) {
-  PyObject* fn = trio_glue(self->kind == SyncOpKind::EventWait ? TRIO_EVENT_WAIT : TRIO_ACQUIRE);
+  PyObject* fn = self->kind == SyncOpKind::EventWait ? ANYIO_REQUIRE_HOOK(sync_trio_event_wait)
+                                                     : ANYIO_REQUIRE_HOOK(sync_trio_acquire);
   if (!fn) return fail(self, out);
   PyObject* flag = self->kind == SyncOpKind::EventWait ? (event_is_set(self->prim) ? Py_True : Py_False)
                                                        : (pool_fast(self->prim) ? Py_True : Py_False);
@@ -107,25 +109,14 @@ PySendResult start(SyncOp* self, PyObject* arg, PyObject** out) {
     PyObject* loop = running_loop();
     if (!loop) {
       if (PyErr_Occurred()) return fail(self, out);
-      Backend b = detect_backend();
-      if (b == BACKEND_TRIO) return start_trio(self, arg, out);
-      if (b == BACKEND_NONE) no_event_loop();
+      Backend b = current_backend();
+      if (b == Backend::Trio) return start_trio(self, arg, out);
+      if (b == Backend::None) raise_no_event_loop();
       return fail(self, out);
     }
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();  // a task with no scopes cannot be cancelled by one
+    t = task_state_if_any();
   }
-  if (t) {
-    CancelScope* origin = effective_cancel(t);
-    if (origin) {
-      PyObject* exc = make_cancelled_error(origin);
-      if (exc) {
-        PyErr_SetObject(G.CancelledError, exc);
-        Py_DECREF(exc);
-      }
-      return fail(self, out);
-    }
-  }
+  if (raise_if_cancelled(t) != 0) return fail(self, out);
   if (self->kind == SyncOpKind::EventWait) {
     if (!event_is_set(self->prim)) return park(self, t, out);
     self->phase = OpPhase::Checkpoint;
@@ -242,7 +233,8 @@ PyObject* op_abort(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<SyncOp*>(self_obj);
   if (self->w.linked) queue_of(self->prim)->unlink(&self->w);
   waiter_clear(&self->w);
-  return abort_succeeded();
+  const TrioLowlevel* tl = trio();
+  return tl ? Py_NewRef(tl->abort_succeeded) : nullptr;
 }
 
 // _undo(): cancelled during the shielded yield after acquiring: give it back.
@@ -292,6 +284,8 @@ int op_clear(SyncOp* self) {
   if (self->prim && self->phase != OpPhase::Done) {
     if (abandon(self) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(self));
   }
+  // A Trio wait closed from outside is Done but may still be queued.
+  if (self->prim && self->w.linked) queue_of(self->prim)->unlink(&self->w);
   unshield_yield(&self->shielded);
   waiter_clear(&self->w);
   Py_CLEAR(self->who);
@@ -299,18 +293,7 @@ int op_clear(SyncOp* self) {
   return 0;
 }
 
-void op_dealloc(SyncOp* self) {
-  PyObject_GC_UnTrack(self);
-  op_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
 PyMethodDef op_methods[] = {
-    {"send", send_method_via_send<op_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(op_throw)), METH_FASTCALL, nullptr},
-    {"close", op_close, METH_NOARGS, nullptr},
     {"_start_acquire", op_start_acquire, METH_O, nullptr},
     {"_park", op_park, METH_O, nullptr},
     {"_abort", op_abort, METH_O, nullptr},
@@ -318,39 +301,27 @@ PyMethodDef op_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot op_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(op_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<op_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(op_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(op_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(op_clear)},
-    {Py_tp_methods, op_methods},
-    {Py_tp_getset, op_getset},
-    {0, nullptr},
-};
-
-PyType_Spec op_spec = {
-    "anyio._cpp.SyncOp",
-    sizeof(SyncOp),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    op_slots,
+const AwaitableSpec op_spec = {
+    .name = "anyio._cpp.SyncOp",
+    .basicsize = sizeof(SyncOp),
+    .send = op_send,
+    .throw_ = op_throw,
+    .close = op_close,
+    .traverse = reinterpret_cast<traverseproc>(op_traverse),
+    .clear = reinterpret_cast<inquiry>(op_clear),
+    .methods = op_methods,
+    .getset = op_getset,
 };
 
 }  // namespace
 
 PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who) {
-  auto* self = PyObject_GC_New(SyncOp, SyncOpType);
+  auto* self = new_awaitable<SyncOp>(SyncOpType);
   if (!self) return nullptr;
-  new (&self->w) Waiter();
   Py_INCREF(prim);
   self->prim = prim;
   Py_XINCREF(who);
   self->who = who;
-  self->shielded = nullptr;
-  self->inner = nullptr;
   self->kind = kind;
   self->phase = OpPhase::Fresh;
   PyObject_GC_Track(self);
@@ -358,7 +329,7 @@ PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who) {
 }
 
 int register_op(PyObject* module) {
-  SyncOpType = add_type(module, &op_spec);
+  SyncOpType = add_awaitable_type(module, op_spec);
   return SyncOpType ? 0 : -1;
 }
 

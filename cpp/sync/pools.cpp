@@ -20,7 +20,7 @@ enum class Mode : unsigned char { Lock, Semaphore, Limiter };
 
 struct TokenPool {
   PyObject_HEAD
-  WaitQueue q;
+  WaitQueue<Waiter> q;
   Mode mode;
   unsigned char fast_acquire;
   unsigned char big;     // Semaphore: the counts live in big_value/big_max
@@ -47,7 +47,7 @@ inline TokenPool* P(PyObject* o) { return reinterpret_cast<TokenPool*>(o); }
 TokenPool* alloc_pool(PyTypeObject* type, Mode mode) {
   auto* self = reinterpret_cast<TokenPool*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
-  new (&self->q) WaitQueue();
+  new (&self->q) WaitQueue<Waiter>();
   self->mode = mode;
   self->max_value = -1;
   return self;
@@ -79,10 +79,10 @@ int fill_limiter(TokenPool* self) {
 
 PyObject* lock_not_owner_error() {
   // The two backends of upstream anyio word this differently; keep each.
-  Backend b = detect_backend();
-  if (b == BACKEND_ERROR) return nullptr;
-  return raise(PyExc_RuntimeError, b == BACKEND_TRIO ? "can't release a Lock you don't own"
-                                                     : "The current task is not holding this lock");
+  Backend b = current_backend();
+  if (b == Backend::Error) return nullptr;
+  return raise(PyExc_RuntimeError, b == Backend::Trio ? "can't release a Lock you don't own"
+                                                      : "The current task is not holding this lock");
 }
 
 // --- validation -------------------------------------------------------------------
@@ -239,7 +239,11 @@ PyObject* pool_release_method(PyObject* self, PyObject*) {
 PyObject* nowait_for(PyObject* self, PyObject* who) {
   int rc = pool_try_acquire(self, who);
   if (rc < 0) return nullptr;
-  if (rc == 0) return would_block();
+  if (rc == 0) {
+    const AnyioExceptions* exc = anyio_exceptions();
+    if (exc) PyErr_SetNone(exc->WouldBlock);
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 
@@ -252,7 +256,7 @@ PyObject* pool_acquire_nowait(PyObject* self, PyObject*) {
   return r;
 }
 
-PyObject* pool_tasks_waiting(PyObject* self, void*) { return PyLong_FromSsize_t(P(self)->q.size); }
+PyObject* pool_tasks_waiting(PyObject* self, void*) { return PyLong_FromSsize_t(P(self)->q.size()); }
 PyObject* pool_fast_acquire(PyObject* self, void*) { return PyBool_FromLong(P(self)->fast_acquire); }
 
 // Lock
@@ -462,7 +466,7 @@ bool is_pool(PyObject* o) {
 bool pool_fast(PyObject* pool) { return P(pool)->fast_acquire; }
 bool pool_needs_who(PyObject* pool) { return P(pool)->mode != Mode::Semaphore; }
 
-WaitQueue* queue_of(PyObject* prim) {
+WaitQueue<Waiter>* queue_of(PyObject* prim) {
   if (is_event(prim)) return event_queue(prim);
   return &P(prim)->q;
 }
@@ -522,12 +526,12 @@ int pool_try_acquire(PyObject* pool, PyObject* who) {
         PyErr_SetString(PyExc_RuntimeError, "Attempted to acquire an already held Lock");
         return -1;
       }
-      if (self->owner || self->q.head) return 0;
+      if (self->owner || !self->q.empty()) return 0;
       Py_INCREF(who);
       self->owner = who;
       return 1;
     case Mode::Semaphore:
-      if (self->q.head) return 0;
+      if (!self->q.empty()) return 0;
       if (self->big) return big_take(self);
       if (self->value <= 0) return 0;
       --self->value;
@@ -540,7 +544,7 @@ int pool_try_acquire(PyObject* pool, PyObject* who) {
                         "this borrower is already holding one of this CapacityLimiter's tokens");
         return -1;
       }
-      if (PyDict_GET_SIZE(self->borrowers) >= self->total || self->q.head) return 0;
+      if (PyDict_GET_SIZE(self->borrowers) >= self->total || !self->q.empty()) return 0;
       return PyDict_SetItem(self->borrowers, who, Py_None) < 0 ? -1 : 1;
     }
   }
