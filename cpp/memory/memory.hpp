@@ -114,6 +114,9 @@ PyObject* new_op(MemoryStream* stream, OpKind kind, PyObject* item);
 void op_unlink(MemoryStreamOp* op);
 // Raises the error recorded as the outcome of a parked operation.
 void raise_outcome(MemoryStreamOp* op);
+// A parked op whose task was woken: returns its value, or raises the error
+// its outcome records. *out is null on entry.
+PySendResult finish_woken(MemoryStreamOp* op, PyObject** out);
 // The value an operation that completed returns (new reference).
 PyObject* take_value(MemoryStreamOp* op);
 // Tries the operation now (see send_try/recv_try).

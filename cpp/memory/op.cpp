@@ -49,6 +49,17 @@ void raise_outcome(MemoryStreamOp* op) {
   }
 }
 
+PySendResult finish_woken(MemoryStreamOp* op, PyObject** out) {
+  Py_CLEAR(op->waker);
+  if (op->outcome == Outcome::Granted) {
+    *out = take_value(op);
+    return PYGEN_RETURN;
+  }
+  op_unlink(op);
+  raise_outcome(op);
+  return PYGEN_ERROR;
+}
+
 PyObject* take_value(MemoryStreamOp* op) {
   if (op->kind == OpKind::Send) Py_RETURN_NONE;
   PyObject* item = op->item;
@@ -179,15 +190,8 @@ PySendResult op_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
       return op_after_check(op, out);
     case OpPhase::Parked:
       op->phase = OpPhase::Done;
-      Py_CLEAR(op->waker);
-      if (op->outcome == Outcome::Granted) {
-        *out = take_value(op);
-        return PYGEN_RETURN;
-      }
-      op_unlink(op);
-      raise_outcome(op);
       *out = nullptr;
-      return PYGEN_ERROR;
+      return finish_woken(op, out);
     default:
       PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited memory stream operation");
       *out = nullptr;

@@ -116,14 +116,7 @@ PySendResult trio_continue(MemoryStreamOp* op, PySendResult r, PyObject** out) {
   op->phase = OpPhase::Done;
   if (r == PYGEN_ERROR) return trio_wait_failed(op, out);
   Py_CLEAR(*out);
-  Py_CLEAR(op->waker);
-  if (op->outcome == Outcome::Granted) {
-    *out = take_value(op);
-    return PYGEN_RETURN;
-  }
-  op_unlink(op);
-  raise_outcome(op);
-  return PYGEN_ERROR;
+  return finish_woken(op, out);
 }
 
 PySendResult trio_step(MemoryStreamOp* op, PyObject* arg, PyObject** out) {

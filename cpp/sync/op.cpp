@@ -316,12 +316,17 @@ const AwaitableSpec op_spec = {
 }  // namespace
 
 PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who) {
-  auto* self = new_awaitable<SyncOp>(SyncOpType);
+  // Each field set once here (cheaper than new_awaitable's zeroing on the
+  // path of every acquire and wait).
+  auto* self = PyObject_GC_New(SyncOp, SyncOpType);
   if (!self) return nullptr;
+  new (&self->w) Waiter();
   Py_INCREF(prim);
   self->prim = prim;
   Py_XINCREF(who);
   self->who = who;
+  self->shielded = nullptr;
+  self->inner = nullptr;
   self->kind = kind;
   self->phase = OpPhase::Fresh;
   PyObject_GC_Track(self);

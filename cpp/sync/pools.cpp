@@ -212,27 +212,25 @@ int lock_init(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* pool_acquire(PyObject* self, PyObject*) { return make_sync_op(self, SyncOpKind::Acquire, nullptr); }
 
-PyObject* pool_aexit(PyObject* self, PyObject* const*, Py_ssize_t) {
+// Gives back what the current task holds (a Semaphore's token is anonymous).
+int release_current(PyObject* self) {
   PyObject* who = nullptr;
   if (P(self)->mode != Mode::Semaphore) {
     who = current_task_obj();
-    if (!who) return nullptr;
+    if (!who) return -1;
   }
   int rc = pool_release(self, who, true);
   Py_XDECREF(who);
-  if (rc < 0) return nullptr;
+  return rc;
+}
+
+PyObject* pool_aexit(PyObject* self, PyObject* const*, Py_ssize_t) {
+  if (release_current(self) < 0) return nullptr;
   return done_awaitable();
 }
 
 PyObject* pool_release_method(PyObject* self, PyObject*) {
-  PyObject* who = nullptr;
-  if (P(self)->mode != Mode::Semaphore) {
-    who = current_task_obj();
-    if (!who) return nullptr;
-  }
-  int rc = pool_release(self, who, true);
-  Py_XDECREF(who);
-  if (rc < 0) return nullptr;
+  if (release_current(self) < 0) return nullptr;
   Py_RETURN_NONE;
 }
 
