@@ -9,14 +9,15 @@
 namespace anyio {
 namespace {
 
+// Which checkpoint: also the index into Trio's names for the same three.
 enum Kind : unsigned char { CHECKPOINT = 0, IF_CANCELLED = 1, SHIELDED = 2 };
 
 struct Checkpoint {
   PyObject_HEAD
   unsigned char kind;
-  unsigned char state;  // 0 fresh, 1 yielded, 2 done
-  PyObject* shielded;   // owner of the TaskState whose shielded_yield we set
-  PyObject* inner;      // the trio coroutine we forward to
+  YieldState state;
+  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;     // the trio coroutine we forward to
 };
 
 PyTypeObject* CheckpointType = nullptr;
@@ -26,14 +27,14 @@ void release_shield(Checkpoint* self) { unshield_yield(&self->shielded); }
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   if (self->inner) return inner_send(&self->inner, arg, out);
-  if (self->state == 1) {
+  if (self->state == YieldState::Yielded) {
     release_shield(self);
-    self->state = 2;
+    self->state = YieldState::Done;
     Py_INCREF(Py_None);
     *out = Py_None;
     return PYGEN_RETURN;
   }
-  if (self->state == 2) {
+  if (self->state == YieldState::Done) {
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited checkpoint");
     *out = nullptr;
     return PYGEN_ERROR;
@@ -81,13 +82,13 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
     }
   }
   if (self->kind == IF_CANCELLED) {
-    self->state = 2;
+    self->state = YieldState::Done;
     Py_INCREF(Py_None);
     *out = Py_None;
     return PYGEN_RETURN;
   }
   if (self->kind == SHIELDED) shield_yield(t, &self->shielded);
-  self->state = 1;
+  self->state = YieldState::Yielded;
   Py_INCREF(Py_None);
   *out = Py_None;
   return PYGEN_NEXT;
@@ -97,7 +98,7 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
-  self->state = 2;
+  self->state = YieldState::Done;
   if (self->inner) {
     PyObject* out = nullptr;
     return send_result_to_python(inner_throw(&self->inner, args, nargs, &out), out);
@@ -109,7 +110,7 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
 PyObject* cp_close(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
-  self->state = 2;
+  self->state = YieldState::Done;
   if (self->inner) return inner_close(&self->inner);
   Py_RETURN_NONE;
 }
@@ -166,7 +167,7 @@ PyObject* make(unsigned char kind) {
   auto* self = PyObject_GC_New(Checkpoint, CheckpointType);
   if (!self) return nullptr;
   self->kind = kind;
-  self->state = 0;
+  self->state = YieldState::Fresh;
   self->shielded = nullptr;
   self->inner = nullptr;
   PyObject_GC_Track(self);

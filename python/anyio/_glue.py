@@ -40,20 +40,6 @@ def current_time() -> float:
     raise NoEventLoopError(_NO_LOOP_MESSAGE)
 
 
-def trio_checkpoint(kind: int) -> Coroutine[Any, Any, None]:
-    if not in_trio():
-        raise NoEventLoopError(_NO_LOOP_MESSAGE)
-
-    import trio
-
-    if kind == 0:
-        return trio.lowlevel.checkpoint()
-    elif kind == 1:
-        return trio.lowlevel.checkpoint_if_cancelled()
-    else:
-        return trio.lowlevel.cancel_shielded_checkpoint()
-
-
 def trio_current_effective_deadline() -> float:
     if not in_trio():
         raise NoEventLoopError(_NO_LOOP_MESSAGE)
