@@ -25,7 +25,7 @@
 #include <limits>
 #include <vector>
 
-#include "common/py.hpp"
+#include "common/runtime.hpp"
 
 namespace anyio {
 
@@ -125,6 +125,14 @@ inline void unshield_yield(PyObject** holder) {
   }
 }
 
+// Calls the hook Python registered as `name` (ANYIO_CANCEL_HOOKS in
+// common/runtime.hpp) with `args`; RuntimeError if it has not been registered.
+template <size_t N>
+PyObject* call_hook(PyObject* hook, const char* name, PyObject* const (&args)[N]) {
+  if (!require_hook(hook, name)) return nullptr;
+  return PyObject_Vectorcall(hook, args, N, nullptr);
+}
+
 // The TaskState of the wrapped task whose coroutine is running on this thread.
 extern ANYIO_TLS TaskState* tls_current;
 
@@ -185,8 +193,6 @@ bool is_scope_cancelled_error(PyObject* exc);
 CancelScope* cs_alloc(PyTypeObject* type, double deadline, bool shield);
 // A deadline argument: a number, not NaN; nullptr means none (kInfinity).
 int parse_deadline(PyObject* obj, double* out);
-// Calls anyio._glue.<name>(*args).
-PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs);
 PyObject* new_detached_scope();
 // `with scope:` from C: __enter__ (returns the scope, new reference) and
 // __exit__ (returns True if the exception is swallowed).

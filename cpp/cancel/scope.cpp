@@ -1,34 +1,17 @@
 // CancelScope: one type for both backends. On asyncio the scope tree and the
 // delivery of cancellation (delivery.cpp) do the work and this file is the
 // type: entering, leaving, cancel() and the properties. On Trio the scope wraps
-// a trio.CancelScope through Python glue, since Trio already does level
-// cancellation natively.
+// a trio.CancelScope through the hooks of anyio._cancel_trio, since Trio
+// already does level cancellation natively.
 #include <cmath>
 #include <cstring>
-#include <string>
-#include <unordered_map>
 
 #include "cancel/core.hpp"
-#include "common/trio.hpp"
+#include "common/runtime.hpp"
 
 namespace anyio {
 
 PyTypeObject* CancelScopeType = nullptr;
-
-PyObject* glue_call(const char* name, PyObject* const* args, size_t nargs) {
-  // Glue functions are looked up once per name; the module keeps them alive.
-  static std::unordered_map<std::string, PyObject*> cache;
-  auto it = cache.find(name);
-  PyObject* fn;
-  if (it == cache.end()) {
-    fn = PyObject_GetAttrString(G.glue, name);
-    if (!fn) return nullptr;
-    cache.emplace(name, fn);
-  } else {
-    fn = it->second;
-  }
-  return PyObject_Vectorcall(fn, args, nargs, nullptr);
-}
 
 namespace {
 
@@ -49,13 +32,6 @@ PyTypeObject* base_exception_group_type() {
   }
   return reinterpret_cast<PyTypeObject*>(type);
 #endif
-}
-
-bool on_trio() {
-  // Only asked where no asyncio loop runs in this thread.
-  int r = trio_running();
-  if (r < 0) PyErr_Clear();
-  return r == 1;
 }
 
 // --- Python type ------------------------------------------------------------
@@ -198,14 +174,15 @@ PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
   }
   TaskState* t = tls_current;
   if (!t) {
-    PyObject* loop = running_loop();
-    if (!loop) {
-      if (PyErr_Occurred()) return nullptr;
-      if (on_trio()) {
-        PyObject* args[] = {self_obj};
-        return glue_call("trio_scope_enter", args, 1);
-      }
-      return raise_no_event_loop();
+    switch (current_backend()) {
+      case Backend::Asyncio:
+        break;
+      case Backend::Trio:
+        return call_hook(hooks.trio_scope_enter, "trio_scope_enter", {self_obj});
+      case Backend::None:
+        return raise_no_event_loop();
+      case Backend::Error:
+        return nullptr;
     }
     t = current_task_state(true);
     if (!t) return nullptr;
@@ -303,8 +280,7 @@ int match_cancellation(PyObject* exc, bool* ours, Ref* rest) {
   PyTypeObject* group_type = base_exception_group_type();
   if (!group_type) return -1;
   if (!PyObject_TypeCheck(exc, group_type)) return 0;
-  PyObject* gargs[] = {exc};
-  Ref split = Ref::steal(glue_call("split_scope_cancellations", gargs, 1));
+  Ref split = Ref::steal(call_hook(hooks.split_scope_cancellations, "split_scope_cancellations", {exc}));
   if (!split) return -1;
   if (!PyTuple_Check(split.get()) || PyTuple_GET_SIZE(split.get()) != 2) {
     PyErr_SetString(PyExc_TypeError, "split_scope_cancellations must return a 2-tuple");
@@ -376,8 +352,7 @@ PyObject* cs_exit(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) {
   auto* self = reinterpret_cast<CancelScope*>(self_obj);
   if (nargs != 3) return raise(PyExc_TypeError, "__exit__ expects 3 arguments");
   if (self->trio_scope) {
-    PyObject* gargs[] = {self_obj, args[0], args[1], args[2]};
-    return glue_call("trio_scope_exit", gargs, 4);
+    return call_hook(hooks.trio_scope_exit, "trio_scope_exit", {self_obj, args[0], args[1], args[2]});
   }
   TaskState* t = exiting_task(self);
   if (!t) return nullptr;
@@ -410,8 +385,7 @@ PyObject* cs_cancel(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs,
     }
   }
   if (self->trio_scope) {
-    PyObject* gargs[] = {self_obj, reason};
-    return glue_call("trio_scope_cancel", gargs, 2);
+    return call_hook(hooks.trio_scope_cancel, "trio_scope_cancel", {self_obj, reason});
   }
   // Upstream takes any object and shows it in the message: keep its str().
   Ref text;

@@ -386,18 +386,8 @@ PyObject* fn_set_shielded_yield(PyObject*, PyObject* flag) {
 
 // Whether the current task is effectively cancelled, for Python-side checks.
 PyObject* fn_current_cancel_origin(PyObject*, PyObject*) {
-  TaskState* t = tls_current;
-  if (!t) {
-    if (!running_loop()) {
-      if (PyErr_Occurred()) return nullptr;
-      Py_RETURN_NONE;
-    }
-    t = current_task_state(false);
-    if (!t) {
-      PyErr_Clear();
-      Py_RETURN_NONE;
-    }
-  }
+  TaskState* t = task_state_if_any();
+  if (!t) Py_RETURN_NONE;
   CancelScope* s = effective_cancel(t);
   PyObject* r = s ? reinterpret_cast<PyObject*>(s) : Py_None;
   Py_INCREF(r);

@@ -33,18 +33,11 @@ PyObject* ensure_starting(TaskGroupBase* self) {
 
 PyObject* check_coroutine(PyObject* func, PyObject* coro) {
   if (PyCoro_CheckExact(coro)) return coro;
-  PyObject* fn = PyObject_GetAttrString(G.glue, "check_coroutine");
-  if (!fn) {
+  Ref checked = Ref::steal(call_hook(hooks.check_coroutine, "check_coroutine", {func, coro}));
+  if (!checked) {
     Py_DECREF(coro);
     return nullptr;
   }
-  PyObject* r = PyObject_CallFunctionObjArgs(fn, func, coro, nullptr);
-  Py_DECREF(fn);
-  if (!r) {
-    Py_DECREF(coro);
-    return nullptr;
-  }
-  Py_DECREF(r);
   return coro;
 }
 
@@ -161,61 +154,37 @@ int wake_waiter(TaskGroupBase* self) {
   return 0;
 }
 
+// A child spawned by start() whose caller still waits: the child's outcome
+// (`exc`: its exception, None if it returned, null if it was cancelled) goes
+// to that caller. Returns 1 if it did, 0 if the child is not such a one (or
+// had already called task_status.started()), -1 on error.
+int hand_to_starter(TaskGroupBase* self, PyObject* task, PyObject* exc) {
+  PyObject* found = self->starting ? PyDict_GetItemWithError(self->starting, task) : nullptr;
+  if (!found) return PyErr_Occurred() ? -1 : 0;
+  Ref future = Ref::borrow(found);
+  if (PyDict_DelItem(self->starting, task) < 0) return -1;
+  Ref r = Ref::steal(
+      call_hook(hooks.finish_start_future, "finish_start_future", {future.get(), task, exc ? exc : Py_None}));
+  if (!r) return -1;
+  return r.get() == Py_True ? 1 : 0;
+}
+
+// The done callback of every child: forget it, collect its error (which
+// cancels the group), and wake the host if it waits for the last child.
 PyObject* tg_on_done(PyObject* self_obj, PyObject* task) {
   auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
   if (self->tasks && PySet_Discard(self->tasks, task) < 0) return nullptr;
-  PyObject* cancelled = call_method0(task, G.s_cancelled);
+  Ref cancelled = Ref::steal(call_method0(task, G.s_cancelled));
   if (!cancelled) return nullptr;
-  bool was_cancelled = cancelled == Py_True;
-  Py_DECREF(cancelled);
-  PyObject* exc = nullptr;
-  if (!was_cancelled) {
-    exc = call_method0(task, G.s_exception);
-    if (!exc) return nullptr;
+  Ref exc;
+  if (cancelled.get() != Py_True && !(exc = Ref::steal(call_method0(task, G.s_exception)))) return nullptr;
+  int handed = hand_to_starter(self, task, exc.get());
+  if (handed < 0) return nullptr;
+  if (!handed && exc && exc.get() != Py_None &&
+      !PyObject_TypeCheck(exc.get(), reinterpret_cast<PyTypeObject*>(G.CancelledError))) {
+    if (!ensure_exceptions(self) || PyList_Append(self->exceptions, exc.get()) < 0) return nullptr;
+    if (scope_do_cancel(self->scope, nullptr, false) < 0) return nullptr;
   }
-  // A start() still waiting: the outcome goes to its caller, not the group.
-  PyObject* fut = self->starting ? PyDict_GetItemWithError(self->starting, task) : nullptr;
-  if (fut) {
-    Py_INCREF(fut);
-    if (PyDict_DelItem(self->starting, task) < 0) {
-      Py_DECREF(fut);
-      Py_XDECREF(exc);
-      return nullptr;
-    }
-    PyObject* fn = PyObject_GetAttrString(G.glue, "finish_start_future");
-    PyObject* r = fn ? PyObject_CallFunctionObjArgs(fn, fut, task, exc ? exc : Py_None, nullptr) : nullptr;
-    Py_XDECREF(fn);
-    Py_DECREF(fut);
-    Py_XDECREF(exc);
-    if (!r) return nullptr;
-    bool handled = r == Py_True;
-    Py_DECREF(r);
-    if (handled) {
-      if (wake_waiter(self) < 0) return nullptr;
-      Py_RETURN_NONE;
-    }
-    exc = nullptr;
-    if (!was_cancelled) {
-      exc = call_method0(task, G.s_exception);
-      if (!exc) return nullptr;
-    }
-  } else if (PyErr_Occurred()) {
-    Py_XDECREF(exc);
-    return nullptr;
-  }
-  if (exc && exc != Py_None) {
-    if (!PyObject_TypeCheck(exc, reinterpret_cast<PyTypeObject*>(G.CancelledError))) {
-      if (!ensure_exceptions(self) || PyList_Append(self->exceptions, exc) < 0) {
-        Py_DECREF(exc);
-        return nullptr;
-      }
-      if (scope_do_cancel(self->scope, nullptr, false) < 0) {
-        Py_DECREF(exc);
-        return nullptr;
-      }
-    }
-  }
-  Py_XDECREF(exc);
   if (wake_waiter(self) < 0) return nullptr;
   Py_RETURN_NONE;
 }

@@ -46,8 +46,9 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
 PyObject* new_task_group_enter(PyObject* group);
 PyObject* new_task_group_exit(PyObject* group);
 
-// The TaskHandle class anyio._taskgroup registered (borrowed), or nullptr with
-// RuntimeError set before it has (task_handle.cpp).
+// The TaskHandle class anyio._taskgroup registered (the task_handle_class
+// hook, borrowed), or nullptr with an error set if it has not registered one
+// or it is not a subclass of TaskHandleBase (task_handle.cpp).
 PyTypeObject* task_handle_class();
 // A handle of class `cls` for a child spawned by start_soon.
 PyObject* new_task_handle(PyTypeObject* cls, PyObject* task, PyObject* coro, PyObject* name);

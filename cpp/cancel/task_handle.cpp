@@ -62,8 +62,9 @@ struct TaskHandleBase {
 };
 
 PyTypeObject* TaskHandleBaseType = nullptr;
-// The Python TaskHandle class, set once by anyio._taskgroup.
-PyTypeObject* g_handle_class = nullptr;
+// The task_handle_class hook as last checked to be a subclass of
+// TaskHandleBase (strong: no other object can take its address while cached).
+PyObject* g_checked_handle_class = nullptr;
 
 PyObject* make_handle(PyTypeObject* cls, PyObject* task, PyObject* coro, PyObject* name) {
   auto* h = reinterpret_cast<TaskHandleBase*>(cls->tp_alloc(cls, 0));
@@ -179,8 +180,16 @@ PyObject* task_name_of(PyObject* func) {
 }
 
 PyTypeObject* task_handle_class() {
-  if (!g_handle_class) PyErr_SetString(PyExc_RuntimeError, "anyio._taskgroup is not initialised");
-  return g_handle_class;
+  PyObject* cls = hooks.task_handle_class;
+  if (cls && cls == g_checked_handle_class) return reinterpret_cast<PyTypeObject*>(cls);
+  if (!ANYIO_REQUIRE_HOOK(task_handle_class)) return nullptr;
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), TaskHandleBaseType)) {
+    PyErr_SetString(PyExc_TypeError, "the task_handle_class hook must be a subclass of TaskHandleBase");
+    return nullptr;
+  }
+  Py_INCREF(cls);
+  Py_XSETREF(g_checked_handle_class, cls);
+  return reinterpret_cast<PyTypeObject*>(cls);
 }
 
 PyObject* new_task_handle(PyTypeObject* cls, PyObject* task, PyObject* coro, PyObject* name) {
@@ -189,20 +198,11 @@ PyObject* new_task_handle(PyTypeObject* cls, PyObject* task, PyObject* coro, PyO
 
 namespace {
 
-PyObject* fn_set_task_handle_class(PyObject*, PyObject* cls) {
-  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), TaskHandleBaseType))
-    return raise(PyExc_TypeError, "expected a subclass of TaskHandleBase");
-  Py_INCREF(cls);
-  Py_XSETREF(g_handle_class, reinterpret_cast<PyTypeObject*>(cls));
-  Py_RETURN_NONE;
-}
-
 PyObject* fn_task_name(PyObject*, PyObject* func) { return task_name_of(func); }
 
 PyMethodDef th_module_fns[] = {
     {"task_name", fn_task_name, METH_O,
      "task_name(func)\n--\n\nThe name a task running ``func`` gets when no name is given."},
-    {"set_task_handle_class", fn_set_task_handle_class, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -6,6 +6,20 @@ namespace anyio {
 
 namespace {
 
+// trio.current_time(), for a relative deadline on Trio; NoEventLoopError
+// outside any event loop. -1 with an error set on failure.
+double trio_now() {
+  Backend backend = current_backend();
+  if (backend != Backend::Trio) {
+    if (backend == Backend::None) raise_no_event_loop();
+    return -1;
+  }
+  const TrioLowlevel* tr = trio();
+  if (!tr) return -1;
+  Ref now = Ref::steal(PyObject_CallNoArgs(tr->current_time));
+  return now ? PyFloat_AsDouble(now.get()) : -1;
+}
+
 // fail_after/fail_at/move_on_after/move_on_at build scopes directly: they are
 // on hot paths and a generator-based context manager would cost more than the
 // scope itself.
@@ -25,11 +39,7 @@ PyObject* make_timeout_scope(PyObject* deadline_obj, PyObject* shield_obj, PyObj
       now = loop_time(ls);
     } else {
       if (PyErr_Occurred()) return nullptr;
-      PyObject* args[] = {};
-      PyObject* now_obj = glue_call("current_time", args, 0);
-      if (!now_obj) return nullptr;
-      now = PyFloat_AsDouble(now_obj);
-      Py_DECREF(now_obj);
+      now = trio_now();
     }
     if (now == -1.0 && PyErr_Occurred()) return nullptr;
     value += now;
@@ -102,11 +112,17 @@ TIMEOUT_FN(move_on_at, false, false)
 PyObject* fn_current_effective_deadline(PyObject*, PyObject*) {
   TaskState* t = tls_current;
   if (!t) {
-    PyObject* loop = running_loop();
-    if (!loop) {
-      if (PyErr_Occurred()) return nullptr;
-      PyObject* args[] = {};
-      return glue_call("trio_current_effective_deadline", args, 0);
+    switch (current_backend()) {
+      case Backend::Asyncio:
+        break;
+      case Backend::Trio: {
+        const TrioLowlevel* tr = trio();
+        return tr ? PyObject_CallNoArgs(tr->current_effective_deadline) : nullptr;
+      }
+      case Backend::None:
+        return raise_no_event_loop();
+      case Backend::Error:
+        return nullptr;
     }
     t = current_task_state(true);
     if (!t) return nullptr;

@@ -4,12 +4,11 @@
 
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
-#include "common/trio.hpp"
 
 namespace anyio {
 namespace {
 
-// Which checkpoint: also the index into Trio's names for the same three.
+// Which checkpoint: also the index into Trio's three (start_trio_checkpoint).
 enum Kind : unsigned char { CHECKPOINT = 0, IF_CANCELLED = 1, SHIELDED = 2 };
 
 struct Checkpoint {
@@ -23,6 +22,21 @@ struct Checkpoint {
 PyTypeObject* CheckpointType = nullptr;
 
 void release_shield(Checkpoint* self) { unshield_yield(&self->shielded); }
+
+// On Trio the checkpoint is Trio's own checkpoint coroutine, which this one
+// forwards to from now on.
+PySendResult start_trio_checkpoint(Checkpoint* self, PyObject* arg, PyObject** out) {
+  static PyObject* TrioLowlevel::* const by_kind[] = {&TrioLowlevel::checkpoint,
+                                                      &TrioLowlevel::checkpoint_if_cancelled,
+                                                      &TrioLowlevel::cancel_shielded_checkpoint};
+  const TrioLowlevel* tr = trio();
+  self->inner = tr ? PyObject_CallNoArgs(tr->*by_kind[self->kind]) : nullptr;
+  if (!self->inner) {
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  return inner_send(&self->inner, arg, out);
+}
 
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
@@ -41,45 +55,24 @@ PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   }
   TaskState* t = tls_current;
   if (!t) {
-    PyObject* loop = running_loop();
-    if (!loop) {
-      if (PyErr_Occurred()) {
+    switch (current_backend()) {
+      case Backend::Asyncio:
+        t = task_state_if_any();
+        break;
+      case Backend::Trio:
+        return start_trio_checkpoint(self, arg, out);
+      case Backend::None:
+        raise_no_event_loop();
         *out = nullptr;
         return PYGEN_ERROR;
-      }
-      // Not asyncio: forward to Trio's own checkpoint coroutine, or raise
-      // NoEventLoopError outside any event loop.
-      int trio = trio_running();
-      if (trio != 1) {
-        if (trio == 0) raise_no_event_loop();
+      case Backend::Error:
         *out = nullptr;
         return PYGEN_ERROR;
-      }
-      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled",
-                                          "cancel_shielded_checkpoint"};
-      PyObject* fn = trio_lowlevel(names[self->kind]);
-      self->inner = fn ? PyObject_CallNoArgs(fn) : nullptr;
-      if (!self->inner) {
-        *out = nullptr;
-        return PYGEN_ERROR;
-      }
-      return inner_send(&self->inner, arg, out);
     }
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();  // a task with no scopes cannot be cancelled by one
   }
-  if (t && self->kind != SHIELDED) {
-    CancelScope* origin = effective_cancel(t);
-    if (origin) {
-      observe_cancel(t);
-      PyObject* exc = make_cancelled_error(origin);
-      if (exc) {
-        PyErr_SetObject(G.CancelledError, exc);
-        Py_DECREF(exc);
-      }
-      *out = nullptr;
-      return PYGEN_ERROR;
-    }
+  if (self->kind != SHIELDED && raise_if_cancelled(t)) {
+    *out = nullptr;
+    return PYGEN_ERROR;
   }
   if (self->kind == IF_CANCELLED) {
     self->state = YieldState::Done;
