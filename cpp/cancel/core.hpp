@@ -154,6 +154,14 @@ LoopState* loop_state_for(PyObject* loop);
 // The state of the current asyncio task; creates one for foreign tasks when
 // `create`. Returns nullptr with an error set when there is no current task.
 TaskState* current_task_state(bool create);
+// For a scope operation outside a wrapped task: the current asyncio task's
+// state (created if need be), or nullptr with `*on_trio` set and no error on
+// Trio, or nullptr with an error set (NoEventLoopError outside any loop).
+TaskState* scope_task_state(bool* on_trio);
+// GC support of a TaskState's owner (HostState, TaskCoro): its references, and
+// dropping them (with every scope link).
+int traverse_task_state(TaskState* t, visitproc visit, void* arg);
+void clear_task_state(TaskState* t);
 
 // The scope tree (delivery.cpp). A scope's children are the scopes entered
 // directly below it, in any task.

@@ -174,17 +174,9 @@ PyObject* cs_enter(PyObject* self_obj, PyObject* /*unused*/) {
   }
   TaskState* t = tls_current;
   if (!t) {
-    switch (current_backend()) {
-      case Backend::Asyncio:
-        break;
-      case Backend::Trio:
-        return call_hook(hooks.trio_scope_enter, "trio_scope_enter", {self_obj});
-      case Backend::None:
-        return raise_no_event_loop();
-      case Backend::Error:
-        return nullptr;
-    }
-    t = current_task_state(true);
+    bool on_trio;
+    t = scope_task_state(&on_trio);
+    if (on_trio) return call_hook(hooks.trio_scope_enter, "trio_scope_enter", {self_obj});
     if (!t) return nullptr;
   }
   self->state = ScopeState::Active;

@@ -161,17 +161,11 @@ PyObject* tc_repr(PyObject* self_obj) {
 int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->coro);
-  Py_VISIT(self->st.task);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.loop));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.scope));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.root));
-  return 0;
+  return traverse_task_state(&self->st, visit, arg);
 }
 
 int tc_clear(TaskCoro* self) {
-  task_detach_all(&self->st);
-  Py_CLEAR(self->st.task);
-  Py_CLEAR(self->st.loop);
+  clear_task_state(&self->st);
   Py_CLEAR(self->coro);
   return 0;
 }

@@ -55,7 +55,9 @@ PyMethodDef enter_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-// Not GC-tracked: it only refers to the group, which never refers back to it.
+// Not GC-tracked, so not an add_awaitable_type type (those all are): it only
+// refers to the group, which never refers back to it, and every `async with`
+// of a task group makes one.
 PyType_Slot enter_slots[] = {
     {Py_am_send, reinterpret_cast<void*>(enter_send)},
     {Py_am_await, reinterpret_cast<void*>(await_self)},
@@ -175,40 +177,14 @@ int exit_clear(TaskGroupExit* self) {
   return 0;
 }
 
-void exit_dealloc(TaskGroupExit* self) {
-  PyObject_GC_UnTrack(self);
-  exit_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-PyMethodDef exit_methods[] = {
-    {"send", send_method_via_send<exit_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(exit_throw)), METH_FASTCALL,
-     nullptr},
-    {"close", exit_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
-
-PyType_Slot exit_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(exit_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<exit_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(exit_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(exit_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(exit_clear)},
-    {Py_tp_methods, exit_methods},
-    {0, nullptr},
-};
-
-PyType_Spec exit_spec = {
-    "anyio._cpp.TaskGroupExit",
-    sizeof(TaskGroupExit),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    exit_slots,
+const AwaitableSpec exit_spec = {
+    .name = "anyio._cpp.TaskGroupExit",
+    .basicsize = sizeof(TaskGroupExit),
+    .send = exit_send,
+    .throw_ = exit_throw,
+    .close = exit_close,
+    .traverse = reinterpret_cast<traverseproc>(exit_traverse),
+    .clear = reinterpret_cast<inquiry>(exit_clear),
 };
 
 }  // namespace
@@ -235,7 +211,7 @@ PyObject* new_task_group_exit(PyObject* group) {
 
 int register_task_group_awaitables(PyObject* module) {
   TaskGroupEnterType = add_type(module, &enter_spec);
-  TaskGroupExitType = add_type(module, &exit_spec);
+  TaskGroupExitType = add_awaitable_type(module, exit_spec);
   return (TaskGroupEnterType && TaskGroupExitType) ? 0 : -1;
 }
 

@@ -112,19 +112,12 @@ TIMEOUT_FN(move_on_at, false, false)
 PyObject* fn_current_effective_deadline(PyObject*, PyObject*) {
   TaskState* t = tls_current;
   if (!t) {
-    switch (current_backend()) {
-      case Backend::Asyncio:
-        break;
-      case Backend::Trio: {
-        const TrioLowlevel* tr = trio();
-        return tr ? PyObject_CallNoArgs(tr->current_effective_deadline) : nullptr;
-      }
-      case Backend::None:
-        return raise_no_event_loop();
-      case Backend::Error:
-        return nullptr;
+    bool on_trio;
+    t = scope_task_state(&on_trio);
+    if (on_trio) {
+      const TrioLowlevel* tr = trio();
+      return tr ? PyObject_CallNoArgs(tr->current_effective_deadline) : nullptr;
     }
-    t = current_task_state(true);
     if (!t) return nullptr;
   }
   double best = kInfinity;

@@ -121,39 +121,14 @@ int cp_clear(Checkpoint* self) {
   return 0;
 }
 
-void cp_dealloc(Checkpoint* self) {
-  PyObject_GC_UnTrack(self);
-  cp_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-PyMethodDef cp_methods[] = {
-    {"send", send_method_via_send<cp_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cp_throw)), METH_FASTCALL, nullptr},
-    {"close", cp_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
-
-PyType_Slot cp_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(cp_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<cp_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(cp_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(cp_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(cp_clear)},
-    {Py_tp_methods, cp_methods},
-    {0, nullptr},
-};
-
-PyType_Spec cp_spec = {
-    "anyio._cpp.Checkpoint",
-    sizeof(Checkpoint),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    cp_slots,
+const AwaitableSpec cp_spec = {
+    .name = "anyio._cpp.Checkpoint",
+    .basicsize = sizeof(Checkpoint),
+    .send = cp_send,
+    .throw_ = cp_throw,
+    .close = cp_close,
+    .traverse = reinterpret_cast<traverseproc>(cp_traverse),
+    .clear = reinterpret_cast<inquiry>(cp_clear),
 };
 
 PyObject* make(unsigned char kind) {
@@ -186,7 +161,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_checkpoint(PyObject* module) {
-  CheckpointType = add_type(module, &cp_spec);
+  CheckpointType = add_awaitable_type(module, cp_spec);
   if (!CheckpointType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }
