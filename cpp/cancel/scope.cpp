@@ -453,7 +453,7 @@ PyObject* cs_get_cancelled_caught(PyObject* self_obj, void*) {
   return PyBool_FromLong(self->cancelled_caught);
 }
 
-// Raw fields for the Trio glue, which keeps them in step with the trio scope.
+// Raw fields for anyio._cancel_trio, which builds the trio scope from them.
 PyObject* cs_get_raw(PyObject* self_obj, void*) {
   auto* self = reinterpret_cast<CancelScope*>(self_obj);
   return Py_BuildValue("(dOOO)", self->deadline, self->shield ? Py_True : Py_False,
