@@ -47,7 +47,8 @@ DEFAULT_WORKLOADS = (
     "to_thread",
 )
 BACKENDS = ("asyncio", "trio")
-IMPLS = ("ours", "upstream", "raw")
+IMPLS = ("ours", "upstream", "raw", "baseline")
+STANDARD_IMPLS = ("ours", "upstream", "raw")
 
 
 def log(message: str) -> None:
@@ -122,6 +123,8 @@ def format_table(doc: dict[str, Any]) -> str:
         head.append("upstream/ours")
     if "ours" in impls and "raw" in impls:
         head.append("raw/ours")
+    if "ours" in impls and "baseline" in impls:
+        head.append("baseline/ours")
     rows = []
     for r in doc["results"]:
         cells = r["impls"]
@@ -135,7 +138,7 @@ def format_table(doc: dict[str, Any]) -> str:
             return f"{c['per_op']:,.0f}{extra}"
 
         row = [r["workload"], r["backend"], *(text(i) for i in impls)]
-        for a in ("upstream", "raw"):
+        for a in ("upstream", "raw", "baseline"):
             if f"{a}/ours" in head:
                 o = cells.get("ours", {}).get("per_op")
                 x = cells.get(a, {}).get("per_op")
@@ -210,6 +213,8 @@ def main(args: argparse.Namespace) -> int:
             if impl == "ours"
             else _env.raw()
             if impl == "raw"
+            else _env.baseline(args.baseline)
+            if impl == "baseline"
             else _env.upstream(log)
         )
         for impl in impls
@@ -311,7 +316,7 @@ def main(args: argparse.Namespace) -> int:
         not args.only
         and not args.quick
         and args.scale == 1.0
-        and set(impls) == set(IMPLS)
+        and set(impls) == set(STANDARD_IMPLS)
         and set(backends) == set(BACKENDS)
     )
     json_path: Path | None = args.json or (DEFAULT_JSON if complete else None)

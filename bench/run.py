@@ -126,13 +126,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="--callgrind: keep the callgrind output files here (for callgrind_annotate)",
     )
+    p.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=Path,
+        help="also run another checkout of this project (its extension built in "
+        "place) as 'baseline', with a baseline/ours column: a change's before "
+        "and after in one run (timed and --callgrind)",
+    )
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.impls = [i for i in args.impls.split(",") if i]
     if args.no_upstream and "upstream" in args.impls:
         args.impls.remove("upstream")
     args.backends = [b for b in args.backends.split(",") if b]
+    if args.baseline is not None and "baseline" not in args.impls:
+        args.impls.append("baseline")
     for name in args.impls:
+        if name == "baseline" and args.baseline is None:
+            p.error("the baseline implementation needs --baseline DIR")
         if name not in _report.IMPLS:
             p.error(f"unknown implementation {name!r}")
     for name in args.backends:
@@ -220,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             interps.append(_env.ours())
         elif impl == "raw":
             interps.append(_env.raw())
+        elif impl == "baseline":
+            interps.append(_env.baseline(args.baseline))
         else:
             interps.append(_env.upstream(log))
     backends = [
@@ -294,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.quick
         and not args.only
         and args.scale == 1.0
-        and set(args.impls) == set(_report.IMPLS)
+        and set(args.impls) == set(_report.STANDARD_IMPLS)
         and set(backends) == set(BACKENDS)
     )
     json_path = args.json or (DEFAULT_JSON if complete else None)
@@ -362,6 +376,9 @@ def build_document(
                     ),
                     "raw_over_ours": _report.ratio(
                         by_key.get((wl.name, backend, "raw")), ours
+                    ),
+                    "baseline_over_ours": _report.ratio(
+                        by_key.get((wl.name, backend, "baseline")), ours
                     ),
                     "raw_over_upstream": _report.ratio(
                         by_key.get((wl.name, backend, "raw")),
