@@ -41,17 +41,6 @@ PySendResult fail(PyObject** out) {
   return PYGEN_ERROR;
 }
 
-// The state of the calling task, or null if it has none (then no cancel scope
-// can reach it). Never leaves an error set.
-TaskState* caller_state() {
-  TaskState* t = tls_current;
-  if (!t) {
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();
-  }
-  return t;
-}
-
 PySendResult yield_self(ThreadCall* c, PyObject** out) {
   c->astate = AwaitState::Wait;
   c->resolved = false;
@@ -131,35 +120,21 @@ PySendResult after_inner(ThreadCall* c, PySendResult r, PyObject** out) {
     }
     Py_SETREF(c->pool, reinterpret_cast<WorkerPool*>(Py_NewRef(reinterpret_cast<PyObject*>(p))));
   }
-  return submit_and_park(c, caller_state(), out);
+  return submit_and_park(c, task_state_if_any(), out);
 }
 
 // --- the first send, step by step --------------------------------------------------
 
-// No asyncio loop runs in this thread: the Trio driver (Python) takes over and
-// parks the task on the call.
+// On Trio: the Trio driver (anyio._threads_trio) takes over and parks the
+// task on the call.
 PySendResult start_on_trio(ThreadCall* c, PyObject** out) {
-  PyObject* drive = hook("trio_run");
+  PyObject* drive = ANYIO_REQUIRE_HOOK(trio_thread_call);
   if (!drive) return fail(out);
   PyObject* coro = PyObject_CallOneArg(drive, reinterpret_cast<PyObject*>(c));
   if (!coro) return fail(out);
   c->inner = coro;
   c->astate = AwaitState::Trio;
   return after_inner(c, PyIter_Send(coro, Py_None, out), out);
-}
-
-// A caller whose cancel scope is already cancelled does not start the job:
-// sets the scope's CancelledError and returns true.
-bool caller_cancelled(ThreadCall* c, TaskState* t) {
-  CancelScope* origin = t ? effective_cancel(t) : nullptr;
-  if (!origin) return false;
-  PyObject* e = make_cancelled_error(origin);
-  if (e) {
-    PyErr_SetObject(G.CancelledError, e);
-    Py_DECREF(e);
-  }
-  c->astate = AwaitState::Finished;
-  return true;
 }
 
 // Binds the call to the loop's pool and to its limiter (the pool's default
@@ -171,7 +146,7 @@ int bind_to_pool(ThreadCall* c, PyObject* loop) {
   c->loop = Py_NewRef(loop);
   if (c->limiter) return 0;
   if (!p->default_limiter) {
-    PyObject* mk = hook("new_default_limiter");
+    PyObject* mk = ANYIO_REQUIRE_HOOK(new_default_thread_limiter);
     if (!mk) return -1;
     p->default_limiter = PyObject_CallNoArgs(mk);
     if (!p->default_limiter) return -1;
@@ -194,13 +169,18 @@ PyObject* new_borrower(ThreadCall* c, TaskState* t, PyObject* loop) {
 // Takes a limiter token for `borrower` (stolen): at once if one is free (then
 // submits), otherwise by awaiting the limiter's acquire as `inner`.
 PySendResult acquire_token(ThreadCall* c, TaskState* t, PyObject* borrower, PyObject** out) {
+  const AnyioExceptions* exc = anyio_exceptions();  // before an error is set: it may import
+  if (!exc) {
+    Py_DECREF(borrower);
+    return fail(out);
+  }
   PyObject* r = call_method1(c->limiter, TG.s_acquire_nowait, borrower);
   if (r) {
     Py_DECREF(r);
     c->borrower = borrower;
     return submit_and_park(c, t, out);
   }
-  if (!PyErr_ExceptionMatches(TG.WouldBlock)) {
+  if (!PyErr_ExceptionMatches(exc->WouldBlock)) {
     Py_DECREF(borrower);
     c->astate = AwaitState::Finished;
     return fail(out);
@@ -234,10 +214,22 @@ PySendResult start(ThreadCall* c, PyObject** out) {
   PyObject* loop = running_loop();
   if (!loop) {
     if (PyErr_Occurred()) return fail(out);
-    return start_on_trio(c, out);
+    switch (current_backend()) {
+      case Backend::Trio:
+        return start_on_trio(c, out);
+      case Backend::None:
+        raise_no_event_loop();
+        return fail(out);
+      default:
+        return fail(out);
+    }
   }
-  TaskState* t = caller_state();
-  if (caller_cancelled(c, t)) return fail(out);
+  TaskState* t = task_state_if_any();
+  // A caller whose cancel scope is already cancelled does not start the job.
+  if (raise_if_cancelled(t)) {
+    c->astate = AwaitState::Finished;
+    return fail(out);
+  }
   if (bind_to_pool(c, loop) < 0) return fail(out);
   PyObject* borrower = new_borrower(c, t, loop);
   if (!borrower) return fail(out);

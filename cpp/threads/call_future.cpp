@@ -22,10 +22,10 @@ int schedule_callback(ThreadCall* c, PyObject* cb, PyObject* ctx) {
 
 int fire(ThreadCall* c, bool direct) {
   c->resolved = true;
-  if (c->waiter) {
-    PyObject* wake = hook("trio_wake");
-    if (!wake) return -1;
-    PyObject* r = PyObject_CallOneArg(wake, c->waiter);
+  if (c->waiter) {  // Trio: the driver parks in wait_task_rescheduled
+    const TrioLowlevel* trio_ll = trio();
+    if (!trio_ll) return -1;
+    PyObject* r = PyObject_CallOneArg(trio_ll->reschedule, c->waiter);
     if (!r) return -1;
     Py_DECREF(r);
     return 0;

@@ -144,11 +144,8 @@ void call_dealloc(ThreadCall* self) {
   Py_DECREF(tp);
 }
 
+// Besides send/throw/close: the Future protocol and the Trio driver's methods.
 PyMethodDef call_methods[] = {
-    {"send", send_method_via_send<call_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_throw)), METH_FASTCALL,
-     nullptr},
-    {"close", call_close, METH_NOARGS, nullptr},
     {"get_loop", fut_get_loop, METH_NOARGS, nullptr},
     {"add_done_callback", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fut_add_done_callback)),
      METH_FASTCALL | METH_KEYWORDS, nullptr},
@@ -182,27 +179,18 @@ PyMemberDef call_members[] = {
     {nullptr, 0, 0, 0, nullptr},
 };
 
-PyType_Slot call_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(call_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<call_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(call_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(call_clear)},
-    {Py_tp_methods, call_methods},
-    {Py_tp_getset, call_getset},
-    {Py_tp_members, call_members},
-    {Py_tp_repr, reinterpret_cast<void*>(call_repr)},
-    {0, nullptr},
-};
-
-PyType_Spec call_spec = {
-    "anyio._cpp.ThreadCall",
-    sizeof(ThreadCall),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    call_slots,
+const AwaitableSpec call_spec = {
+    .name = "anyio._cpp.ThreadCall",
+    .basicsize = sizeof(ThreadCall),
+    .send = call_send,
+    .throw_ = call_throw,
+    .close = call_close,
+    .traverse = reinterpret_cast<traverseproc>(call_traverse),
+    .clear = reinterpret_cast<inquiry>(call_clear),
+    .methods = call_methods,
+    .getset = call_getset,
+    .members = call_members,
+    .dealloc = reinterpret_cast<destructor>(call_dealloc),
 };
 
 // thread_call(func, args, abandon_on_cancel, limiter) -> awaitable ThreadCall
@@ -213,7 +201,8 @@ PyObject* fn_thread_call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (abandon < 0) return nullptr;
   PyObject* ctx = PyContext_CopyCurrent();
   if (!ctx) return nullptr;
-  auto* c = PyObject_GC_New(ThreadCall, ThreadCallType);
+  // Every other field starts zeroed: null, false, JobStatus::Pending, AwaitState::Init.
+  auto* c = new_awaitable<ThreadCall>(ThreadCallType);
   if (!c) {
     Py_DECREF(ctx);
     return nullptr;
@@ -221,21 +210,8 @@ PyObject* fn_thread_call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   c->func = Py_NewRef(args[0]);
   c->args = Py_NewRef(args[1]);
   c->ctx = ctx;
-  c->result = c->exc = nullptr;
-  c->pool = nullptr;
   c->limiter = args[3] == Py_None ? nullptr : Py_NewRef(args[3]);
-  c->borrower = c->loop = c->cb = c->cb_ctx = c->more_cbs = c->cancel_msg = nullptr;
-  c->host_owner = nullptr;
-  c->host = nullptr;
-  c->inner = c->pending = c->waiter = c->token = nullptr;
-  c->scope = nullptr;
-  c->req_tasks = nullptr;
-  c->weakreflist = nullptr;
-  c->status = JobStatus::Pending;
-  c->astate = AwaitState::Init;
   c->abandon = abandon;
-  c->blocking = false;
-  c->resolved = c->cancelled = c->shielding = false;
   PyObject_GC_Track(c);
   return reinterpret_cast<PyObject*>(c);
 }
@@ -251,8 +227,10 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_thread_call(PyObject* module) {
-  ThreadCallType = add_type(module, &call_spec);
+  ThreadCallType = add_awaitable_type(module, call_spec);
   if (!ThreadCallType) return -1;
+  // AwaitableSpec has no repr slot; set it before any instance exists.
+  ThreadCallType->tp_repr = call_repr;
   if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
   return register_call_worker(module);
 }

@@ -14,8 +14,22 @@ namespace {
 
 thread_local PyObject* tls_call = nullptr;  // borrowed: the job this worker runs
 
+// NoEventLoopError with a message of its own (raise_no_event_loop's says no
+// loop runs at all).
 PyObject* no_worker_error(const char* msg) {
-  PyErr_SetString(TG.NoEventLoopError, msg);
+  if (const AnyioExceptions* exc = anyio_exceptions()) PyErr_SetString(exc->NoEventLoopError, msg);
+  return nullptr;
+}
+
+// Raises trio.Cancelled in a worker thread whose Trio caller abandoned it.
+PyObject* raise_trio_cancelled() {
+  const TrioLowlevel* trio_ll = trio();
+  if (!trio_ll) return nullptr;
+  // Trio's Cancelled has no public constructor; _create is how Trio makes one.
+  PyObject* e = PyObject_CallMethod(trio_ll->Cancelled, "_create", nullptr);
+  if (!e) return nullptr;
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e)), e);
+  Py_DECREF(e);
   return nullptr;
 }
 
@@ -52,7 +66,7 @@ PyObject* fn_current_worker_token(PyObject*, PyObject*) {
   ThreadCall* c = tls_call ? as_call(tls_call) : nullptr;
   if (!c || !c->pool) return raise(PyExc_AttributeError, "current_token");
   if (!c->token) {
-    PyObject* mk = hook("make_worker_token");
+    PyObject* mk = ANYIO_REQUIRE_HOOK(make_worker_token);
     if (!mk) return nullptr;
     c->token = PyObject_CallOneArg(mk, reinterpret_cast<PyObject*>(c->pool));
     if (!c->token) return nullptr;
@@ -68,23 +82,14 @@ PyObject* fn_worker_check_cancelled(PyObject*, PyObject*) {
   if (!call) return no_worker_error("This function can only be called inside an AnyIO worker thread");
   ThreadCall* c = as_call(call);
   if (c->status == JobStatus::Abandoned || c->cancelled) {
-    if (c->pool && c->pool->is_trio) {
-      PyObject* h = hook("trio_raise_cancelled");
-      if (!h) return nullptr;
-      return PyObject_CallNoArgs(h);
-    }
-    return raise_cancelled(c);
+    return c->pool && c->pool->is_trio ? raise_trio_cancelled() : raise_cancelled(c);
   }
   if (c->pool && c->pool->is_trio) return PyBool_FromLong(!c->abandon);
   if (c->host) {
     TaskState* t = c->host;
     CancelScope* origin = effective_cancel_from(t->scope ? t->scope : t->root);
     if (origin) {
-      PyObject* e = make_cancelled_error(origin);
-      if (e) {
-        PyErr_SetObject(G.CancelledError, e);
-        Py_DECREF(e);
-      }
+      set_scope_cancelled_error(origin);
       return nullptr;
     }
   }
@@ -156,7 +161,7 @@ int call_host_request(PyObject* call, PyObject* request) {
   // cancels it when the caller gives up (fut_cancel), unless it is the task
   // that cancelled.
   if (c->astate != AwaitState::Wait || c->resolved) return 0;
-  PyObject* mk = hook("run_request");
+  PyObject* mk = ANYIO_REQUIRE_HOOK(run_thread_request);
   if (!mk) return -1;
   PyObject* coro = PyObject_CallOneArg(mk, request);
   if (!coro) return -1;

@@ -40,14 +40,6 @@ int ca_clear(ContextAwaitable* self) {
   return 0;
 }
 
-void ca_dealloc(ContextAwaitable* self) {
-  PyObject_GC_UnTrack(self);
-  ca_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
 PySendResult ca_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   ContextAwaitable* self = CA(self_obj);
   if (!self->func && !self->it) {
@@ -117,31 +109,14 @@ PyObject* ca_close(PyObject* self_obj, PyObject*) {
   return r;
 }
 
-PyMethodDef ca_methods[] = {
-    {"send", send_method_via_send<ca_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ca_throw)), METH_FASTCALL, nullptr},
-    {"close", ca_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
-
-PyType_Slot ca_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(ca_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<ca_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(ca_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(ca_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(ca_clear)},
-    {Py_tp_methods, ca_methods},
-    {0, nullptr},
-};
-
-PyType_Spec ca_spec = {
-    "anyio._cpp.ContextAwaitable",
-    sizeof(ContextAwaitable),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    ca_slots,
+const AwaitableSpec ca_spec = {
+    .name = "anyio._cpp.ContextAwaitable",
+    .basicsize = sizeof(ContextAwaitable),
+    .send = ca_send,
+    .throw_ = ca_throw,
+    .close = ca_close,
+    .traverse = reinterpret_cast<traverseproc>(ca_traverse),
+    .clear = reinterpret_cast<inquiry>(ca_clear),
 };
 
 // run_in_context(context, func, args) -> awaitable of func(*args) whose every
@@ -150,13 +125,11 @@ PyObject* fn_run_in_context(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   if (nargs != 3) return raise(PyExc_TypeError, "run_in_context(context, func, args)");
   if (!PyContext_CheckExact(args[0])) return raise(PyExc_TypeError, "context must be a contextvars.Context");
   if (!PyTuple_Check(args[2])) return raise(PyExc_TypeError, "args must be a tuple");
-  auto* self = PyObject_GC_New(ContextAwaitable, ContextAwaitableType);
+  auto* self = new_awaitable<ContextAwaitable>(ContextAwaitableType);
   if (!self) return nullptr;
   self->context = Py_NewRef(args[0]);
   self->func = Py_NewRef(args[1]);
   self->args = Py_NewRef(args[2]);
-  self->it = nullptr;
-  self->started = false;
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
 }
@@ -195,7 +168,7 @@ PyObject* await_iter(PyObject* obj) {
 }
 
 int register_context_awaitable(PyObject* module) {
-  ContextAwaitableType = add_type(module, &ca_spec);
+  ContextAwaitableType = add_awaitable_type(module, ca_spec);
   if (!ContextAwaitableType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

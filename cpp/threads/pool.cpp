@@ -66,7 +66,7 @@ void start_async_request(WorkerPool* p, ThreadRequest* r) {
   int taken = r->call ? call_host_request(r->call, reinterpret_cast<PyObject*>(r)) : 0;
   if (taken < 0) return fail_with_current_error(r);
   if (taken) return;
-  PyObject* spawn = hook("spawn_request");
+  PyObject* spawn = ANYIO_REQUIRE_HOOK(spawn_thread_request);
   PyObject* res = nullptr;
   if (spawn) {
     PyObject* args[] = {reinterpret_cast<PyObject*>(p), reinterpret_cast<PyObject*>(r)};
@@ -165,16 +165,6 @@ bool pool_loop_finished(WorkerPool* p) {
   bool yes = closed == Py_True;
   Py_DECREF(closed);
   return yes;
-}
-
-PyObject* hook(const char* name) {
-  if (!TG.hooks) {
-    PyErr_SetString(PyExc_RuntimeError, "anyio._threads is not initialised");
-    return nullptr;
-  }
-  PyObject* h = PyDict_GetItemString(TG.hooks, name);
-  if (!h) PyErr_Format(PyExc_RuntimeError, "missing thread hook %s", name);
-  return h;
 }
 
 WorkerPool* pool_new(bool is_trio) {
@@ -358,7 +348,8 @@ int pool_close(WorkerPool* p, bool wait) {
       Py_BEGIN_ALLOW_THREADS
         {
           std::unique_lock<std::mutex> lk(*p->mu);
-          p->exit_cv->wait_for(lk, tunables::kCloseWait, [p, busy] { return p->threads <= busy; });
+          p->exit_cv->wait_for(lk, std::chrono::milliseconds(tunables::kPoolCloseWaitMs),
+                               [p, busy] { return p->threads <= busy; });
         }
       Py_END_ALLOW_THREADS
     }

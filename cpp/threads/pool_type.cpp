@@ -195,12 +195,6 @@ PyObject* fn_set_spin(PyObject*, PyObject* value) {
   return PyFloat_FromDouble(std::exchange(settings.worker_spin, v));
 }
 
-PyObject* fn_set_hooks(PyObject*, PyObject* hooks) {
-  if (!PyDict_Check(hooks)) return raise(PyExc_TypeError, "hooks must be a dict");
-  Py_XSETREF(TG.hooks, Py_NewRef(hooks));
-  Py_RETURN_NONE;
-}
-
 // close_worker_pool(loop): the loop's run is over (anyio.run calls this once
 // the loop is closed); idle workers leave now rather than at their timeout.
 PyObject* fn_close_pool(PyObject*, PyObject* loop) {
@@ -225,7 +219,6 @@ PyMethodDef module_fns[] = {
     {"new_trio_worker_pool", fn_new_trio_pool, METH_O, "A worker pool that reports through a Trio token."},
     {"set_default_idle_timeout", fn_set_default_idle_timeout, METH_O,
      "Set the idle timeout of pools created from now on; returns the previous value."},
-    {"_set_thread_hooks", fn_set_hooks, METH_O, nullptr},
     {"set_reply_spin", fn_set_reply_spin, METH_O,
      "Seconds a worker waiting for the loop's answer polls before sleeping (0 disables); returns the "
      "previous value."},
@@ -245,14 +238,13 @@ int register_globals() {
   TG.s_call_soon_threadsafe = intern("call_soon_threadsafe");
   TG.kw_context = Py_BuildValue("(s)", "context");
   if (!TG.kw_context) return -1;
+  // RunFinishedError is raised only here (AnyioExceptions has the classes
+  // several components raise).
   PyObject* exc = PyImport_ImportModule("anyio._exceptions");
   if (!exc) return -1;
-  TG.WouldBlock = PyObject_GetAttrString(exc, "WouldBlock");
-  TG.NoEventLoopError = PyObject_GetAttrString(exc, "NoEventLoopError");
   TG.RunFinishedError = PyObject_GetAttrString(exc, "RunFinishedError");
   Py_DECREF(exc);
-  if (!TG.WouldBlock || !TG.NoEventLoopError || !TG.RunFinishedError) return -1;
-  return 0;
+  return TG.RunFinishedError ? 0 : -1;
 }
 
 }  // namespace

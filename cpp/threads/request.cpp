@@ -252,7 +252,8 @@ PyObject* request_wait(ThreadRequest* r, WorkerPool* pool, bool wake) {
     Py_BEGIN_ALLOW_THREADS
       spin_for_reply(r, pool, spin);
     Py_END_ALLOW_THREADS
-    auto recheck = pool ? tunables::kRequestRecheckWorker : tunables::kRequestRecheckForeign;
+    std::chrono::milliseconds recheck(pool ? tunables::kRequestRecheckWorkerMs
+                                           : tunables::kRequestRecheckForeignMs);
     while (!request_done(r)) {
       bool done;
       // Scoped so the lock is released before the GIL is taken back (lock

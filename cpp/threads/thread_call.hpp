@@ -63,6 +63,9 @@ struct ThreadCall {
   bool shielding;  // we set host->shielded_yield
 };
 
+// thread_call() starts from a zeroed object (new_awaitable).
+static_assert(static_cast<int>(JobStatus::Pending) == 0 && static_cast<int>(AwaitState::Init) == 0);
+
 inline ThreadCall* as_call(PyObject* o) { return reinterpret_cast<ThreadCall*>(o); }
 
 // While the task waits for a shielded call, the core neither delivers

@@ -32,37 +32,10 @@
 #include <vector>
 
 #include "common/py.hpp"
+#include "common/runtime.hpp"
+#include "common/tunables.hpp"
 
 namespace anyio::threads {
-
-// --- tunables ---------------------------------------------------------------------
-// Every number the pool's timing depends on. The spins and the idle timeout
-// are defaults that set_worker_spin / set_reply_spin / set_default_idle_timeout
-// change at run time.
-namespace tunables {
-// Seconds an idle worker waits for a job before its thread exits.
-inline constexpr double kIdleTimeout = 10.0;
-// Seconds one idle worker polls for the next job before sleeping. Polling
-// only pays when a spare core runs the poller: with two cores or fewer it
-// takes CPU time from the event loop thread it waits for (measured).
-inline constexpr double kWorkerSpin = 50e-6;
-inline constexpr unsigned kWorkerSpinMinCores = 3;
-// Seconds a worker waiting for the loop's answer (from_thread, blocking
-// portal calls) polls before sleeping. Unlike an idle worker it does not
-// compete with the loop for the job it waits for; on two cores it still keeps
-// its CPU from going idle, which on a virtual machine makes the loop's answer
-// arrive tens of microseconds sooner (measured).
-inline constexpr double kReplySpin = 50e-6;
-inline constexpr unsigned kReplySpinMinCores = 2;
-// CPU pause instructions between two looks of a polling thread.
-inline constexpr int kPausesPerPoll = 64;
-// How long closing a pool waits for its idle workers to leave.
-inline constexpr std::chrono::milliseconds kCloseWait{200};
-// A thread blocked on a request wakes this often to check for signals (and,
-// for a worker, whether the pool's loop has finished).
-inline constexpr std::chrono::milliseconds kRequestRecheckWorker{100};
-inline constexpr std::chrono::milliseconds kRequestRecheckForeign{1000};
-}  // namespace tunables
 
 // --- states --------------------------------------------------------------------------
 
@@ -128,12 +101,9 @@ extern PyTypeObject* WorkerPoolType;
 extern PyTypeObject* ThreadRequestType;
 extern PyTypeObject* ThreadCallType;
 
-// Objects the module looks up at registration and at first use.
+// Objects the component looks up at registration.
 struct ThreadGlobals {
-  PyObject* WouldBlock = nullptr;
-  PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
-  PyObject* hooks = nullptr;  // dict set by anyio._threads
   PyObject* s_is_closed = nullptr;
   PyObject* s_run_sync_soon = nullptr;
   PyObject* s_acquire_nowait = nullptr;
@@ -170,7 +140,6 @@ int pool_close_for_loop(PyObject* loop);
 void pool_close_idle();
 bool pool_loop_finished(WorkerPool* p);  // GIL held
 PyObject* run_finished_error();
-PyObject* hook(const char* name);  // borrowed, or null with an error set
 
 // --- worker threads (workers.cpp) ------------------------------------------------------
 
@@ -182,9 +151,9 @@ void post_job(WorkerPool* p, PyObject* call);
 bool pool_sole_busy_worker(WorkerPool* p);  // no other worker is running a job (GIL not needed)
 int register_workers(PyObject* module);
 
-// The run-time settings the tunables above start from.
+// The run-time settings, starting from the tunables (common/tunables.hpp).
 struct Settings {
-  double idle_timeout = tunables::kIdleTimeout;
+  double idle_timeout = tunables::kWorkerIdleTimeout;
   double worker_spin =
       std::thread::hardware_concurrency() >= tunables::kWorkerSpinMinCores ? tunables::kWorkerSpin : 0.0;
   double reply_spin =
@@ -210,7 +179,7 @@ bool spin_until(double seconds, Done done) {
   for (;;) {
     if (done()) return true;
     if (std::chrono::steady_clock::now() >= until) return false;
-    for (int i = 0; i < tunables::kPausesPerPoll; ++i) cpu_relax();
+    for (int i = 0; i < tunables::kSpinPausesPerPoll; ++i) cpu_relax();
   }
 }
 
