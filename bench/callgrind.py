@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests._backends import ASYNCIO, ASYNCIO_UVLOOP, BACKEND_IDS, TRIO
+
 from bench import _env
 from bench.workloads import REGISTRY
 
@@ -46,7 +48,7 @@ DEFAULT_WORKLOADS = (
     "empty_group",
     "to_thread",
 )
-BACKENDS = ("asyncio", "trio")
+BACKENDS = (ASYNCIO, TRIO)
 IMPLS = ("ours", "upstream", "raw", "baseline")
 STANDARD_IMPLS = ("ours", "upstream", "raw")
 
@@ -200,9 +202,9 @@ def main(args: argparse.Namespace) -> int:
     backends = [
         b
         for b in args.backends
-        if b in BACKENDS or (b == "uvloop" and _env.installed_version("uvloop"))
+        if b in BACKENDS or (b == ASYNCIO_UVLOOP and _env.installed_version("uvloop"))
     ]
-    if args.backends == list(("asyncio", "uvloop", "trio")):  # the untouched default
+    if args.backends == list(BACKEND_IDS):  # the untouched default
         backends = list(BACKENDS)
     impls = [i for i in args.impls if i in IMPLS]
     rounds = args.rounds or 1

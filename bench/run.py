@@ -23,11 +23,13 @@ from typing import Any
 if __package__ in (None, ""):  # started as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests._backends import ASYNCIO_UVLOOP, BACKEND_IDS, TRIO
+
 from bench import _env, _report, _targets
 from bench._runner import BatchResult, Task, run_batch
 from bench.workloads import REGISTRY, Workload
 
-BACKENDS = ("asyncio", "uvloop", "trio")
+BACKENDS = BACKEND_IDS
 DEFAULT_JSON = _env.ROOT / "bench" / "results" / "latest.json"
 DEFAULT_CHART = _env.ROOT / "docs" / "bench.png"
 
@@ -76,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--backends",
         default=",".join(BACKENDS),
-        help="comma-separated subset of asyncio, uvloop, trio (default: all)",
+        help=f"comma-separated subset of {', '.join(BACKENDS)} (default: all)",
     )
     p.add_argument(
         "--rounds",
@@ -237,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             interps.append(_env.upstream(log))
     backends = [
-        b for b in args.backends if b != "uvloop" or _env.installed_version("uvloop")
+        b
+        for b in args.backends
+        if b != ASYNCIO_UVLOOP or _env.installed_version("uvloop")
     ]
-    backends = [b for b in backends if b != "trio" or _env.installed_version("trio")]
+    backends = [b for b in backends if b != TRIO or _env.installed_version("trio")]
 
     timed = [w for w in workloads if w.kind == "time"]
     memory = [w for w in workloads if w.kind == "memory"]
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             if res["status"] == "ok":
                 samples.setdefault(key, []).extend(res["samples"])
                 if res.get("label"):
-                    labels[(name, "trio" if backend == "trio" else "asyncio")] = res[
+                    labels[(name, "trio" if backend == TRIO else "asyncio")] = res[
                         "label"
                     ]
             else:

@@ -89,11 +89,14 @@ int raise_if_cancelled(TaskState* t);
 // Cancel scopes and task groups.
 #define ANYIO_CANCEL_HOOKS(X)
 
-// Sync primitives.
-#define ANYIO_SYNC_HOOKS(X)
+// Sync primitives: the Trio side of SyncOp (anyio._sync_trio).
+#define ANYIO_SYNC_HOOKS(X) \
+  X(sync_trio_acquire)      \
+  X(sync_trio_event_wait)
 
-// Memory object streams.
-#define ANYIO_MEMORY_HOOKS(X)
+// Memory object streams: the class statistics() returns.
+#define ANYIO_MEMORY_HOOKS(X) \
+  X(memory_statistics)
 
 // Worker threads (anyio._threads, anyio._threads_trio).
 #define ANYIO_THREAD_HOOKS(X) \

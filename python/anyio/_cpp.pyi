@@ -369,21 +369,3 @@ class MemoryReceiveStreamBase:
     def _closed(self) -> bool: ...
     @property
     def _state(self) -> MemoryStreamState: ...
-
-def _memory_configure(
-    WouldBlock: type[Exception],
-    EndOfStream: type[Exception],
-    ClosedResourceError: type[Exception],
-    BrokenResourceError: type[Exception],
-    statistics_cls: type[Any],
-    trio_setup: Any,
-) -> None: ...
-def _memory_configure_trio(
-    reschedule: Any,
-    abort_succeeded: Any,
-    checkpoint: Any,
-    checkpoint_if_cancelled: Any,
-    current_task: Any,
-    wait_task_rescheduled: Any,
-    Cancelled: type[BaseException],
-) -> None: ...
