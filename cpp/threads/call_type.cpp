@@ -1,6 +1,6 @@
 // ThreadCall as Python sees it (anyio._cpp.ThreadCall): its type, its
 // constructor thread_call(), and the methods the Trio driver in
-// anyio._threads uses to submit the job, park on it and take its outcome.
+// anyio._threads_trio uses to submit the job, park on it and take its outcome.
 #include "common/awaitable.hpp"
 #include "threads/thread_call.hpp"
 
@@ -82,50 +82,14 @@ PyObject* call_repr(PyObject* self) {
 
 int call_traverse(ThreadCall* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->func);
-  Py_VISIT(self->args);
-  Py_VISIT(self->ctx);
-  Py_VISIT(self->result);
-  Py_VISIT(self->exc);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->pool));
-  Py_VISIT(self->limiter);
-  Py_VISIT(self->borrower);
-  Py_VISIT(self->loop);
-  Py_VISIT(self->cb);
-  Py_VISIT(self->cb_ctx);
-  Py_VISIT(self->more_cbs);
-  Py_VISIT(self->cancel_msg);
   Py_VISIT(self->host_owner);
-  Py_VISIT(self->inner);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->scope));
-  Py_VISIT(self->req_tasks);
-  Py_VISIT(self->pending);
-  Py_VISIT(self->waiter);
-  Py_VISIT(self->token);
+  THREADS_THREAD_CALL_REFS(THREADS_VISIT_REF)
   return 0;
 }
 
 int call_clear(ThreadCall* self) {
   drop_host(self);
-  Py_CLEAR(self->func);
-  Py_CLEAR(self->args);
-  Py_CLEAR(self->ctx);
-  Py_CLEAR(self->result);
-  Py_CLEAR(self->exc);
-  Py_CLEAR(self->pool);
-  Py_CLEAR(self->limiter);
-  Py_CLEAR(self->borrower);
-  Py_CLEAR(self->loop);
-  Py_CLEAR(self->cb);
-  Py_CLEAR(self->cb_ctx);
-  Py_CLEAR(self->more_cbs);
-  Py_CLEAR(self->cancel_msg);
-  Py_CLEAR(self->inner);
-  Py_CLEAR(self->scope);
-  Py_CLEAR(self->req_tasks);
-  Py_CLEAR(self->pending);
-  Py_CLEAR(self->waiter);
-  Py_CLEAR(self->token);
+  THREADS_THREAD_CALL_REFS(THREADS_CLEAR_REF)
   return 0;
 }
 

@@ -12,6 +12,8 @@ namespace {
 
 PyTypeObject* ContextAwaitableType = nullptr;
 
+#define THREADS_CONTEXT_AWAITABLE_REFS(X) X(context) X(func) X(args) X(it)
+
 struct ContextAwaitable {
   PyObject_HEAD
   PyObject* context;
@@ -25,18 +27,12 @@ inline ContextAwaitable* CA(PyObject* o) { return reinterpret_cast<ContextAwaita
 
 int ca_traverse(ContextAwaitable* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->context);
-  Py_VISIT(self->func);
-  Py_VISIT(self->args);
-  Py_VISIT(self->it);
+  THREADS_CONTEXT_AWAITABLE_REFS(THREADS_VISIT_REF)
   return 0;
 }
 
 int ca_clear(ContextAwaitable* self) {
-  Py_CLEAR(self->context);
-  Py_CLEAR(self->func);
-  Py_CLEAR(self->args);
-  Py_CLEAR(self->it);
+  THREADS_CONTEXT_AWAITABLE_REFS(THREADS_CLEAR_REF)
   return 0;
 }
 

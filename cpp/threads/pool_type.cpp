@@ -15,22 +15,12 @@ inline WorkerPool* P(PyObject* o) { return reinterpret_cast<WorkerPool*>(o); }
 
 int pool_traverse(WorkerPool* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->loop_ref);
-  Py_VISIT(self->trio_token);
-  Py_VISIT(self->drain_cb);
-  Py_VISIT(self->wake_ctx);
-  Py_VISIT(self->default_limiter);
-  Py_VISIT(self->exited);
+  THREADS_WORKER_POOL_REFS(THREADS_VISIT_REF)
   return 0;
 }
 
 int pool_clear(WorkerPool* self) {
-  Py_CLEAR(self->loop_ref);
-  Py_CLEAR(self->trio_token);
-  Py_CLEAR(self->drain_cb);
-  Py_CLEAR(self->wake_ctx);
-  Py_CLEAR(self->default_limiter);
-  Py_CLEAR(self->exited);
+  THREADS_WORKER_POOL_REFS(THREADS_CLEAR_REF)
   return 0;
 }
 

@@ -13,22 +13,12 @@ namespace {
 
 int req_traverse(ThreadRequest* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->func);
-  Py_VISIT(self->args);
-  Py_VISIT(self->context);
-  Py_VISIT(self->result);
-  Py_VISIT(self->exc);
-  Py_VISIT(self->call);
+  THREADS_THREAD_REQUEST_REFS(THREADS_VISIT_REF)
   return 0;
 }
 
 int req_clear(ThreadRequest* self) {
-  Py_CLEAR(self->func);
-  Py_CLEAR(self->args);
-  Py_CLEAR(self->context);
-  Py_CLEAR(self->result);
-  Py_CLEAR(self->exc);
-  Py_CLEAR(self->call);
+  THREADS_THREAD_REQUEST_REFS(THREADS_CLEAR_REF)
   return 0;
 }
 

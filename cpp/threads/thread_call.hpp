@@ -4,7 +4,7 @@
 //    object the task parks on (asyncio's Task accepts any object with the
 //    Future protocol: _asyncio_future_blocking, get_loop, add_done_callback,
 //    cancel, result), so no asyncio.Future is made per call,
-//  - on Trio, the state the Python side (anyio._threads) parks on with
+//  - on Trio, the state the Python side (anyio._threads_trio) parks on with
 //    wait_task_rescheduled.
 // While the caller waits (not abandon_on_cancel) it is shielded: the core sees
 // `shielded_yield` and neither delivers cancellation nor cancels us. A worker
@@ -29,6 +29,15 @@ enum class AwaitState : unsigned char {
   Finished,  // outcome handed over (or failed); cannot be awaited again
   Trio,      // forwarding to the Trio driver coroutine in `inner`
 };
+
+// Every reference a ThreadCall owns but host_owner, which drop_host() lets go
+// of with the host.
+// clang-format off
+#define THREADS_THREAD_CALL_REFS(X)                                                        \
+  X(func) X(args) X(ctx) X(result) X(exc) X(pool) X(limiter) X(borrower) X(loop) X(cb)   \
+  X(cb_ctx) X(more_cbs) X(cancel_msg) X(inner) X(scope) X(req_tasks) X(pending) X(waiter) \
+  X(token)
+// clang-format on
 
 struct ThreadCall {
   PyObject_HEAD

@@ -51,7 +51,16 @@ struct Item {
   PyObject* obj;  // strong: a ThreadCall (Done) or a ThreadRequest (Request)
 };
 
+// Each type below lists the references it owns once, in a THREADS_*_REFS(X)
+// macro; its tp_traverse and tp_clear expand the list with these two.
+#define THREADS_VISIT_REF(field) Py_VISIT(self->field);
+#define THREADS_CLEAR_REF(field) Py_CLEAR(self->field);
+
 using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+
+// clang-format off
+#define THREADS_WORKER_POOL_REFS(X) X(loop_ref) X(trio_token) X(drain_cb) X(wake_ctx) X(default_limiter) X(exited)
+// clang-format on
 
 struct WorkerPool {
   PyObject_HEAD
@@ -82,6 +91,8 @@ struct WorkerPool {
   PyObject* default_limiter;
   PyObject* weakreflist;
 };
+
+#define THREADS_THREAD_REQUEST_REFS(X) X(func) X(args) X(context) X(result) X(exc) X(call)
 
 struct ThreadRequest {
   PyObject_HEAD
@@ -161,8 +172,8 @@ struct Settings {
 };
 extern Settings settings;
 
-// Busy-waits (GIL released) until `done()` or `seconds` have passed; returns
-// whether `done()` became true.
+// Tells the CPU this thread is polling (frees the core's resources for its
+// sibling hyperthread).
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -171,6 +182,8 @@ inline void cpu_relax() {
 #endif
 }
 
+// Busy-waits (GIL released) until `done()` or `seconds` have passed; returns
+// whether `done()` became true.
 template <class Done>
 bool spin_until(double seconds, Done done) {
   auto until =
@@ -210,7 +223,7 @@ void restore_exception(PyObject* exc);  // steals
 // caller is handling, as `raise exc` would.
 void raise_exception(PyObject* exc);
 
-// The awaitable behind `await obj` (what the await expression would iterate).
+// The iterator `await obj` would drive (context_awaitable.cpp).
 PyObject* await_iter(PyObject* obj);
 
 int register_pool_type(PyObject* module);
