@@ -138,8 +138,7 @@ PyObject* raise_no_event_loop() {
 
 // --- Cancellation of the current task -------------------------------------------
 
-TaskState* task_state_if_any() {
-  if (tls_current) return tls_current;
+TaskState* foreign_task_state_if_any() {
   if (!running_loop()) {
     PyErr_Clear();
     return nullptr;
@@ -158,8 +157,7 @@ int set_scope_cancelled_error(CancelScope* origin) {
   return -1;
 }
 
-int raise_if_cancelled(TaskState* t) {
-  if (!t) return 0;
+int raise_if_cancelled_slow(TaskState* t) {
   CancelScope* origin = effective_cancel(t);
   if (!origin) return 0;
   observe_cancel(t);

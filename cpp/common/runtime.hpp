@@ -65,10 +65,16 @@ PyObject* raise_no_event_loop();
 
 // --- Cancellation of the current task -------------------------------------------
 
+// The TaskState of the wrapped task whose coroutine is running on this thread
+// (defined with the task wrapper, cpp/cancel).
+extern ANYIO_TLS TaskState* tls_current;
+
 // The cancel-scope state of the running asyncio task: the wrapped task's, or a
 // foreign task's if it has entered a scope. nullptr with no error set
 // otherwise (a task with no scopes cannot be cancelled by one), and on Trio.
-TaskState* task_state_if_any();
+// Inline for the wrapped task, the common case on every operation.
+TaskState* foreign_task_state_if_any();
+inline TaskState* task_state_if_any() { return tls_current ? tls_current : foreign_task_state_if_any(); }
 
 // Sets the CancelledError that `origin`'s cancellation delivers; returns -1.
 int set_scope_cancelled_error(CancelScope* origin);
@@ -76,7 +82,8 @@ int set_scope_cancelled_error(CancelScope* origin);
 // The check every operation makes before it starts: if a scope's cancellation
 // reaches `t` (which may be null), notes it on the task (observe_cancel),
 // sets the scope's CancelledError and returns 1. Returns 0 otherwise.
-int raise_if_cancelled(TaskState* t);
+int raise_if_cancelled_slow(TaskState* t);
+inline int raise_if_cancelled(TaskState* t) { return t ? raise_if_cancelled_slow(t) : 0; }
 
 // --- Hooks: the Python the core calls ---------------------------------------------
 
