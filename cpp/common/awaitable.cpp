@@ -148,14 +148,6 @@ PyObject* awaitable_send_method(PyObject* self, PyObject* arg) {
   return send_method_via_send<type_send>(self, arg);
 }
 
-void awaitable_dealloc(PyObject* self) {
-  PyObject_GC_UnTrack(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_clear(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
 }  // namespace
 
 PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec) {
@@ -172,29 +164,26 @@ PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec) {
   auto* method_table = new PyMethodDef[methods.size()];
   std::copy(methods.begin(), methods.end(), method_table);
 
-  std::vector<PyType_Slot> slots = {
+  PyType_Slot protocol[] = {
       {Py_am_send, reinterpret_cast<void*>(spec.send)},
       {Py_am_await, reinterpret_cast<void*>(await_self)},
       {Py_tp_iter, reinterpret_cast<void*>(await_self)},
       {Py_tp_iternext, reinterpret_cast<void*>(awaitable_iternext)},
-      {Py_tp_dealloc, reinterpret_cast<void*>(spec.dealloc ? spec.dealloc : awaitable_dealloc)},
-      {Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)},
-      {Py_tp_clear, reinterpret_cast<void*>(spec.clear)},
-      {Py_tp_methods, method_table},
+      {0, nullptr},
   };
-  if (spec.getset) slots.push_back({Py_tp_getset, spec.getset});
-  if (spec.members) slots.push_back({Py_tp_members, spec.members});
-  slots.push_back({0, nullptr});
-
-  PyType_Spec type_spec = {
-      spec.name,
-      static_cast<int>(spec.basicsize),
-      0,
-      static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
-                                spec.extra_flags),
-      slots.data(),
-  };
-  return add_type(module, &type_spec);
+  return add_gc_type(module, {
+                                 .name = spec.name,
+                                 .basicsize = spec.basicsize,
+                                 .traverse = spec.traverse,
+                                 .clear = spec.clear,
+                                 .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                 .methods = method_table,
+                                 .getset = spec.getset,
+                                 .weaklist = spec.weaklist,
+                                 .repr = spec.repr,
+                                 .more_slots = protocol,
+                                 .dealloc = spec.dealloc,
+                             });
 }
 
 }  // namespace anyio

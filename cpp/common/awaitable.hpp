@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "common/gc_type.hpp"
 #include "common/py.hpp"
 
 namespace anyio {
@@ -87,17 +88,17 @@ struct AwaitableSpec {
   SendFunc send;                   // am_send: the one stepping function
   _PyCFunctionFast throw_;         // throw(typ[, val[, tb]])
   PyCFunction close;               // close(), METH_NOARGS
-  traverseproc traverse;           // must visit the type (heap types own it)
+  traverseproc traverse;           // must visit the type (OwnedRefs does)
   inquiry clear;                   // drops every reference; the dealloc calls it
   PyMethodDef* methods = nullptr;  // more methods, null-terminated
   PyGetSetDef* getset = nullptr;   // null-terminated
-  PyMemberDef* members = nullptr;  // null-terminated
-  destructor dealloc = nullptr;    // only for a type that must do more than untrack/clear/free
-  unsigned long extra_flags = 0;   // Py_TPFLAGS_* besides DEFAULT, HAVE_GC, DISALLOW_INSTANTIATION
+  Py_ssize_t weaklist = 0;         // offsetof the weakref list, if instances have one
+  reprfunc repr = nullptr;
+  destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
 };
 
 // Creates the type (am_send, am_await, tp_iter, tp_iternext, the send/throw/
-// close methods, the GC slots and the dealloc) and adds it to the module
+// close methods, and the rest through add_gc_type) and adds it to the module
 // under its short name. Returns the type (borrowed: the module owns it).
 PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec);
 

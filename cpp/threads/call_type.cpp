@@ -80,32 +80,25 @@ PyObject* call_repr(PyObject* self) {
                               as_call(self)->func ? as_call(self)->func : Py_None);
 }
 
-int call_traverse(ThreadCall* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->host_owner);
-  THREADS_THREAD_CALL_REFS(THREADS_VISIT_REF)
-  return 0;
+int call_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  Py_VISIT(as_call(self_obj)->host_owner);
+  return ThreadCallRefs::traverse(self_obj, visit, arg);
 }
 
-int call_clear(ThreadCall* self) {
-  drop_host(self);
-  THREADS_THREAD_CALL_REFS(THREADS_CLEAR_REF)
-  return 0;
+int call_clear(PyObject* self_obj) {
+  drop_host(as_call(self_obj));
+  return ThreadCallRefs::clear(self_obj);
 }
 
-void call_dealloc(ThreadCall* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
+// Before tp_clear in the dealloc: never lose a token, an awaitable dropped
+// mid-wait gives it back.
+void call_give_back_token(PyObject* self_obj) {
+  ThreadCall* self = as_call(self_obj);
   if (self->borrower && self->limiter) {
-    // Never lose a token: an awaitable dropped mid-wait gives it back.
     PyObject* r = call_method1(self->limiter, TG.s_release, self->borrower);
     if (!r) PyErr_WriteUnraisable(self->limiter);
     Py_XDECREF(r);
   }
-  call_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
 }
 
 // Besides send/throw/close: the Future protocol and the Trio driver's methods.
@@ -138,23 +131,19 @@ PyGetSetDef call_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef call_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(ThreadCall, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
 const AwaitableSpec call_spec = {
     .name = "anyio._cpp.ThreadCall",
     .basicsize = sizeof(ThreadCall),
     .send = call_send,
     .throw_ = call_throw,
     .close = call_close,
-    .traverse = reinterpret_cast<traverseproc>(call_traverse),
-    .clear = reinterpret_cast<inquiry>(call_clear),
+    .traverse = call_traverse,
+    .clear = call_clear,
     .methods = call_methods,
     .getset = call_getset,
-    .members = call_members,
-    .dealloc = reinterpret_cast<destructor>(call_dealloc),
+    .weaklist = offsetof(ThreadCall, weakreflist),
+    .repr = call_repr,
+    .dealloc = gc_dealloc<call_give_back_token>,
 };
 
 // thread_call(func, args, abandon_on_cancel, limiter) -> awaitable ThreadCall
@@ -193,8 +182,6 @@ PyMethodDef module_fns[] = {
 int register_thread_call(PyObject* module) {
   ThreadCallType = add_awaitable_type(module, call_spec);
   if (!ThreadCallType) return -1;
-  // AwaitableSpec has no repr slot; set it before any instance exists.
-  ThreadCallType->tp_repr = call_repr;
   if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
   return register_call_worker(module);
 }

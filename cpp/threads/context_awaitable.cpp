@@ -12,8 +12,6 @@ namespace {
 
 PyTypeObject* ContextAwaitableType = nullptr;
 
-#define THREADS_CONTEXT_AWAITABLE_REFS(X) X(context) X(func) X(args) X(it)
-
 struct ContextAwaitable {
   PyObject_HEAD
   PyObject* context;
@@ -23,18 +21,10 @@ struct ContextAwaitable {
   bool started;
 };
 
+using ContextAwaitableRefs = OwnedRefs<&ContextAwaitable::context, &ContextAwaitable::func,
+                                       &ContextAwaitable::args, &ContextAwaitable::it>;
+
 inline ContextAwaitable* CA(PyObject* o) { return reinterpret_cast<ContextAwaitable*>(o); }
-
-int ca_traverse(ContextAwaitable* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  THREADS_CONTEXT_AWAITABLE_REFS(THREADS_VISIT_REF)
-  return 0;
-}
-
-int ca_clear(ContextAwaitable* self) {
-  THREADS_CONTEXT_AWAITABLE_REFS(THREADS_CLEAR_REF)
-  return 0;
-}
 
 PySendResult ca_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   ContextAwaitable* self = CA(self_obj);
@@ -111,8 +101,8 @@ const AwaitableSpec ca_spec = {
     .send = ca_send,
     .throw_ = ca_throw,
     .close = ca_close,
-    .traverse = reinterpret_cast<traverseproc>(ca_traverse),
-    .clear = reinterpret_cast<inquiry>(ca_clear),
+    .traverse = ContextAwaitableRefs::traverse,
+    .clear = ContextAwaitableRefs::clear,
 };
 
 // run_in_context(context, func, args) -> awaitable of func(*args) whose every

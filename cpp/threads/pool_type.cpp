@@ -13,23 +13,11 @@ namespace {
 
 inline WorkerPool* P(PyObject* o) { return reinterpret_cast<WorkerPool*>(o); }
 
-int pool_traverse(WorkerPool* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  THREADS_WORKER_POOL_REFS(THREADS_VISIT_REF)
-  return 0;
-}
-
-int pool_clear(WorkerPool* self) {
-  THREADS_WORKER_POOL_REFS(THREADS_CLEAR_REF)
-  return 0;
-}
-
-void pool_dealloc(WorkerPool* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  pool_clear(self);
-  // Workers hold a reference, so none is left; a queued wake-up holds one
-  // (through drain_cb), so normally nothing is queued either.
+// After tp_clear in the dealloc: workers hold a reference, so none is left; a
+// queued wake-up holds one (through drain_cb), so normally nothing is queued
+// either.
+void pool_free_native(PyObject* self_obj) {
+  WorkerPool* self = P(self_obj);
   pool_discard(self);
   delete self->guard;
   delete self->ioc;
@@ -37,9 +25,6 @@ void pool_dealloc(WorkerPool* self) {
   delete self->exit_cv;
   delete self->cmu;
   delete self->completed;
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
 }
 
 PyObject* pool_py_close(PyObject* self, PyObject*) {
@@ -124,27 +109,16 @@ PyGetSetDef pool_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef pool_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(WorkerPool, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
-PyType_Slot pool_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},
-    {Py_tp_methods, pool_methods},
-    {Py_tp_getset, pool_getset},
-    {Py_tp_members, pool_members},
-    {0, nullptr},
-};
-
-PyType_Spec pool_spec = {
-    "anyio._cpp.WorkerPool",
-    sizeof(WorkerPool),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    pool_slots,
+const TypeSpec pool_spec = {
+    .name = "anyio._cpp.WorkerPool",
+    .basicsize = sizeof(WorkerPool),
+    .traverse = WorkerPoolRefs::traverse,
+    .clear = WorkerPoolRefs::clear,
+    .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .methods = pool_methods,
+    .getset = pool_getset,
+    .weaklist = offsetof(WorkerPool, weakreflist),
+    .dealloc = gc_dealloc<nullptr, pool_free_native>,
 };
 
 // --- module functions -----------------------------------------------------------
@@ -240,7 +214,7 @@ int register_globals() {
 }  // namespace
 
 int register_pool_type(PyObject* module) {
-  WorkerPoolType = add_type(module, &pool_spec);
+  WorkerPoolType = add_gc_type(module, pool_spec);
   if (!WorkerPoolType) return -1;
   if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
   if (register_workers(module) < 0) return -1;

@@ -11,25 +11,11 @@ PyTypeObject* ThreadRequestType = nullptr;
 
 namespace {
 
-int req_traverse(ThreadRequest* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  THREADS_THREAD_REQUEST_REFS(THREADS_VISIT_REF)
-  return 0;
-}
-
-int req_clear(ThreadRequest* self) {
-  THREADS_THREAD_REQUEST_REFS(THREADS_CLEAR_REF)
-  return 0;
-}
-
-void req_dealloc(ThreadRequest* self) {
-  PyObject_GC_UnTrack(self);
-  req_clear(self);
+// After tp_clear in the dealloc.
+void req_free_native(PyObject* self_obj) {
+  auto* self = reinterpret_cast<ThreadRequest*>(self_obj);
   delete self->mu;
   delete self->cv;
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
 }
 
 PyObject* req_set_result(PyObject* self, PyObject* value) {
@@ -83,22 +69,16 @@ PyGetSetDef req_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot req_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(req_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(req_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(req_clear)},
-    {Py_tp_methods, req_methods},
-    {Py_tp_members, req_members},
-    {Py_tp_getset, req_getset},
-    {0, nullptr},
-};
-
-PyType_Spec req_spec = {
-    "anyio._cpp.ThreadRequest",
-    sizeof(ThreadRequest),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    req_slots,
+const TypeSpec req_spec = {
+    .name = "anyio._cpp.ThreadRequest",
+    .basicsize = sizeof(ThreadRequest),
+    .traverse = ThreadRequestRefs::traverse,
+    .clear = ThreadRequestRefs::clear,
+    .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .methods = req_methods,
+    .getset = req_getset,
+    .members = req_members,
+    .dealloc = gc_dealloc<nullptr, req_free_native>,
 };
 
 // ThreadRequest(is_async, func, args, context=None): for foreign threads that
@@ -279,7 +259,7 @@ PyObject* request_wait(ThreadRequest* r, WorkerPool* pool, bool wake) {
 }
 
 int register_thread_request(PyObject* module) {
-  ThreadRequestType = add_type(module, &req_spec);
+  ThreadRequestType = add_gc_type(module, req_spec);
   if (!ThreadRequestType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

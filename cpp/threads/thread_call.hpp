@@ -30,15 +30,6 @@ enum class AwaitState : unsigned char {
   Trio,      // forwarding to the Trio driver coroutine in `inner`
 };
 
-// Every reference a ThreadCall owns but host_owner, which drop_host() lets go
-// of with the host.
-// clang-format off
-#define THREADS_THREAD_CALL_REFS(X)                                                        \
-  X(func) X(args) X(ctx) X(result) X(exc) X(pool) X(limiter) X(borrower) X(loop) X(cb)   \
-  X(cb_ctx) X(more_cbs) X(cancel_msg) X(inner) X(scope) X(req_tasks) X(pending) X(waiter) \
-  X(token)
-// clang-format on
-
 struct ThreadCall {
   PyObject_HEAD
   PyObject* func;
@@ -71,6 +62,15 @@ struct ThreadCall {
   bool cancelled;  // abandoned by cancellation
   bool shielding;  // we set host->shielded_yield
 };
+
+// Every reference a ThreadCall owns but host_owner, which drop_host() lets go
+// of with the host.
+using ThreadCallRefs =
+    OwnedRefs<&ThreadCall::func, &ThreadCall::args, &ThreadCall::ctx, &ThreadCall::result, &ThreadCall::exc,
+              &ThreadCall::pool, &ThreadCall::limiter, &ThreadCall::borrower, &ThreadCall::loop,
+              &ThreadCall::cb, &ThreadCall::cb_ctx, &ThreadCall::more_cbs, &ThreadCall::cancel_msg,
+              &ThreadCall::inner, &ThreadCall::scope, &ThreadCall::req_tasks, &ThreadCall::pending,
+              &ThreadCall::waiter, &ThreadCall::token>;
 
 // thread_call() starts from a zeroed object (new_awaitable).
 static_assert(static_cast<int>(JobStatus::Pending) == 0 && static_cast<int>(AwaitState::Init) == 0);

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/gc_type.hpp"
 #include "common/py.hpp"
 #include "common/runtime.hpp"
 #include "common/tunables.hpp"
@@ -51,16 +52,7 @@ struct Item {
   PyObject* obj;  // strong: a ThreadCall (Done) or a ThreadRequest (Request)
 };
 
-// Each type below lists the references it owns once, in a THREADS_*_REFS(X)
-// macro; its tp_traverse and tp_clear expand the list with these two.
-#define THREADS_VISIT_REF(field) Py_VISIT(self->field);
-#define THREADS_CLEAR_REF(field) Py_CLEAR(self->field);
-
 using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-
-// clang-format off
-#define THREADS_WORKER_POOL_REFS(X) X(loop_ref) X(trio_token) X(drain_cb) X(wake_ctx) X(default_limiter) X(exited)
-// clang-format on
 
 struct WorkerPool {
   PyObject_HEAD
@@ -92,7 +84,10 @@ struct WorkerPool {
   PyObject* weakreflist;
 };
 
-#define THREADS_THREAD_REQUEST_REFS(X) X(func) X(args) X(context) X(result) X(exc) X(call)
+// Each type lists the references it owns once; its tp_traverse and tp_clear
+// come from the list.
+using WorkerPoolRefs = OwnedRefs<&WorkerPool::loop_ref, &WorkerPool::trio_token, &WorkerPool::drain_cb,
+                                 &WorkerPool::wake_ctx, &WorkerPool::default_limiter, &WorkerPool::exited>;
 
 struct ThreadRequest {
   PyObject_HEAD
@@ -107,6 +102,9 @@ struct ThreadRequest {
   std::mutex* mu;
   std::condition_variable* cv;
 };
+
+using ThreadRequestRefs = OwnedRefs<&ThreadRequest::func, &ThreadRequest::args, &ThreadRequest::context,
+                                    &ThreadRequest::result, &ThreadRequest::exc, &ThreadRequest::call>;
 
 extern PyTypeObject* WorkerPoolType;
 extern PyTypeObject* ThreadRequestType;

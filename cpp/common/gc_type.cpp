@@ -1,0 +1,53 @@
+#include "common/gc_type.hpp"
+
+#include <vector>
+
+namespace anyio {
+
+namespace {
+
+// PyType_FromSpec keeps pointers to the member table, so a table built here
+// lives as long as the process.
+PyMemberDef* members_with_weaklist(PyMemberDef* members, Py_ssize_t weaklist) {
+  std::vector<PyMemberDef> all;
+  for (PyMemberDef* m = members; m && m->name; ++m) all.push_back(*m);
+  all.push_back({"__weaklistoffset__", T_PYSSIZET, weaklist, READONLY, nullptr});
+  all.push_back({nullptr, 0, 0, 0, nullptr});
+  auto* table = new PyMemberDef[all.size()];
+  std::copy(all.begin(), all.end(), table);
+  return table;
+}
+
+}  // namespace
+
+PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec) {
+  std::vector<PyType_Slot> slots = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(spec.dealloc)},
+      {Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)},
+      {Py_tp_clear, reinterpret_cast<void*>(spec.clear)},
+  };
+  auto optional = [&slots](int slot, void* value) {
+    if (value) slots.push_back({slot, value});
+  };
+  optional(Py_tp_methods, spec.methods);
+  optional(Py_tp_getset, spec.getset);
+  optional(Py_tp_members, spec.weaklist ? members_with_weaklist(spec.members, spec.weaklist) : spec.members);
+  optional(Py_tp_repr, reinterpret_cast<void*>(spec.repr));
+  optional(Py_tp_new, reinterpret_cast<void*>(spec.new_));
+  optional(Py_tp_init, reinterpret_cast<void*>(spec.init));
+  optional(Py_tp_finalize, reinterpret_cast<void*>(spec.finalize));
+  optional(Py_tp_doc, const_cast<char*>(spec.doc));
+  for (PyType_Slot* s = spec.more_slots; s && s->slot; ++s) slots.push_back(*s);
+  slots.push_back({0, nullptr});
+
+  PyType_Spec type_spec = {
+      spec.name,
+      static_cast<int>(spec.basicsize),
+      0,
+      static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | spec.flags),
+      slots.data(),
+  };
+  return add_type(module, &type_spec);
+}
+
+}  // namespace anyio

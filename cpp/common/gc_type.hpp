@@ -1,0 +1,120 @@
+// The base every GC type of the core is built on: one declaration of the
+// references an object owns (OwnedRefs), one dealloc (gc_dealloc) and one
+// builder of the slot table (add_gc_type). Awaitables add their protocol on
+// top of it in awaitable.hpp.
+#pragma once
+
+#include <tuple>
+
+#include "common/py.hpp"
+
+namespace anyio {
+
+namespace detail {
+
+template <class Member>
+struct member_owner;
+template <class Object, class Field>
+struct member_owner<Field Object::*> {
+  using type = Object;
+};
+
+// Fields may be PyObject* or a pointer to one of the core's object structs.
+template <class P>
+int visit_ref(P* ref, visitproc visit, void* arg) {
+  return ref ? visit(reinterpret_cast<PyObject*>(ref), arg) : 0;
+}
+
+template <class P>
+void clear_ref(P*& ref) {
+  Py_CLEAR(ref);
+}
+
+}  // namespace detail
+
+// The strong references an object owns, listed once as pointers to members:
+//   using Refs = OwnedRefs<&Foo::a, &Foo::b>;
+// Refs::traverse/clear are its tp_traverse/tp_clear when it owns nothing
+// else; a type with more to do calls visit_fields/clear_fields from its own.
+// clear() drops them in the listed order.
+template <auto... Fields>
+struct OwnedRefs {
+  using Object =
+      typename detail::member_owner<std::tuple_element_t<0, std::tuple<decltype(Fields)...>>>::type;
+
+  static int visit_fields(Object* self, visitproc visit, void* arg) {
+    int r = 0;
+    (void)((r = detail::visit_ref(self->*Fields, visit, arg)) || ...);
+    return r;
+  }
+  static void clear_fields(Object* self) { (detail::clear_ref(self->*Fields), ...); }
+
+  // Heap types: every instance also owns its type.
+  static int traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(self));
+    return visit_fields(reinterpret_cast<Object*>(self), visit, arg);
+  }
+  static int clear(PyObject* self) {
+    clear_fields(reinterpret_cast<Object*>(self));
+    return 0;
+  }
+};
+
+// A GC type whose instances own no reference but their type.
+struct NoRefs {
+  static int traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+  }
+  static int clear(PyObject*) { return 0; }
+};
+
+// The one dealloc of the core's GC types. Untracks first (the collector must
+// not see a half-cleared object), clears weak references if the type keeps a
+// weaklist, runs BeforeClear (last work that still needs the references),
+// the type's tp_clear, AfterClear (frees the C++ members tp_clear leaves),
+// frees the memory and drops the instance's reference to its heap type.
+// For an instance of a Python subclass, subtype_dealloc has already cleared
+// the subclass's own parts; this clears the part defined here.
+template <destructor BeforeClear = nullptr, destructor AfterClear = nullptr>
+void gc_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  PyTypeObject* own = tp;
+  while (own->tp_dealloc != gc_dealloc<BeforeClear, AfterClear>) own = own->tp_base;
+  if (own->tp_weaklistoffset &&
+      *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + own->tp_weaklistoffset))
+    PyObject_ClearWeakRefs(self);
+  if constexpr (BeforeClear != nullptr) BeforeClear(self);
+  own->tp_clear(self);
+  if constexpr (AfterClear != nullptr) AfterClear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+// What a GC type supplies; add_gc_type() builds its slot table. Optional
+// fields left null are not set.
+struct TypeSpec {
+  const char* name;  // "anyio._cpp.Name"
+  Py_ssize_t basicsize;
+  traverseproc traverse;           // must visit the type (OwnedRefs does)
+  inquiry clear;                   // drops every reference; the dealloc calls it
+  unsigned long flags = 0;         // Py_TPFLAGS_* besides DEFAULT and HAVE_GC
+  PyMethodDef* methods = nullptr;  // null-terminated
+  PyGetSetDef* getset = nullptr;   // null-terminated
+  PyMemberDef* members = nullptr;  // null-terminated
+  Py_ssize_t weaklist = 0;         // offsetof the weakref list, if instances have one
+  reprfunc repr = nullptr;
+  newfunc new_ = nullptr;
+  initproc init = nullptr;
+  destructor finalize = nullptr;  // tp_finalize
+  const char* doc = nullptr;
+  PyType_Slot* more_slots = nullptr;  // {0, nullptr}-terminated
+  destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
+};
+
+// Creates the type and adds it to the module under its short name. Returns
+// the type (borrowed: the module owns it).
+PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec);
+
+}  // namespace anyio
