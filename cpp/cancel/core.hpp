@@ -25,6 +25,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/gc_type.hpp"
 #include "common/runtime.hpp"
 
 namespace anyio {

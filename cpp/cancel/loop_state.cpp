@@ -29,48 +29,32 @@ struct HostState {
   TaskState st;
 };
 
-int host_traverse(HostState* self, visitproc visit, void* arg) {
+int host_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  return traverse_task_state(&self->st, visit, arg);
+  return traverse_task_state(&reinterpret_cast<HostState*>(self)->st, visit, arg);
 }
 
-int host_clear(HostState* self) {
-  clear_task_state(&self->st);
+int host_clear(PyObject* self) {
+  clear_task_state(&reinterpret_cast<HostState*>(self)->st);
   return 0;
 }
 
-void host_dealloc(HostState* self) {
-  PyObject_GC_UnTrack(self);
-  host_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-PyType_Slot host_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(host_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(host_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(host_clear)},
-    {0, nullptr},
-};
-
-PyType_Spec host_spec = {
-    "anyio._cpp.HostState",
-    sizeof(HostState),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    host_slots,
+const TypeSpec host_spec = {
+    .name = "anyio._cpp.HostState",
+    .basicsize = sizeof(HostState),
+    .traverse = host_traverse,
+    .clear = host_clear,
+    .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
 };
 
 // --- LoopState -------------------------------------------------------------
 
-int ls_traverse(LoopState* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->hosts);
-  Py_VISIT(self->timer_handle);
-  Py_VISIT(self->fire_cb);
-  Py_VISIT(self->recheck_cb);
-  Py_VISIT(self->loop_ref);
+using LoopStateRefs = OwnedRefs<&LoopState::hosts, &LoopState::timer_handle, &LoopState::fire_cb,
+                                &LoopState::recheck_cb, &LoopState::loop_ref>;
+
+int ls_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  if (int r = LoopStateRefs::traverse(self_obj, visit, arg)) return r;
+  auto* self = reinterpret_cast<LoopState*>(self_obj);
   if (self->heap) {
     for (CancelScope* s : *self->heap) Py_VISIT(reinterpret_cast<PyObject*>(s));
   }
@@ -87,25 +71,19 @@ void ls_drop_heap(LoopState* self) {
   }
 }
 
-int ls_clear(LoopState* self) {
+int ls_clear(PyObject* self_obj) {
+  auto* self = reinterpret_cast<LoopState*>(self_obj);
   self->alive = false;
-  Py_CLEAR(self->hosts);
-  Py_CLEAR(self->timer_handle);
-  Py_CLEAR(self->fire_cb);
-  Py_CLEAR(self->recheck_cb);
-  Py_CLEAR(self->loop_ref);
+  LoopStateRefs::clear_fields(self);
   ls_drop_heap(self);
   return 0;
 }
 
-void ls_dealloc(LoopState* self) {
-  PyObject_GC_UnTrack(self);
-  ls_clear(self);
+// After tp_clear in the dealloc.
+void ls_free_heap(PyObject* self_obj) {
+  auto* self = reinterpret_cast<LoopState*>(self_obj);
   delete self->heap;
   self->heap = nullptr;
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
 }
 
 // The weakref callback: the loop is gone, so is everything tied to it.
@@ -227,19 +205,13 @@ PyMethodDef ls_recheck_def = {"_recheck", ls_recheck, METH_O, nullptr};
 PyMethodDef ls_retire_def = {"_retire", ls_retire, METH_O, nullptr};
 PyMethodDef ls_host_done_def = {"_host_done", ls_host_done, METH_O, nullptr};
 
-PyType_Slot ls_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(ls_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(ls_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(ls_clear)},
-    {0, nullptr},
-};
-
-PyType_Spec ls_spec = {
-    "anyio._cpp.LoopState",
-    sizeof(LoopState),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    ls_slots,
+const TypeSpec ls_spec = {
+    .name = "anyio._cpp.LoopState",
+    .basicsize = sizeof(LoopState),
+    .traverse = ls_traverse,
+    .clear = ls_clear,
+    .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .dealloc = gc_dealloc<nullptr, ls_free_heap>,
 };
 
 #if defined(__linux__)
@@ -439,8 +411,8 @@ void heap_remove(LoopState* ls, CancelScope* s) {
 }
 
 int register_loop_state(PyObject* module) {
-  LoopStateType = add_type(module, &ls_spec);
-  HostStateType = add_type(module, &host_spec);
+  LoopStateType = add_gc_type(module, ls_spec);
+  HostStateType = add_gc_type(module, host_spec);
   return (LoopStateType && HostStateType) ? 0 : -1;
 }
 

@@ -36,32 +36,25 @@ PyTypeObject* base_exception_group_type() {
 
 // --- Python type ------------------------------------------------------------
 
-int cs_traverse(CancelScope* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->reason);
-  Py_VISIT(self->cancel_msg);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->parent));
-  Py_VISIT(self->host_owner);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->loop));
-  Py_VISIT(self->trio_scope);
-  return 0;
+// The links an active scope holds (released on exit), then its own data.
+using ScopeLinks = OwnedRefs<&CancelScope::parent, &CancelScope::host_owner, &CancelScope::loop>;
+using ScopeData = OwnedRefs<&CancelScope::reason, &CancelScope::cancel_msg, &CancelScope::trio_scope>;
+
+int cs_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  if (int r = ScopeData::traverse(self_obj, visit, arg)) return r;
+  return ScopeLinks::visit_fields(reinterpret_cast<CancelScope*>(self_obj), visit, arg);
 }
 
 void cs_release_links(CancelScope* self) {
   if (self->loop) heap_remove(self->loop, self);
   if (self->parent) child_unlink(self->parent, self);
-  Py_CLEAR(self->parent);
   self->host = nullptr;
-  Py_CLEAR(self->host_owner);
-  Py_CLEAR(self->loop);
+  ScopeLinks::clear_fields(self);
 }
 
-int cs_clear(CancelScope* self) {
-  cs_release_links(self);
-  Py_CLEAR(self->reason);
-  Py_CLEAR(self->cancel_msg);
-  Py_CLEAR(self->trio_scope);
-  return 0;
+int cs_clear(PyObject* self_obj) {
+  cs_release_links(reinterpret_cast<CancelScope*>(self_obj));
+  return ScopeData::clear(self_obj);
 }
 
 // A scope is made and dropped for every `with`, timeout and task group;
@@ -72,10 +65,12 @@ constexpr int kScopeFreelistMax = 64;
 CancelScope* g_scope_free[kScopeFreelistMax];
 int g_scope_nfree = 0;
 
-void cs_dealloc(CancelScope* self) {
+// gc_dealloc, but an exact CancelScope goes back to the free list.
+void cs_dealloc(PyObject* self_obj) {
+  auto* self = reinterpret_cast<CancelScope*>(self_obj);
   PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  cs_clear(self);
+  if (self->weakreflist) PyObject_ClearWeakRefs(self_obj);
+  cs_clear(self_obj);
   PyTypeObject* tp = Py_TYPE(self);
   if (tp == CancelScopeType && g_scope_nfree < kScopeFreelistMax) {
     g_scope_free[g_scope_nfree++] = self;
@@ -532,32 +527,21 @@ PyGetSetDef cs_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef cs_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(CancelScope, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
-PyType_Slot cs_slots[] = {
-    {Py_tp_doc, const_cast<char*>("CancelScope(*, deadline=math.inf, shield=False)\n--\n\n"
-                                  "Wraps a block of code that can be cancelled, by cancel() or when the "
-                                  "deadline passes.")},
-    {Py_tp_new, reinterpret_cast<void*>(cs_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(cs_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(cs_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(cs_clear)},
-    {Py_tp_methods, cs_methods},
-    {Py_tp_getset, cs_getset},
-    {Py_tp_repr, reinterpret_cast<void*>(cs_repr)},
-    {Py_tp_members, cs_members},
-    {0, nullptr},
-};
-
-PyType_Spec cs_spec = {
-    "anyio.CancelScope",
-    sizeof(CancelScope),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    cs_slots,
+const TypeSpec cs_spec = {
+    .name = "anyio.CancelScope",
+    .basicsize = sizeof(CancelScope),
+    .traverse = cs_traverse,
+    .clear = cs_clear,
+    .flags = Py_TPFLAGS_BASETYPE,
+    .methods = cs_methods,
+    .getset = cs_getset,
+    .weaklist = offsetof(CancelScope, weakreflist),
+    .repr = cs_repr,
+    .new_ = cs_new,
+    .doc =
+        "CancelScope(*, deadline=math.inf, shield=False)\n--\n\n"
+        "Wraps a block of code that can be cancelled, by cancel() or when the deadline passes.",
+    .dealloc = cs_dealloc,
 };
 
 }  // namespace
@@ -575,7 +559,7 @@ PyObject* new_detached_scope() {
 
 int register_cancel(PyObject* module) {
   if (register_loop_state(module) < 0) return -1;
-  CancelScopeType = add_type(module, &cs_spec);
+  CancelScopeType = add_gc_type(module, cs_spec);
   if (!CancelScopeType) return -1;
   CancelScopeType->tp_vectorcall = cs_vectorcall;
   return register_timeouts(module);

@@ -158,33 +158,19 @@ PyObject* tc_repr(PyObject* self_obj) {
   return PyObject_Repr(self->coro);
 }
 
-int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
+int tc_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->coro);
   return traverse_task_state(&self->st, visit, arg);
 }
 
-int tc_clear(TaskCoro* self) {
+int tc_clear(PyObject* self_obj) {
+  auto* self = reinterpret_cast<TaskCoro*>(self_obj);
   clear_task_state(&self->st);
   Py_CLEAR(self->coro);
   return 0;
 }
-
-void tc_dealloc(TaskCoro* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  tc_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-PyMethodDef tc_methods[] = {
-    {"send", send_method_via_send<tc_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tc_throw)), METH_FASTCALL, nullptr},
-    {"close", tc_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
 
 PyGetSetDef tc_getset[] = {
     {"cr_code", forward_attr, nullptr, nullptr, const_cast<char*>("cr_code")},
@@ -198,32 +184,17 @@ PyGetSetDef tc_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef tc_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(TaskCoro, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
-PyType_Slot tc_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(tc_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<tc_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(tc_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(tc_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(tc_clear)},
-    {Py_tp_methods, tc_methods},
-    {Py_tp_getset, tc_getset},
-    {Py_tp_members, tc_members},
-    {Py_tp_repr, reinterpret_cast<void*>(tc_repr)},
-    {0, nullptr},
-};
-
-PyType_Spec tc_spec = {
-    "anyio._cpp.TaskCoro",
-    sizeof(TaskCoro),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    tc_slots,
+const AwaitableSpec tc_spec = {
+    .name = "anyio._cpp.TaskCoro",
+    .basicsize = sizeof(TaskCoro),
+    .send = tc_send,
+    .throw_ = tc_throw,
+    .close = tc_close,
+    .traverse = tc_traverse,
+    .clear = tc_clear,
+    .getset = tc_getset,
+    .weaklist = offsetof(TaskCoro, weakreflist),
+    .repr = tc_repr,
 };
 
 TaskCoro* new_wrapper(PyObject* coro) {
@@ -483,7 +454,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_task_coro(PyObject* module) {
-  TaskCoroType = add_type(module, &tc_spec);
+  TaskCoroType = add_awaitable_type(module, tc_spec);
   if (!TaskCoroType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

@@ -239,38 +239,9 @@ PyObject* tg_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return reinterpret_cast<PyObject*>(self);
 }
 
-int tg_traverse(TaskGroupBase* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->scope));
-  Py_VISIT(self->tasks);
-  Py_VISIT(self->exceptions);
-  Py_VISIT(self->waiter);
-  Py_VISIT(self->starting);
-  Py_VISIT(self->done_cb);
-  Py_VISIT(self->nursery);
-  Py_VISIT(self->nursery_cm);
-  return 0;
-}
-
-int tg_clear(TaskGroupBase* self) {
-  Py_CLEAR(self->nursery);
-  Py_CLEAR(self->nursery_cm);
-  Py_CLEAR(self->scope);
-  Py_CLEAR(self->tasks);
-  Py_CLEAR(self->exceptions);
-  Py_CLEAR(self->waiter);
-  Py_CLEAR(self->starting);
-  Py_CLEAR(self->done_cb);
-  return 0;
-}
-
-void tg_dealloc(TaskGroupBase* self) {
-  PyObject_GC_UnTrack(self);
-  tg_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
+using TaskGroupRefs = OwnedRefs<&TaskGroupBase::nursery, &TaskGroupBase::nursery_cm, &TaskGroupBase::scope,
+                                &TaskGroupBase::tasks, &TaskGroupBase::exceptions, &TaskGroupBase::waiter,
+                                &TaskGroupBase::starting, &TaskGroupBase::done_cb>;
 
 PyObject* tg_get_pending(PyObject* self_obj, void*) {
   return PyLong_FromSsize_t(pending(reinterpret_cast<TaskGroupBase*>(self_obj)));
@@ -341,29 +312,22 @@ PyGetSetDef tg_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot tg_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(tg_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(tg_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(tg_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(tg_clear)},
-    {Py_tp_methods, tg_methods},
-    {Py_tp_members, tg_members},
-    {Py_tp_getset, tg_getset},
-    {0, nullptr},
-};
-
-PyType_Spec tg_spec = {
-    "anyio._cpp.TaskGroupBase",
-    sizeof(TaskGroupBase),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    tg_slots,
+const TypeSpec tg_spec = {
+    .name = "anyio._cpp.TaskGroupBase",
+    .basicsize = sizeof(TaskGroupBase),
+    .traverse = TaskGroupRefs::traverse,
+    .clear = TaskGroupRefs::clear,
+    .flags = Py_TPFLAGS_BASETYPE,
+    .methods = tg_methods,
+    .getset = tg_getset,
+    .members = tg_members,
+    .new_ = tg_new,
 };
 
 }  // namespace
 
 int register_task_group(PyObject* module) {
-  TaskGroupBaseType = add_type(module, &tg_spec);
+  TaskGroupBaseType = add_gc_type(module, tg_spec);
   if (!TaskGroupBaseType) return -1;
   if (register_task_group_awaitables(module) < 0) return -1;
   return register_task_handle(module);

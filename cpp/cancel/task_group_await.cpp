@@ -162,19 +162,12 @@ PyObject* exit_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-int exit_traverse(TaskGroupExit* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->group);
-  Py_VISIT(self->shielded);
-  Py_VISIT(self->inner);
-  return 0;
-}
+// `shielded` is listed for traversal; clearing goes through the unshield.
+using TaskGroupExitRefs = OwnedRefs<&TaskGroupExit::shielded, &TaskGroupExit::group, &TaskGroupExit::inner>;
 
-int exit_clear(TaskGroupExit* self) {
-  exit_release_shield(self);
-  Py_CLEAR(self->group);
-  Py_CLEAR(self->inner);
-  return 0;
+int exit_clear(PyObject* self_obj) {
+  exit_release_shield(reinterpret_cast<TaskGroupExit*>(self_obj));
+  return TaskGroupExitRefs::clear(self_obj);
 }
 
 const AwaitableSpec exit_spec = {
@@ -183,8 +176,8 @@ const AwaitableSpec exit_spec = {
     .send = exit_send,
     .throw_ = exit_throw,
     .close = exit_close,
-    .traverse = reinterpret_cast<traverseproc>(exit_traverse),
-    .clear = reinterpret_cast<inquiry>(exit_clear),
+    .traverse = TaskGroupExitRefs::traverse,
+    .clear = exit_clear,
 };
 
 }  // namespace

@@ -87,37 +87,9 @@ PyObject* th_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return make_handle(type, task, coro, name);
 }
 
-int th_traverse(TaskHandleBase* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->task);
-  Py_VISIT(self->coro);
-  Py_VISIT(self->name);
-  Py_VISIT(self->start_value);
-  Py_VISIT(self->outcome);
-  Py_VISIT(self->trio_scope);
-  Py_VISIT(self->trio_done);
-  return 0;
-}
-
-int th_clear(TaskHandleBase* self) {
-  Py_CLEAR(self->task);
-  Py_CLEAR(self->coro);
-  Py_CLEAR(self->name);
-  Py_CLEAR(self->start_value);
-  Py_CLEAR(self->outcome);
-  Py_CLEAR(self->trio_scope);
-  Py_CLEAR(self->trio_done);
-  return 0;
-}
-
-void th_dealloc(TaskHandleBase* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  th_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
+using TaskHandleRefs = OwnedRefs<&TaskHandleBase::task, &TaskHandleBase::coro, &TaskHandleBase::name,
+                                 &TaskHandleBase::start_value, &TaskHandleBase::outcome,
+                                 &TaskHandleBase::trio_scope, &TaskHandleBase::trio_done>;
 
 PyMemberDef th_members[] = {
     {"_task", T_OBJECT, offsetof(TaskHandleBase, task), 0, nullptr},
@@ -128,25 +100,18 @@ PyMemberDef th_members[] = {
     {"_trio_scope", T_OBJECT, offsetof(TaskHandleBase, trio_scope), 0, nullptr},
     {"_trio_done", T_OBJECT, offsetof(TaskHandleBase, trio_done), 0, nullptr},
     {"_cancel_requested", T_BOOL, offsetof(TaskHandleBase, cancel_requested), 0, nullptr},
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(TaskHandleBase, weakreflist), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr},
 };
 
-PyType_Slot th_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(th_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(th_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(th_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(th_clear)},
-    {Py_tp_members, th_members},
-    {0, nullptr},
-};
-
-PyType_Spec th_spec = {
-    "anyio._cpp.TaskHandleBase",
-    sizeof(TaskHandleBase),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    th_slots,
+const TypeSpec th_spec = {
+    .name = "anyio._cpp.TaskHandleBase",
+    .basicsize = sizeof(TaskHandleBase),
+    .traverse = TaskHandleRefs::traverse,
+    .clear = TaskHandleRefs::clear,
+    .flags = Py_TPFLAGS_BASETYPE,
+    .members = th_members,
+    .weaklist = offsetof(TaskHandleBase, weakreflist),
+    .new_ = th_new,
 };
 
 }  // namespace
@@ -209,7 +174,7 @@ PyMethodDef th_module_fns[] = {
 }  // namespace
 
 int register_task_handle(PyObject* module) {
-  TaskHandleBaseType = add_type(module, &th_spec);
+  TaskHandleBaseType = add_gc_type(module, th_spec);
   if (!TaskHandleBaseType) return -1;
   return PyModule_AddFunctions(module, th_module_fns);
 }
