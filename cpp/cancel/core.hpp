@@ -126,6 +126,14 @@ inline void unshield_yield(PyObject** holder) {
   }
 }
 
+// tp_clear of an awaitable whose `shielded` field may hold such a shield:
+// lifts it, then drops the references Refs lists.
+template <class Refs>
+int clear_unshielding(PyObject* self) {
+  unshield_yield(&reinterpret_cast<typename Refs::Object*>(self)->shielded);
+  return Refs::clear(self);
+}
+
 // Calls the hook Python registered as `name` (ANYIO_CANCEL_HOOKS in
 // common/runtime.hpp) with `args`; RuntimeError if it has not been registered.
 template <size_t N>

@@ -162,13 +162,7 @@ PyObject* exit_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-// `shielded` is listed for traversal; clearing goes through the unshield.
 using TaskGroupExitRefs = OwnedRefs<&TaskGroupExit::shielded, &TaskGroupExit::group, &TaskGroupExit::inner>;
-
-int exit_clear(PyObject* self_obj) {
-  exit_release_shield(reinterpret_cast<TaskGroupExit*>(self_obj));
-  return TaskGroupExitRefs::clear(self_obj);
-}
 
 const AwaitableSpec exit_spec = {
     .name = "anyio._cpp.TaskGroupExit",
@@ -177,7 +171,7 @@ const AwaitableSpec exit_spec = {
     .throw_ = exit_throw,
     .close = exit_close,
     .traverse = TaskGroupExitRefs::traverse,
-    .clear = exit_clear,
+    .clear = clear_unshielding<TaskGroupExitRefs>,
 };
 
 }  // namespace

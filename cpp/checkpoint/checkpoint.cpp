@@ -108,18 +108,7 @@ PyObject* cp_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-int cp_traverse(Checkpoint* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->shielded);
-  Py_VISIT(self->inner);
-  return 0;
-}
-
-int cp_clear(Checkpoint* self) {
-  release_shield(self);
-  Py_CLEAR(self->inner);
-  return 0;
-}
+using CheckpointRefs = OwnedRefs<&Checkpoint::shielded, &Checkpoint::inner>;
 
 const AwaitableSpec cp_spec = {
     .name = "anyio._cpp.Checkpoint",
@@ -127,8 +116,8 @@ const AwaitableSpec cp_spec = {
     .send = cp_send,
     .throw_ = cp_throw,
     .close = cp_close,
-    .traverse = reinterpret_cast<traverseproc>(cp_traverse),
-    .clear = reinterpret_cast<inquiry>(cp_clear),
+    .traverse = CheckpointRefs::traverse,
+    .clear = clear_unshielding<CheckpointRefs>,
 };
 
 PyObject* make(unsigned char kind) {

@@ -69,19 +69,21 @@ struct NoRefs {
   static int clear(PyObject*) { return 0; }
 };
 
-// The one dealloc of the core's GC types. Untracks first (the collector must
-// not see a half-cleared object), clears weak references if the type keeps a
-// weaklist, runs BeforeClear (last work that still needs the references),
+// The one dealloc of the core's GC types. Runs tp_finalize first if the type
+// has one (a Python subclass's own dealloc has already run it), untracks (the
+// collector must not see a half-cleared object), clears weak references if
+// the type keeps a weaklist, runs BeforeClear (last work that still needs the references),
 // the type's tp_clear, AfterClear (frees the C++ members tp_clear leaves),
 // frees the memory and drops the instance's reference to its heap type.
 // For an instance of a Python subclass, subtype_dealloc has already cleared
 // the subclass's own parts; this clears the part defined here.
 template <destructor BeforeClear = nullptr, destructor AfterClear = nullptr>
 void gc_dealloc(PyObject* self) {
-  PyObject_GC_UnTrack(self);
   PyTypeObject* tp = Py_TYPE(self);
   PyTypeObject* own = tp;
   while (own->tp_dealloc != gc_dealloc<BeforeClear, AfterClear>) own = own->tp_base;
+  if (own == tp && tp->tp_finalize && PyObject_CallFinalizerFromDealloc(self) < 0) return;  // resurrected
+  PyObject_GC_UnTrack(self);
   if (own->tp_weaklistoffset &&
       *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + own->tp_weaklistoffset))
     PyObject_ClearWeakRefs(self);

@@ -292,22 +292,12 @@ PyObject* op_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-int op_traverse(MemoryStreamOp* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->stream);
-  Py_VISIT(self->item);
-  Py_VISIT(self->waker);
-  Py_VISIT(self->inner);
-  return 0;
-}
+using MemoryStreamOpRefs =
+    OwnedRefs<&MemoryStreamOp::stream, &MemoryStreamOp::item, &MemoryStreamOp::waker, &MemoryStreamOp::inner>;
 
-int op_clear(MemoryStreamOp* self) {
-  op_unlink(self);
-  Py_CLEAR(self->stream);
-  Py_CLEAR(self->item);
-  Py_CLEAR(self->waker);
-  Py_CLEAR(self->inner);
-  return 0;
+int op_clear(PyObject* self) {
+  op_unlink(reinterpret_cast<MemoryStreamOp*>(self));
+  return MemoryStreamOpRefs::clear(self);
 }
 
 PyMethodDef op_methods[] = {
@@ -321,8 +311,8 @@ const AwaitableSpec op_spec = {
     .send = op_send,
     .throw_ = op_throw,
     .close = op_close,
-    .traverse = reinterpret_cast<traverseproc>(op_traverse),
-    .clear = reinterpret_cast<inquiry>(op_clear),
+    .traverse = MemoryStreamOpRefs::traverse,
+    .clear = op_clear,
     .methods = op_methods,
 };
 

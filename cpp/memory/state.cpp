@@ -216,7 +216,8 @@ int stream_close(MemoryStream* s) {
 
 namespace {
 
-int state_traverse(MemoryStreamState* self, visitproc visit, void* arg) {
+int state_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = reinterpret_cast<MemoryStreamState*>(self_obj);
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->max_obj);
   if (self->buffer) {
@@ -228,7 +229,8 @@ int state_traverse(MemoryStreamState* self, visitproc visit, void* arg) {
   return 0;
 }
 
-int state_clear(MemoryStreamState* self) {
+int state_clear(PyObject* self_obj) {
+  auto* self = reinterpret_cast<MemoryStreamState*>(self_obj);
   Py_CLEAR(self->max_obj);
   if (self->buffer) {
     std::deque<PyObject*> items;
@@ -241,14 +243,8 @@ int state_clear(MemoryStreamState* self) {
   return 0;
 }
 
-void state_dealloc(MemoryStreamState* self) {
-  PyObject_GC_UnTrack(self);
-  state_clear(self);
-  delete self->buffer;
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
+// After tp_clear in the dealloc.
+void state_free_buffer(PyObject* self) { delete reinterpret_cast<MemoryStreamState*>(self)->buffer; }
 
 // MemoryStreamState(max_buffer_size): the caller has validated the limit.
 PyObject* state_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
@@ -300,28 +296,21 @@ PyMethodDef state_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot state_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(state_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(state_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(state_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(state_clear)},
-    {Py_tp_methods, state_methods},
-    {Py_tp_repr, reinterpret_cast<void*>(state_repr)},
-    {0, nullptr},
-};
-
-PyType_Spec state_spec = {
-    "anyio._cpp.MemoryStreamState",
-    sizeof(MemoryStreamState),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    state_slots,
+const TypeSpec state_spec = {
+    .name = "anyio._cpp.MemoryStreamState",
+    .basicsize = sizeof(MemoryStreamState),
+    .traverse = state_traverse,
+    .clear = state_clear,
+    .methods = state_methods,
+    .repr = state_repr,
+    .new_ = state_new,
+    .dealloc = gc_dealloc<nullptr, state_free_buffer>,
 };
 
 }  // namespace
 
 int register_state_type(PyObject* module) {
-  MemoryStreamStateType = add_type(module, &state_spec);
+  MemoryStreamStateType = add_gc_type(module, state_spec);
   return MemoryStreamStateType ? 0 : -1;
 }
 

@@ -44,16 +44,7 @@ PyObject* recv_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return stream_new_impl(type, args, kwargs, false);
 }
 
-int stream_traverse(MemoryStream* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->state);
-  return 0;
-}
-
-int stream_clear(MemoryStream* self) {
-  Py_CLEAR(self->state);
-  return 0;
-}
+using MemoryStreamRefs = OwnedRefs<&MemoryStream::state>;
 
 // Unclosed streams are reported as upstream does; they are not closed here
 // (a collected clone does not end the stream for the others).
@@ -69,19 +60,6 @@ void stream_finalize(PyObject* self_obj) {
                 static_cast<uintmax_t>(reinterpret_cast<uintptr_t>(self_obj)));
   if (PyErr_ResourceWarning(self_obj, 1, "%s", msg) < 0) PyErr_WriteUnraisable(self_obj);
   PyErr_Restore(t, v, tb);
-}
-
-void stream_dealloc(MemoryStream* self) {
-  PyTypeObject* tp = Py_TYPE(self);
-  // Python subclasses run the finalizer in their own dealloc before ours.
-  if ((tp == SendBaseType || tp == RecvBaseType) &&
-      PyObject_CallFinalizerFromDealloc(reinterpret_cast<PyObject*>(self)) < 0) {
-    return;
-  }
-  PyObject_GC_UnTrack(self);
-  stream_clear(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
 }
 
 PyObject* stream_send_nowait(PyObject* self, PyObject* item) {
@@ -167,42 +145,37 @@ PyMethodDef recv_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot send_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(send_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(stream_dealloc)},
-    {Py_tp_finalize, reinterpret_cast<void*>(stream_finalize)},
-    {Py_tp_traverse, reinterpret_cast<void*>(stream_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(stream_clear)},
-    {Py_tp_methods, send_methods},
-    {Py_tp_getset, stream_getset},
-    {0, nullptr},
-};
-
-PyType_Slot recv_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(recv_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(stream_dealloc)},
-    {Py_tp_finalize, reinterpret_cast<void*>(stream_finalize)},
-    {Py_tp_traverse, reinterpret_cast<void*>(stream_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(stream_clear)},
-    {Py_tp_methods, recv_methods},
-    {Py_tp_getset, stream_getset},
+PyType_Slot recv_async_iter_slots[] = {
     {Py_am_aiter, reinterpret_cast<void*>(stream_aiter)},
     {Py_am_anext, reinterpret_cast<void*>(stream_anext)},
     {0, nullptr},
 };
 
-constexpr unsigned long kStreamFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
-
-PyType_Spec send_spec = {"anyio._cpp.MemorySendStreamBase", sizeof(MemoryStream), 0, kStreamFlags,
-                         send_slots};
-PyType_Spec recv_spec = {"anyio._cpp.MemoryReceiveStreamBase", sizeof(MemoryStream), 0, kStreamFlags,
-                         recv_slots};
+// The two ends share the struct, its GC and its finalizer.
+PyTypeObject* add_stream_type(PyObject* module, const char* name, newfunc new_, PyMethodDef* methods,
+                              PyType_Slot* more_slots) {
+  return add_gc_type(module, {
+                                 .name = name,
+                                 .basicsize = sizeof(MemoryStream),
+                                 .traverse = MemoryStreamRefs::traverse,
+                                 .clear = MemoryStreamRefs::clear,
+                                 .flags = Py_TPFLAGS_BASETYPE,
+                                 .methods = methods,
+                                 .getset = stream_getset,
+                                 .new_ = new_,
+                                 .finalize = stream_finalize,
+                                 .more_slots = more_slots,
+                             });
+}
 
 }  // namespace
 
 int register_stream_types(PyObject* module) {
-  if (!(SendBaseType = add_type(module, &send_spec))) return -1;
-  if (!(RecvBaseType = add_type(module, &recv_spec))) return -1;
+  SendBaseType = add_stream_type(module, "anyio._cpp.MemorySendStreamBase", send_new, send_methods, nullptr);
+  if (!SendBaseType) return -1;
+  RecvBaseType = add_stream_type(module, "anyio._cpp.MemoryReceiveStreamBase", recv_new, recv_methods,
+                                 recv_async_iter_slots);
+  if (!RecvBaseType) return -1;
   return 0;
 }
 

@@ -22,21 +22,14 @@ PyObject* done_throw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 PyObject* done_close(PyObject*, PyObject*) { Py_RETURN_NONE; }
 
-int done_traverse(PyObject* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  return 0;
-}
-
-int done_clear(PyObject*) { return 0; }
-
 const AwaitableSpec done_spec = {
     .name = "anyio._cpp.Done",
     .basicsize = sizeof(PyObject),
     .send = done_send,
     .throw_ = done_throw,
     .close = done_close,
-    .traverse = done_traverse,
-    .clear = done_clear,
+    .traverse = NoRefs::traverse,
+    .clear = NoRefs::clear,
 };
 
 }  // namespace

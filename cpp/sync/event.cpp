@@ -51,19 +51,6 @@ PyObject* ev_tasks_waiting(PyObject* self_obj, void*) {
   return PyLong_FromSsize_t(reinterpret_cast<Event*>(self_obj)->q.size());
 }
 
-void ev_dealloc(Event* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-int ev_traverse(Event* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  return 0;
-}
-
 PyMethodDef ev_methods[] = {
     {"set", ev_set, METH_NOARGS, "set()\n--\n\nSet the flag and wake every waiting task."},
     {"is_set", ev_is_set, METH_NOARGS, "is_set()\n--\n\nWhether the flag is set."},
@@ -77,28 +64,18 @@ PyGetSetDef ev_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef ev_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(Event, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
-PyType_Slot ev_slots[] = {
-    {Py_tp_new, reinterpret_cast<void*>(ev_new)},
-    {Py_tp_init, reinterpret_cast<void*>(ev_init)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(ev_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(ev_traverse)},
-    {Py_tp_methods, ev_methods},
-    {Py_tp_getset, ev_getset},
-    {Py_tp_members, ev_members},
-    {0, nullptr},
-};
-
-PyType_Spec ev_spec = {
-    "anyio._cpp.EventBase",
-    sizeof(Event),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    ev_slots,
+// Waiters are borrowed from their operations, which own the Event.
+const TypeSpec ev_spec = {
+    .name = "anyio._cpp.EventBase",
+    .basicsize = sizeof(Event),
+    .traverse = NoRefs::traverse,
+    .clear = NoRefs::clear,
+    .flags = Py_TPFLAGS_BASETYPE,
+    .methods = ev_methods,
+    .getset = ev_getset,
+    .weaklist = offsetof(Event, weakreflist),
+    .new_ = ev_new,
+    .init = ev_init,
 };
 
 }  // namespace
@@ -108,7 +85,7 @@ bool event_is_set(PyObject* o) { return reinterpret_cast<Event*>(o)->flag; }
 WaitQueue<Waiter>* event_queue(PyObject* o) { return &reinterpret_cast<Event*>(o)->q; }
 
 int register_events(PyObject* module) {
-  EventType = add_type(module, &ev_spec);
+  EventType = add_gc_type(module, ev_spec);
   return EventType ? 0 : -1;
 }
 

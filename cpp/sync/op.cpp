@@ -269,17 +269,20 @@ PyGetSetDef op_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-int op_traverse(SyncOp* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->prim);
-  Py_VISIT(self->who);
+// Dropped last, once the op has left its primitive; the waiter's references
+// go with waiter_clear().
+using SyncOpRefs = OwnedRefs<&SyncOp::who, &SyncOp::prim>;
+
+int op_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+  auto* self = reinterpret_cast<SyncOp*>(self_obj);
   Py_VISIT(self->inner);
   Py_VISIT(self->w.waker);
   Py_VISIT(self->w.who);
-  return 0;
+  return SyncOpRefs::traverse(self_obj, visit, arg);
 }
 
-int op_clear(SyncOp* self) {
+int op_clear(PyObject* self_obj) {
+  auto* self = reinterpret_cast<SyncOp*>(self_obj);
   Py_CLEAR(self->inner);
   if (self->prim && self->phase != OpPhase::Done) {
     if (abandon(self) < 0) PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(self));
@@ -288,9 +291,7 @@ int op_clear(SyncOp* self) {
   if (self->prim && self->w.linked) queue_of(self->prim)->unlink(&self->w);
   unshield_yield(&self->shielded);
   waiter_clear(&self->w);
-  Py_CLEAR(self->who);
-  Py_CLEAR(self->prim);
-  return 0;
+  return SyncOpRefs::clear(self_obj);
 }
 
 PyMethodDef op_methods[] = {
@@ -307,8 +308,8 @@ const AwaitableSpec op_spec = {
     .send = op_send,
     .throw_ = op_throw,
     .close = op_close,
-    .traverse = reinterpret_cast<traverseproc>(op_traverse),
-    .clear = reinterpret_cast<inquiry>(op_clear),
+    .traverse = op_traverse,
+    .clear = op_clear,
     .methods = op_methods,
     .getset = op_getset,
 };

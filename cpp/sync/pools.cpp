@@ -335,31 +335,8 @@ PyObject* lim_borrowers(PyObject* self, void*) {
 
 // --- type plumbing --------------------------------------------------------------------
 
-int pool_traverse(TokenPool* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->owner);
-  Py_VISIT(self->borrowers);
-  Py_VISIT(self->total_obj);
-  return 0;
-}
-
-int pool_clear(TokenPool* self) {
-  Py_CLEAR(self->owner);
-  Py_CLEAR(self->borrowers);
-  Py_CLEAR(self->total_obj);
-  Py_CLEAR(self->big_value);
-  Py_CLEAR(self->big_max);
-  return 0;
-}
-
-void pool_dealloc(TokenPool* self) {
-  PyObject_GC_UnTrack(self);
-  if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
-  pool_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
+using TokenPoolRefs = OwnedRefs<&TokenPool::owner, &TokenPool::borrowers, &TokenPool::total_obj,
+                                 &TokenPool::big_value, &TokenPool::big_max>;
 
 #define FASTCALL(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
 
@@ -427,32 +404,23 @@ PyGetSetDef lim_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyMemberDef pool_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(TokenPool, weakreflist), READONLY, nullptr},
-    {nullptr, 0, 0, 0, nullptr},
-};
-
-#define POOL_SLOTS(prefix, newfn, initfn)                       \
-  PyType_Slot prefix##_slots[] = {                              \
-      {Py_tp_new, reinterpret_cast<void*>(newfn)},              \
-      {Py_tp_init, reinterpret_cast<void*>(initfn)},            \
-      {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},   \
-      {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)}, \
-      {Py_tp_clear, reinterpret_cast<void*>(pool_clear)},       \
-      {Py_tp_methods, prefix##_methods},                        \
-      {Py_tp_getset, prefix##_getset},                          \
-      {Py_tp_members, pool_members},                            \
-      {0, nullptr},                                             \
-  };
-
-POOL_SLOTS(lock, lock_new, lock_init)
-POOL_SLOTS(sem, sem_new, pool_init)
-POOL_SLOTS(lim, lim_new, pool_init)
-
-constexpr unsigned kFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
-PyType_Spec lock_spec = {"anyio._cpp.LockBase", sizeof(TokenPool), 0, kFlags, lock_slots};
-PyType_Spec sem_spec = {"anyio._cpp.SemaphoreBase", sizeof(TokenPool), 0, kFlags, sem_slots};
-PyType_Spec lim_spec = {"anyio._cpp.CapacityLimiterBase", sizeof(TokenPool), 0, kFlags, lim_slots};
+// The three pool types share the struct and its GC; they differ in name,
+// constructor and Python surface.
+PyTypeObject* add_pool_type(PyObject* module, const char* name, newfunc new_, initproc init,
+                            PyMethodDef* methods, PyGetSetDef* getset) {
+  return add_gc_type(module, {
+                                 .name = name,
+                                 .basicsize = sizeof(TokenPool),
+                                 .traverse = TokenPoolRefs::traverse,
+                                 .clear = TokenPoolRefs::clear,
+                                 .flags = Py_TPFLAGS_BASETYPE,
+                                 .methods = methods,
+                                 .getset = getset,
+                                 .weaklist = offsetof(TokenPool, weakreflist),
+                                 .new_ = new_,
+                                 .init = init,
+                             });
+}
 
 }  // namespace
 
@@ -589,9 +557,10 @@ int pool_release(PyObject* pool, PyObject* who, bool check) {
 }
 
 int register_pools(PyObject* module) {
-  LockType = add_type(module, &lock_spec);
-  SemaphoreType = add_type(module, &sem_spec);
-  LimiterType = add_type(module, &lim_spec);
+  LockType = add_pool_type(module, "anyio._cpp.LockBase", lock_new, lock_init, lock_methods, lock_getset);
+  SemaphoreType = add_pool_type(module, "anyio._cpp.SemaphoreBase", sem_new, pool_init, sem_methods, sem_getset);
+  LimiterType =
+      add_pool_type(module, "anyio._cpp.CapacityLimiterBase", lim_new, pool_init, lim_methods, lim_getset);
   return (LockType && SemaphoreType && LimiterType) ? 0 : -1;
 }
 
