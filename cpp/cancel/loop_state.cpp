@@ -41,7 +41,6 @@ int host_clear(PyObject* self) {
 
 const TypeSpec host_spec = {
     .name = "anyio._cpp.HostState",
-    .basicsize = sizeof(HostState),
     .traverse = host_traverse,
     .clear = host_clear,
     .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
@@ -207,7 +206,6 @@ PyMethodDef ls_host_done_def = {"_host_done", ls_host_done, METH_O, nullptr};
 
 const TypeSpec ls_spec = {
     .name = "anyio._cpp.LoopState",
-    .basicsize = sizeof(LoopState),
     .traverse = ls_traverse,
     .clear = ls_clear,
     .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
@@ -411,8 +409,8 @@ void heap_remove(LoopState* ls, CancelScope* s) {
 }
 
 int register_loop_state(PyObject* module) {
-  LoopStateType = add_gc_type(module, ls_spec);
-  HostStateType = add_gc_type(module, host_spec);
+  LoopStateType = add_gc_type<LoopState>(module, ls_spec);
+  HostStateType = add_gc_type<HostState>(module, host_spec);
   return (LoopStateType && HostStateType) ? 0 : -1;
 }
 

@@ -529,13 +529,11 @@ PyGetSetDef cs_getset[] = {
 
 const TypeSpec cs_spec = {
     .name = "anyio.CancelScope",
-    .basicsize = sizeof(CancelScope),
     .traverse = cs_traverse,
     .clear = cs_clear,
     .flags = Py_TPFLAGS_BASETYPE,
     .methods = cs_methods,
     .getset = cs_getset,
-    .weaklist = offsetof(CancelScope, weakreflist),
     .repr = cs_repr,
     .new_ = cs_new,
     .doc =
@@ -559,7 +557,7 @@ PyObject* new_detached_scope() {
 
 int register_cancel(PyObject* module) {
   if (register_loop_state(module) < 0) return -1;
-  CancelScopeType = add_gc_type(module, cs_spec);
+  CancelScopeType = add_gc_type<CancelScope>(module, cs_spec);
   if (!CancelScopeType) return -1;
   CancelScopeType->tp_vectorcall = cs_vectorcall;
   return register_timeouts(module);

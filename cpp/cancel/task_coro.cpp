@@ -186,14 +186,12 @@ PyGetSetDef tc_getset[] = {
 
 const AwaitableSpec tc_spec = {
     .name = "anyio._cpp.TaskCoro",
-    .basicsize = sizeof(TaskCoro),
     .send = tc_send,
     .throw_ = tc_throw,
     .close = tc_close,
     .traverse = tc_traverse,
     .clear = tc_clear,
     .getset = tc_getset,
-    .weaklist = offsetof(TaskCoro, weakreflist),
     .repr = tc_repr,
 };
 
@@ -454,7 +452,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_task_coro(PyObject* module) {
-  TaskCoroType = add_awaitable_type(module, tc_spec);
+  TaskCoroType = add_awaitable_type<TaskCoro>(module, tc_spec);
   if (!TaskCoroType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

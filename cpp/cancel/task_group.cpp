@@ -314,9 +314,6 @@ PyGetSetDef tg_getset[] = {
 
 const TypeSpec tg_spec = {
     .name = "anyio._cpp.TaskGroupBase",
-    .basicsize = sizeof(TaskGroupBase),
-    .traverse = TaskGroupRefs::traverse,
-    .clear = TaskGroupRefs::clear,
     .flags = Py_TPFLAGS_BASETYPE,
     .methods = tg_methods,
     .getset = tg_getset,
@@ -327,7 +324,7 @@ const TypeSpec tg_spec = {
 }  // namespace
 
 int register_task_group(PyObject* module) {
-  TaskGroupBaseType = add_gc_type(module, tg_spec);
+  TaskGroupBaseType = add_gc_type<TaskGroupBase, TaskGroupRefs>(module, tg_spec);
   if (!TaskGroupBaseType) return -1;
   if (register_task_group_awaitables(module) < 0) return -1;
   return register_task_handle(module);

@@ -166,11 +166,9 @@ using TaskGroupExitRefs = OwnedRefs<&TaskGroupExit::shielded, &TaskGroupExit::gr
 
 const AwaitableSpec exit_spec = {
     .name = "anyio._cpp.TaskGroupExit",
-    .basicsize = sizeof(TaskGroupExit),
     .send = exit_send,
     .throw_ = exit_throw,
     .close = exit_close,
-    .traverse = TaskGroupExitRefs::traverse,
     .clear = clear_unshielding<TaskGroupExitRefs>,
 };
 
@@ -198,7 +196,7 @@ PyObject* new_task_group_exit(PyObject* group) {
 
 int register_task_group_awaitables(PyObject* module) {
   TaskGroupEnterType = add_type(module, &enter_spec);
-  TaskGroupExitType = add_awaitable_type(module, exit_spec);
+  TaskGroupExitType = add_awaitable_type<TaskGroupExit, TaskGroupExitRefs>(module, exit_spec);
   return (TaskGroupEnterType && TaskGroupExitType) ? 0 : -1;
 }
 

@@ -105,12 +105,8 @@ PyMemberDef th_members[] = {
 
 const TypeSpec th_spec = {
     .name = "anyio._cpp.TaskHandleBase",
-    .basicsize = sizeof(TaskHandleBase),
-    .traverse = TaskHandleRefs::traverse,
-    .clear = TaskHandleRefs::clear,
     .flags = Py_TPFLAGS_BASETYPE,
     .members = th_members,
-    .weaklist = offsetof(TaskHandleBase, weakreflist),
     .new_ = th_new,
 };
 
@@ -174,7 +170,7 @@ PyMethodDef th_module_fns[] = {
 }  // namespace
 
 int register_task_handle(PyObject* module) {
-  TaskHandleBaseType = add_gc_type(module, th_spec);
+  TaskHandleBaseType = add_gc_type<TaskHandleBase, TaskHandleRefs>(module, th_spec);
   if (!TaskHandleBaseType) return -1;
   return PyModule_AddFunctions(module, th_module_fns);
 }

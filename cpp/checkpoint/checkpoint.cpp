@@ -112,11 +112,9 @@ using CheckpointRefs = OwnedRefs<&Checkpoint::shielded, &Checkpoint::inner>;
 
 const AwaitableSpec cp_spec = {
     .name = "anyio._cpp.Checkpoint",
-    .basicsize = sizeof(Checkpoint),
     .send = cp_send,
     .throw_ = cp_throw,
     .close = cp_close,
-    .traverse = CheckpointRefs::traverse,
     .clear = clear_unshielding<CheckpointRefs>,
 };
 
@@ -150,7 +148,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_checkpoint(PyObject* module) {
-  CheckpointType = add_awaitable_type(module, cp_spec);
+  CheckpointType = add_awaitable_type<Checkpoint, CheckpointRefs>(module, cp_spec);
   if (!CheckpointType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

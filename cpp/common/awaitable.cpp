@@ -150,7 +150,7 @@ PyObject* awaitable_send_method(PyObject* self, PyObject* arg) {
 
 }  // namespace
 
-PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec) {
+PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec, ObjectLayout layout) {
   // PyType_FromSpec keeps pointers to the method, getset and member tables,
   // so the tables built here live as long as the process.
   std::vector<PyMethodDef> methods = {
@@ -171,19 +171,19 @@ PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec) {
       {Py_tp_iternext, reinterpret_cast<void*>(awaitable_iternext)},
       {0, nullptr},
   };
-  return add_gc_type(module, {
-                                 .name = spec.name,
-                                 .basicsize = spec.basicsize,
-                                 .traverse = spec.traverse,
-                                 .clear = spec.clear,
-                                 .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
-                                 .methods = method_table,
-                                 .getset = spec.getset,
-                                 .weaklist = spec.weaklist,
-                                 .repr = spec.repr,
-                                 .more_slots = protocol,
-                                 .dealloc = spec.dealloc,
-                             });
+  return add_gc_type(module,
+                     {
+                         .name = spec.name,
+                         .traverse = spec.traverse,
+                         .clear = spec.clear,
+                         .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                         .methods = method_table,
+                         .getset = spec.getset,
+                         .repr = spec.repr,
+                         .more_slots = protocol,
+                         .dealloc = spec.dealloc,
+                     },
+                     layout);
 }
 
 }  // namespace anyio

@@ -83,16 +83,14 @@ inline PyObject* await_self(PyObject* self) {
 // its type. Every such type is a GC type, is its own iterator, and cannot be
 // instantiated from Python.
 struct AwaitableSpec {
-  const char* name;  // "anyio._cpp.Name"
-  Py_ssize_t basicsize;
-  SendFunc send;                   // am_send: the one stepping function
-  _PyCFunctionFast throw_;         // throw(typ[, val[, tb]])
-  PyCFunction close;               // close(), METH_NOARGS
-  traverseproc traverse;           // must visit the type (OwnedRefs does)
-  inquiry clear;                   // drops every reference; the dealloc calls it
-  PyMethodDef* methods = nullptr;  // more methods, null-terminated
-  PyGetSetDef* getset = nullptr;   // null-terminated
-  Py_ssize_t weaklist = 0;         // offsetof the weakref list, if instances have one
+  const char* name;                 // "anyio._cpp.Name"
+  SendFunc send;                    // am_send: the one stepping function
+  _PyCFunctionFast throw_;          // throw(typ[, val[, tb]])
+  PyCFunction close;                // close(), METH_NOARGS
+  traverseproc traverse = nullptr;  // must visit the type; null: the Refs given to add_awaitable_type
+  inquiry clear = nullptr;          // drops every reference; the dealloc calls it
+  PyMethodDef* methods = nullptr;   // more methods, null-terminated
+  PyGetSetDef* getset = nullptr;    // null-terminated
   reprfunc repr = nullptr;
   destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
 };
@@ -100,7 +98,15 @@ struct AwaitableSpec {
 // Creates the type (am_send, am_await, tp_iter, tp_iternext, the send/throw/
 // close methods, and the rest through add_gc_type) and adds it to the module
 // under its short name. Returns the type (borrowed: the module owns it).
-PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec);
+PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec, ObjectLayout layout);
+
+// For the struct T; Refs (an OwnedRefs) gives the traverse/clear the spec
+// leaves null.
+template <class T, class Refs = void>
+PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec) {
+  default_refs<Refs>(&spec.traverse, &spec.clear);
+  return add_awaitable_type(module, spec, layout_of<T>());
+}
 
 // A new, untracked instance with every field after the header zeroed; the
 // caller fills it in and then calls PyObject_GC_Track.

@@ -20,7 +20,11 @@ PyMemberDef* members_with_weaklist(PyMemberDef* members, Py_ssize_t weaklist) {
 
 }  // namespace
 
-PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec) {
+PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec, ObjectLayout layout) {
+  if (!spec.traverse || !spec.clear) {
+    PyErr_Format(PyExc_SystemError, "%s: no traverse/clear", spec.name);
+    return nullptr;
+  }
   std::vector<PyType_Slot> slots = {
       {Py_tp_dealloc, reinterpret_cast<void*>(spec.dealloc)},
       {Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)},
@@ -31,7 +35,8 @@ PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec) {
   };
   optional(Py_tp_methods, spec.methods);
   optional(Py_tp_getset, spec.getset);
-  optional(Py_tp_members, spec.weaklist ? members_with_weaklist(spec.members, spec.weaklist) : spec.members);
+  optional(Py_tp_members,
+           layout.weaklist ? members_with_weaklist(spec.members, layout.weaklist) : spec.members);
   optional(Py_tp_repr, reinterpret_cast<void*>(spec.repr));
   optional(Py_tp_new, reinterpret_cast<void*>(spec.new_));
   optional(Py_tp_init, reinterpret_cast<void*>(spec.init));
@@ -42,7 +47,7 @@ PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec) {
 
   PyType_Spec type_spec = {
       spec.name,
-      static_cast<int>(spec.basicsize),
+      static_cast<int>(layout.basicsize),
       0,
       static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | spec.flags),
       slots.data(),

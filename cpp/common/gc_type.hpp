@@ -5,6 +5,7 @@
 #pragma once
 
 #include <tuple>
+#include <type_traits>
 
 #include "common/py.hpp"
 
@@ -97,15 +98,13 @@ void gc_dealloc(PyObject* self) {
 // What a GC type supplies; add_gc_type() builds its slot table. Optional
 // fields left null are not set.
 struct TypeSpec {
-  const char* name;  // "anyio._cpp.Name"
-  Py_ssize_t basicsize;
-  traverseproc traverse;           // must visit the type (OwnedRefs does)
-  inquiry clear;                   // drops every reference; the dealloc calls it
-  unsigned long flags = 0;         // Py_TPFLAGS_* besides DEFAULT and HAVE_GC
-  PyMethodDef* methods = nullptr;  // null-terminated
-  PyGetSetDef* getset = nullptr;   // null-terminated
-  PyMemberDef* members = nullptr;  // null-terminated
-  Py_ssize_t weaklist = 0;         // offsetof the weakref list, if instances have one
+  const char* name;                 // "anyio._cpp.Name"
+  traverseproc traverse = nullptr;  // must visit the type; null: the Refs given to add_gc_type
+  inquiry clear = nullptr;          // drops every reference; the dealloc calls it
+  unsigned long flags = 0;          // Py_TPFLAGS_* besides DEFAULT and HAVE_GC
+  PyMethodDef* methods = nullptr;   // null-terminated
+  PyGetSetDef* getset = nullptr;    // null-terminated
+  PyMemberDef* members = nullptr;   // null-terminated
   reprfunc repr = nullptr;
   newfunc new_ = nullptr;
   initproc init = nullptr;
@@ -115,8 +114,39 @@ struct TypeSpec {
   destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
 };
 
-// Creates the type and adds it to the module under its short name. Returns
-// the type (borrowed: the module owns it).
-PyTypeObject* add_gc_type(PyObject* module, const TypeSpec& spec);
+// What the struct behind a type says about it: its size, and where its weak
+// references are kept (a field named `weakreflist`; 0 for none).
+struct ObjectLayout {
+  Py_ssize_t basicsize;
+  Py_ssize_t weaklist;
+};
+
+template <class T>
+constexpr ObjectLayout layout_of() {
+  if constexpr (requires { &T::weakreflist; })
+    return {sizeof(T), offsetof(T, weakreflist)};
+  else
+    return {sizeof(T), 0};
+}
+
+// The traverse/clear a spec gives, or else Refs's.
+template <class Refs>
+void default_refs(traverseproc* traverse, inquiry* clear) {
+  if constexpr (!std::is_void_v<Refs>) {
+    if (!*traverse) *traverse = Refs::traverse;
+    if (!*clear) *clear = Refs::clear;
+  }
+}
+
+PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec, ObjectLayout layout);
+
+// Creates the type of the struct T and adds it to the module under its short
+// name; Refs (an OwnedRefs) gives the traverse/clear the spec leaves null.
+// Returns the type (borrowed: the module owns it).
+template <class T, class Refs = void>
+PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec) {
+  default_refs<Refs>(&spec.traverse, &spec.clear);
+  return add_gc_type(module, spec, layout_of<T>());
+}
 
 }  // namespace anyio

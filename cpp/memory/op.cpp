@@ -307,11 +307,9 @@ PyMethodDef op_methods[] = {
 
 const AwaitableSpec op_spec = {
     .name = "anyio._cpp.MemoryStreamOp",
-    .basicsize = sizeof(MemoryStreamOp),
     .send = op_send,
     .throw_ = op_throw,
     .close = op_close,
-    .traverse = MemoryStreamOpRefs::traverse,
     .clear = op_clear,
     .methods = op_methods,
 };
@@ -340,7 +338,7 @@ PyObject* new_op(MemoryStream* stream, OpKind kind, PyObject* item) {
 }
 
 int register_op_type(PyObject* module) {
-  MemoryStreamOpType = add_awaitable_type(module, op_spec);
+  MemoryStreamOpType = add_awaitable_type<MemoryStreamOp, MemoryStreamOpRefs>(module, op_spec);
   return MemoryStreamOpType ? 0 : -1;
 }
 

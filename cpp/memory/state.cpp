@@ -298,7 +298,6 @@ PyMethodDef state_methods[] = {
 
 const TypeSpec state_spec = {
     .name = "anyio._cpp.MemoryStreamState",
-    .basicsize = sizeof(MemoryStreamState),
     .traverse = state_traverse,
     .clear = state_clear,
     .methods = state_methods,
@@ -310,7 +309,7 @@ const TypeSpec state_spec = {
 }  // namespace
 
 int register_state_type(PyObject* module) {
-  MemoryStreamStateType = add_gc_type(module, state_spec);
+  MemoryStreamStateType = add_gc_type<MemoryStreamState>(module, state_spec);
   return MemoryStreamStateType ? 0 : -1;
 }
 

@@ -154,18 +154,15 @@ PyType_Slot recv_async_iter_slots[] = {
 // The two ends share the struct, its GC and its finalizer.
 PyTypeObject* add_stream_type(PyObject* module, const char* name, newfunc new_, PyMethodDef* methods,
                               PyType_Slot* more_slots) {
-  return add_gc_type(module, {
-                                 .name = name,
-                                 .basicsize = sizeof(MemoryStream),
-                                 .traverse = MemoryStreamRefs::traverse,
-                                 .clear = MemoryStreamRefs::clear,
-                                 .flags = Py_TPFLAGS_BASETYPE,
-                                 .methods = methods,
-                                 .getset = stream_getset,
-                                 .new_ = new_,
-                                 .finalize = stream_finalize,
-                                 .more_slots = more_slots,
-                             });
+  return add_gc_type<MemoryStream, MemoryStreamRefs>(module, {
+                                                                 .name = name,
+                                                                 .flags = Py_TPFLAGS_BASETYPE,
+                                                                 .methods = methods,
+                                                                 .getset = stream_getset,
+                                                                 .new_ = new_,
+                                                                 .finalize = stream_finalize,
+                                                                 .more_slots = more_slots,
+                                                             });
 }
 
 }  // namespace

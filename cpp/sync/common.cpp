@@ -24,12 +24,9 @@ PyObject* done_close(PyObject*, PyObject*) { Py_RETURN_NONE; }
 
 const AwaitableSpec done_spec = {
     .name = "anyio._cpp.Done",
-    .basicsize = sizeof(PyObject),
     .send = done_send,
     .throw_ = done_throw,
     .close = done_close,
-    .traverse = NoRefs::traverse,
-    .clear = NoRefs::clear,
 };
 
 }  // namespace
@@ -114,7 +111,7 @@ PyMethodDef sync_fns[] = {
 
 int register_sync(PyObject* module) {
   if (PyModule_AddFunctions(module, sync_fns) < 0) return -1;
-  PyTypeObject* done_type = add_awaitable_type(module, sync::done_spec);
+  PyTypeObject* done_type = add_awaitable_type<PyObject, NoRefs>(module, sync::done_spec);
   if (!done_type) return -1;
   sync::g_done = reinterpret_cast<PyObject*>(new_awaitable<PyObject>(done_type));
   if (!sync::g_done) return -1;

@@ -67,13 +67,9 @@ PyGetSetDef ev_getset[] = {
 // Waiters are borrowed from their operations, which own the Event.
 const TypeSpec ev_spec = {
     .name = "anyio._cpp.EventBase",
-    .basicsize = sizeof(Event),
-    .traverse = NoRefs::traverse,
-    .clear = NoRefs::clear,
     .flags = Py_TPFLAGS_BASETYPE,
     .methods = ev_methods,
     .getset = ev_getset,
-    .weaklist = offsetof(Event, weakreflist),
     .new_ = ev_new,
     .init = ev_init,
 };
@@ -85,7 +81,7 @@ bool event_is_set(PyObject* o) { return reinterpret_cast<Event*>(o)->flag; }
 WaitQueue<Waiter>* event_queue(PyObject* o) { return &reinterpret_cast<Event*>(o)->q; }
 
 int register_events(PyObject* module) {
-  EventType = add_gc_type(module, ev_spec);
+  EventType = add_gc_type<Event, NoRefs>(module, ev_spec);
   return EventType ? 0 : -1;
 }
 

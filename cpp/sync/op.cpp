@@ -304,7 +304,6 @@ PyMethodDef op_methods[] = {
 
 const AwaitableSpec op_spec = {
     .name = "anyio._cpp.SyncOp",
-    .basicsize = sizeof(SyncOp),
     .send = op_send,
     .throw_ = op_throw,
     .close = op_close,
@@ -335,7 +334,7 @@ PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who) {
 }
 
 int register_op(PyObject* module) {
-  SyncOpType = add_awaitable_type(module, op_spec);
+  SyncOpType = add_awaitable_type<SyncOp>(module, op_spec);
   return SyncOpType ? 0 : -1;
 }
 

@@ -336,7 +336,7 @@ PyObject* lim_borrowers(PyObject* self, void*) {
 // --- type plumbing --------------------------------------------------------------------
 
 using TokenPoolRefs = OwnedRefs<&TokenPool::owner, &TokenPool::borrowers, &TokenPool::total_obj,
-                                 &TokenPool::big_value, &TokenPool::big_max>;
+                                &TokenPool::big_value, &TokenPool::big_max>;
 
 #define FASTCALL(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
 
@@ -408,18 +408,14 @@ PyGetSetDef lim_getset[] = {
 // constructor and Python surface.
 PyTypeObject* add_pool_type(PyObject* module, const char* name, newfunc new_, initproc init,
                             PyMethodDef* methods, PyGetSetDef* getset) {
-  return add_gc_type(module, {
-                                 .name = name,
-                                 .basicsize = sizeof(TokenPool),
-                                 .traverse = TokenPoolRefs::traverse,
-                                 .clear = TokenPoolRefs::clear,
-                                 .flags = Py_TPFLAGS_BASETYPE,
-                                 .methods = methods,
-                                 .getset = getset,
-                                 .weaklist = offsetof(TokenPool, weakreflist),
-                                 .new_ = new_,
-                                 .init = init,
-                             });
+  return add_gc_type<TokenPool, TokenPoolRefs>(module, {
+                                                           .name = name,
+                                                           .flags = Py_TPFLAGS_BASETYPE,
+                                                           .methods = methods,
+                                                           .getset = getset,
+                                                           .new_ = new_,
+                                                           .init = init,
+                                                       });
 }
 
 }  // namespace
@@ -558,7 +554,8 @@ int pool_release(PyObject* pool, PyObject* who, bool check) {
 
 int register_pools(PyObject* module) {
   LockType = add_pool_type(module, "anyio._cpp.LockBase", lock_new, lock_init, lock_methods, lock_getset);
-  SemaphoreType = add_pool_type(module, "anyio._cpp.SemaphoreBase", sem_new, pool_init, sem_methods, sem_getset);
+  SemaphoreType =
+      add_pool_type(module, "anyio._cpp.SemaphoreBase", sem_new, pool_init, sem_methods, sem_getset);
   LimiterType =
       add_pool_type(module, "anyio._cpp.CapacityLimiterBase", lim_new, pool_init, lim_methods, lim_getset);
   return (LockType && SemaphoreType && LimiterType) ? 0 : -1;

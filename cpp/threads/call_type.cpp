@@ -133,7 +133,6 @@ PyGetSetDef call_getset[] = {
 
 const AwaitableSpec call_spec = {
     .name = "anyio._cpp.ThreadCall",
-    .basicsize = sizeof(ThreadCall),
     .send = call_send,
     .throw_ = call_throw,
     .close = call_close,
@@ -141,7 +140,6 @@ const AwaitableSpec call_spec = {
     .clear = call_clear,
     .methods = call_methods,
     .getset = call_getset,
-    .weaklist = offsetof(ThreadCall, weakreflist),
     .repr = call_repr,
     .dealloc = gc_dealloc<call_give_back_token>,
 };
@@ -180,7 +178,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_thread_call(PyObject* module) {
-  ThreadCallType = add_awaitable_type(module, call_spec);
+  ThreadCallType = add_awaitable_type<ThreadCall>(module, call_spec);
   if (!ThreadCallType) return -1;
   if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
   return register_call_worker(module);

@@ -97,12 +97,9 @@ PyObject* ca_close(PyObject* self_obj, PyObject*) {
 
 const AwaitableSpec ca_spec = {
     .name = "anyio._cpp.ContextAwaitable",
-    .basicsize = sizeof(ContextAwaitable),
     .send = ca_send,
     .throw_ = ca_throw,
     .close = ca_close,
-    .traverse = ContextAwaitableRefs::traverse,
-    .clear = ContextAwaitableRefs::clear,
 };
 
 // run_in_context(context, func, args) -> awaitable of func(*args) whose every
@@ -154,7 +151,7 @@ PyObject* await_iter(PyObject* obj) {
 }
 
 int register_context_awaitable(PyObject* module) {
-  ContextAwaitableType = add_awaitable_type(module, ca_spec);
+  ContextAwaitableType = add_awaitable_type<ContextAwaitable, ContextAwaitableRefs>(module, ca_spec);
   if (!ContextAwaitableType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

@@ -111,13 +111,9 @@ PyGetSetDef pool_getset[] = {
 
 const TypeSpec pool_spec = {
     .name = "anyio._cpp.WorkerPool",
-    .basicsize = sizeof(WorkerPool),
-    .traverse = WorkerPoolRefs::traverse,
-    .clear = WorkerPoolRefs::clear,
     .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .methods = pool_methods,
     .getset = pool_getset,
-    .weaklist = offsetof(WorkerPool, weakreflist),
     .dealloc = gc_dealloc<nullptr, pool_free_native>,
 };
 
@@ -214,7 +210,7 @@ int register_globals() {
 }  // namespace
 
 int register_pool_type(PyObject* module) {
-  WorkerPoolType = add_gc_type(module, pool_spec);
+  WorkerPoolType = add_gc_type<WorkerPool, WorkerPoolRefs>(module, pool_spec);
   if (!WorkerPoolType) return -1;
   if (PyModule_AddFunctions(module, module_fns) < 0) return -1;
   if (register_workers(module) < 0) return -1;

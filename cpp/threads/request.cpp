@@ -71,9 +71,6 @@ PyGetSetDef req_getset[] = {
 
 const TypeSpec req_spec = {
     .name = "anyio._cpp.ThreadRequest",
-    .basicsize = sizeof(ThreadRequest),
-    .traverse = ThreadRequestRefs::traverse,
-    .clear = ThreadRequestRefs::clear,
     .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .methods = req_methods,
     .getset = req_getset,
@@ -259,7 +256,7 @@ PyObject* request_wait(ThreadRequest* r, WorkerPool* pool, bool wake) {
 }
 
 int register_thread_request(PyObject* module) {
-  ThreadRequestType = add_gc_type(module, req_spec);
+  ThreadRequestType = add_gc_type<ThreadRequest, ThreadRequestRefs>(module, req_spec);
   if (!ThreadRequestType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }
