@@ -25,6 +25,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/awaitable.hpp"
 #include "common/gc_type.hpp"
 #include "common/runtime.hpp"
 
@@ -124,6 +125,17 @@ inline void unshield_yield(PyObject** holder) {
     state_of_owner(*holder)->shielded_yield = false;
     Py_CLEAR(*holder);
   }
+}
+
+// close() of an awaitable that yields once under such a shield and may have
+// handed the rest of its work to `inner` (Checkpoint, TaskGroupExit).
+template <class T>
+PyObject* close_shielded_yield(PyObject* self_obj, PyObject*) {
+  auto* self = reinterpret_cast<T*>(self_obj);
+  unshield_yield(&self->shielded);
+  self->state = YieldState::Done;
+  if (self->inner) return inner_close(&self->inner);
+  Py_RETURN_NONE;
 }
 
 // tp_clear of an awaitable whose `shielded` field may hold such a shield:

@@ -455,19 +455,11 @@ PyObject* cs_get_raw(PyObject* self_obj, void*) {
                        self->cancel_called ? Py_True : Py_False, self->reason);
 }
 
-PyObject* cs_get_trio_scope(PyObject* self_obj, void*) {
+// Setting the Trio scope activates this one; clearing it marks it exited.
+int cs_set_trio_scope(PyObject* self_obj, PyObject* value, void* closure) {
   auto* self = reinterpret_cast<CancelScope*>(self_obj);
-  PyObject* r = self->trio_scope ? self->trio_scope : Py_None;
-  Py_INCREF(r);
-  return r;
-}
-
-int cs_set_trio_scope(PyObject* self_obj, PyObject* value, void*) {
-  auto* self = reinterpret_cast<CancelScope*>(self_obj);
-  if (value == Py_None) value = nullptr;
-  Py_XINCREF(value);
-  Py_XSETREF(self->trio_scope, value);
-  self->state = value ? ScopeState::Active : ScopeState::Exited;
+  set_optional_ref<&CancelScope::trio_scope>(self_obj, value, closure);
+  self->state = self->trio_scope ? ScopeState::Active : ScopeState::Exited;
   return 0;
 }
 
@@ -520,7 +512,7 @@ PyGetSetDef cs_getset[] = {
     {"cancelled_caught", cs_get_cancelled_caught, nullptr,
      "True if this scope caught the cancellation it caused.", nullptr},
     {"_raw", cs_get_raw, nullptr, nullptr, nullptr},
-    {"_trio_scope", cs_get_trio_scope, cs_set_trio_scope, nullptr, nullptr},
+    {"_trio_scope", get_optional_ref<&CancelScope::trio_scope>, cs_set_trio_scope, nullptr, nullptr},
     {"_fail_on_timeout", cs_get_fail, nullptr, nullptr, nullptr},
     {"_deadline_reached", cs_get_deadline_reached, nullptr, nullptr, nullptr},
     {"_reason", cs_get_reason, nullptr, nullptr, nullptr},

@@ -268,21 +268,6 @@ int tg_set_active(PyObject* self_obj, PyObject* value, void*) {
   return 0;
 }
 
-PyObject* tg_get_waiter(PyObject* self_obj, void*) {
-  PyObject* w = reinterpret_cast<TaskGroupBase*>(self_obj)->waiter;
-  if (!w) w = Py_None;
-  Py_INCREF(w);
-  return w;
-}
-
-int tg_set_waiter(PyObject* self_obj, PyObject* value, void*) {
-  auto* self = reinterpret_cast<TaskGroupBase*>(self_obj);
-  if (value == Py_None) value = nullptr;
-  Py_XINCREF(value);
-  Py_XSETREF(self->waiter, value);
-  return 0;
-}
-
 PyMethodDef tg_methods[] = {
     {"start_soon", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tg_start_soon)),
      METH_FASTCALL | METH_KEYWORDS,
@@ -308,7 +293,8 @@ PyGetSetDef tg_getset[] = {
     {"_host_id", tg_get_host_id, nullptr, nullptr, nullptr},
     {"_exceptions", tg_get_exceptions, nullptr, nullptr, nullptr},
     {"_active", tg_get_active, tg_set_active, nullptr, nullptr},
-    {"_waiter", tg_get_waiter, tg_set_waiter, nullptr, nullptr},
+    {"_waiter", get_optional_ref<&TaskGroupBase::waiter>, set_optional_ref<&TaskGroupBase::waiter>, nullptr,
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 

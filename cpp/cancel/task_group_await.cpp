@@ -40,36 +40,17 @@ PyObject* enter_close(PyObject* self_obj, PyObject*) {
   Py_RETURN_NONE;
 }
 
-void enter_dealloc(TaskGroupEnter* self) {
-  Py_CLEAR(self->value);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
+using TaskGroupEnterRefs = OwnedRefs<&TaskGroupEnter::value>;
 
-PyMethodDef enter_methods[] = {
-    {"send", send_method_via_send<enter_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(enter_throw)), METH_FASTCALL,
-     nullptr},
-    {"close", enter_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
+// Not GC-tracked: it only refers to the group, which never refers back to it,
+// and every `async with` of a task group makes one.
+const AwaitableSpec enter_spec = {
+    .name = "anyio._cpp.TaskGroupEnter",
+    .send = enter_send,
+    .throw_ = enter_throw,
+    .close = enter_close,
+    .gc = false,
 };
-
-// Not GC-tracked, so not an add_awaitable_type type (those all are): it only
-// refers to the group, which never refers back to it, and every `async with`
-// of a task group makes one.
-PyType_Slot enter_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(enter_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<enter_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(enter_dealloc)},
-    {Py_tp_methods, enter_methods},
-    {0, nullptr},
-};
-
-PyType_Spec enter_spec = {"anyio._cpp.TaskGroupEnter", sizeof(TaskGroupEnter), 0,
-                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, enter_slots};
 
 // What `await tg.__aexit__(None, None, None)` returns on asyncio when no child
 // is left: leaving is still a scheduling point, so it yields once, shielded
@@ -93,13 +74,9 @@ void exit_release_shield(TaskGroupExit* self) { unshield_yield(&self->shielded);
 PySendResult exit_delegate(TaskGroupExit* self, PyObject* thrown, PyObject** out) {
   self->state = YieldState::Done;
   PyObject* margs[] = {self->group, Py_None, thrown ? thrown : Py_None, Py_True};
-  self->inner =
+  PyObject* rest =
       PyObject_VectorcallMethod(G.s_asyncio_exit, margs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
-  if (!self->inner) {
-    *out = nullptr;
-    return PYGEN_ERROR;
-  }
-  return inner_send(&self->inner, Py_None, out);
+  return start_inner(&self->inner, rest, Py_None, out);
 }
 
 PySendResult exit_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
@@ -154,21 +131,13 @@ PyObject* exit_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs
   return send_result_to_python(r, out);
 }
 
-PyObject* exit_close(PyObject* self_obj, PyObject*) {
-  auto* self = reinterpret_cast<TaskGroupExit*>(self_obj);
-  exit_release_shield(self);
-  self->state = YieldState::Done;
-  if (self->inner) return inner_close(&self->inner);
-  Py_RETURN_NONE;
-}
-
 using TaskGroupExitRefs = OwnedRefs<&TaskGroupExit::shielded, &TaskGroupExit::group, &TaskGroupExit::inner>;
 
 const AwaitableSpec exit_spec = {
     .name = "anyio._cpp.TaskGroupExit",
     .send = exit_send,
     .throw_ = exit_throw,
-    .close = exit_close,
+    .close = close_shielded_yield<TaskGroupExit>,
     .clear = clear_unshielding<TaskGroupExitRefs>,
 };
 
@@ -195,7 +164,7 @@ PyObject* new_task_group_exit(PyObject* group) {
 }
 
 int register_task_group_awaitables(PyObject* module) {
-  TaskGroupEnterType = add_type(module, &enter_spec);
+  TaskGroupEnterType = add_awaitable_type<TaskGroupEnter, TaskGroupEnterRefs>(module, enter_spec);
   TaskGroupExitType = add_awaitable_type<TaskGroupExit, TaskGroupExitRefs>(module, exit_spec);
   return (TaskGroupEnterType && TaskGroupExitType) ? 0 : -1;
 }

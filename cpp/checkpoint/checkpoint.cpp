@@ -30,12 +30,7 @@ PySendResult start_trio_checkpoint(Checkpoint* self, PyObject* arg, PyObject** o
                                                       &TrioLowlevel::checkpoint_if_cancelled,
                                                       &TrioLowlevel::cancel_shielded_checkpoint};
   const TrioLowlevel* tr = trio();
-  self->inner = tr ? PyObject_CallNoArgs(tr->*by_kind[self->kind]) : nullptr;
-  if (!self->inner) {
-    *out = nullptr;
-    return PYGEN_ERROR;
-  }
-  return inner_send(&self->inner, arg, out);
+  return start_inner(&self->inner, tr ? PyObject_CallNoArgs(tr->*by_kind[self->kind]) : nullptr, arg, out);
 }
 
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
@@ -100,21 +95,13 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   return nullptr;
 }
 
-PyObject* cp_close(PyObject* self_obj, PyObject*) {
-  auto* self = reinterpret_cast<Checkpoint*>(self_obj);
-  release_shield(self);
-  self->state = YieldState::Done;
-  if (self->inner) return inner_close(&self->inner);
-  Py_RETURN_NONE;
-}
-
 using CheckpointRefs = OwnedRefs<&Checkpoint::shielded, &Checkpoint::inner>;
 
 const AwaitableSpec cp_spec = {
     .name = "anyio._cpp.Checkpoint",
     .send = cp_send,
     .throw_ = cp_throw,
-    .close = cp_close,
+    .close = close_shielded_yield<Checkpoint>,
     .clear = clear_unshielding<CheckpointRefs>,
 };
 

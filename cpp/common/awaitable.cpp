@@ -182,6 +182,7 @@ PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec, ObjectLay
                          .repr = spec.repr,
                          .more_slots = protocol,
                          .dealloc = spec.dealloc,
+                         .gc = spec.gc,
                      },
                      layout);
 }

@@ -71,6 +71,17 @@ PySendResult inner_send(PyObject** inner, PyObject* arg, PyObject** out);
 PySendResult inner_throw(PyObject** inner, PyObject* const* args, Py_ssize_t nargs, PyObject** out);
 PyObject* inner_close(PyObject** inner);  // inner.close()'s result
 
+// Hands the rest of the work to `made` (a new reference to the awaitable that
+// does it, or null with an error set) and sends `arg` into it.
+inline PySendResult start_inner(PyObject** inner, PyObject* made, PyObject* arg, PyObject** out) {
+  *inner = made;
+  if (!made) {
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  return inner_send(inner, arg, out);
+}
+
 // __await__/__iter__ of an awaitable that is its own iterator.
 inline PyObject* await_self(PyObject* self) {
   Py_INCREF(self);
@@ -80,8 +91,8 @@ inline PyObject* await_self(PyObject* self) {
 // --- The awaitable base -------------------------------------------------------------
 
 // What a C awaitable type supplies; add_awaitable_type() builds the rest of
-// its type. Every such type is a GC type, is its own iterator, and cannot be
-// instantiated from Python.
+// its type. Every such type is its own iterator, cannot be instantiated from
+// Python, and is a GC type unless the spec says `gc = false`.
 struct AwaitableSpec {
   const char* name;                 // "anyio._cpp.Name"
   SendFunc send;                    // am_send: the one stepping function
@@ -93,6 +104,7 @@ struct AwaitableSpec {
   PyGetSetDef* getset = nullptr;    // null-terminated
   reprfunc repr = nullptr;
   destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
+  bool gc = true;                     // see TypeSpec::gc
 };
 
 // Creates the type (am_send, am_await, tp_iter, tp_iternext, the send/throw/

@@ -20,19 +20,26 @@ PyMemberDef* members_with_weaklist(PyMemberDef* members, Py_ssize_t weaklist) {
 
 }  // namespace
 
+void plain_dealloc(PyObject* self) {
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
 PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec, ObjectLayout layout) {
-  if (!spec.traverse || !spec.clear) {
+  if ((spec.gc && !spec.traverse) || !spec.clear) {
     PyErr_Format(PyExc_SystemError, "%s: no traverse/clear", spec.name);
     return nullptr;
   }
   std::vector<PyType_Slot> slots = {
-      {Py_tp_dealloc, reinterpret_cast<void*>(spec.dealloc)},
-      {Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)},
+      {Py_tp_dealloc, reinterpret_cast<void*>(spec.gc ? spec.dealloc : plain_dealloc)},
       {Py_tp_clear, reinterpret_cast<void*>(spec.clear)},
   };
   auto optional = [&slots](int slot, void* value) {
     if (value) slots.push_back({slot, value});
   };
+  if (spec.gc) slots.push_back({Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)});
   optional(Py_tp_methods, spec.methods);
   optional(Py_tp_getset, spec.getset);
   optional(Py_tp_members,
@@ -49,7 +56,7 @@ PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec, ObjectLayout layout) 
       spec.name,
       static_cast<int>(layout.basicsize),
       0,
-      static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | spec.flags),
+      static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | (spec.gc ? Py_TPFLAGS_HAVE_GC : 0) | spec.flags),
       slots.data(),
   };
   return add_type(module, &type_spec);

@@ -61,6 +61,24 @@ struct OwnedRefs {
   }
 };
 
+// Getter and setter of an optional reference field, which Python sees as the
+// object or None (setting None or deleting empties it).
+template <auto Field>
+PyObject* get_optional_ref(PyObject* self, void*) {
+  using Object = typename detail::member_owner<decltype(Field)>::type;
+  PyObject* value = reinterpret_cast<Object*>(self)->*Field;
+  return Py_NewRef(value ? value : Py_None);
+}
+
+template <auto Field>
+int set_optional_ref(PyObject* self, PyObject* value, void*) {
+  using Object = typename detail::member_owner<decltype(Field)>::type;
+  if (value == Py_None) value = nullptr;
+  Py_XINCREF(value);
+  Py_XSETREF(reinterpret_cast<Object*>(self)->*Field, value);
+  return 0;
+}
+
 // A GC type whose instances own no reference but their type.
 struct NoRefs {
   static int traverse(PyObject* self, visitproc visit, void* arg) {
@@ -95,6 +113,10 @@ void gc_dealloc(PyObject* self) {
   Py_DECREF(tp);
 }
 
+// The dealloc of a type built with `gc = false`: tp_clear, free, and drop
+// the instance's reference to its type.
+void plain_dealloc(PyObject* self);
+
 // What a GC type supplies; add_gc_type() builds its slot table. Optional
 // fields left null are not set.
 struct TypeSpec {
@@ -112,6 +134,9 @@ struct TypeSpec {
   const char* doc = nullptr;
   PyType_Slot* more_slots = nullptr;  // {0, nullptr}-terminated
   destructor dealloc = gc_dealloc<>;  // gc_dealloc<...> with the type's extra steps
+  // false: not GC-tracked (a short-lived object no cycle can pass through);
+  // traverse is not used and the dealloc is plain_dealloc.
+  bool gc = true;
 };
 
 // What the struct behind a type says about it: its size, and where its weak
