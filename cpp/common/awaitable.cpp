@@ -151,18 +151,13 @@ PyObject* awaitable_send_method(PyObject* self, PyObject* arg) {
 }  // namespace
 
 PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec, ObjectLayout layout) {
-  // PyType_FromSpec keeps pointers to the method, getset and member tables,
-  // so the tables built here live as long as the process.
-  std::vector<PyMethodDef> methods = {
+  PyMethodDef protocol_methods[] = {
       {"send", awaitable_send_method, METH_O, nullptr},
       {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(spec.throw_)), METH_FASTCALL,
        nullptr},
       {"close", spec.close, METH_NOARGS, nullptr},
+      {nullptr, nullptr, 0, nullptr},
   };
-  for (PyMethodDef* m = spec.methods; m && m->ml_name; ++m) methods.push_back(*m);
-  methods.push_back({nullptr, nullptr, 0, nullptr});
-  auto* method_table = new PyMethodDef[methods.size()];
-  std::copy(methods.begin(), methods.end(), method_table);
 
   PyType_Slot protocol[] = {
       {Py_am_send, reinterpret_cast<void*>(spec.send)},
@@ -177,7 +172,7 @@ PyTypeObject* add_awaitable_type(PyObject* module, AwaitableSpec spec, ObjectLay
                          .traverse = spec.traverse,
                          .clear = spec.clear,
                          .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
-                         .methods = method_table,
+                         .methods = joined_table<PyMethodDef>({protocol_methods, spec.methods}),
                          .getset = spec.getset,
                          .repr = spec.repr,
                          .more_slots = protocol,

@@ -4,22 +4,6 @@
 
 namespace anyio {
 
-namespace {
-
-// PyType_FromSpec keeps pointers to the member table, so a table built here
-// lives as long as the process.
-PyMemberDef* members_with_weaklist(PyMemberDef* members, Py_ssize_t weaklist) {
-  std::vector<PyMemberDef> all;
-  for (PyMemberDef* m = members; m && m->name; ++m) all.push_back(*m);
-  all.push_back({"__weaklistoffset__", T_PYSSIZET, weaklist, READONLY, nullptr});
-  all.push_back({nullptr, 0, 0, 0, nullptr});
-  auto* table = new PyMemberDef[all.size()];
-  std::copy(all.begin(), all.end(), table);
-  return table;
-}
-
-}  // namespace
-
 void plain_dealloc(PyObject* self) {
   PyTypeObject* tp = Py_TYPE(self);
   tp->tp_clear(self);
@@ -40,10 +24,13 @@ PyTypeObject* add_gc_type(PyObject* module, TypeSpec spec, ObjectLayout layout) 
     if (value) slots.push_back({slot, value});
   };
   if (spec.gc) slots.push_back({Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)});
-  optional(Py_tp_methods, spec.methods);
+  optional(Py_tp_methods, spec.shared_methods ? joined_table<PyMethodDef>({spec.methods, spec.shared_methods})
+                                              : spec.methods);
   optional(Py_tp_getset, spec.getset);
   optional(Py_tp_members,
-           layout.weaklist ? members_with_weaklist(spec.members, layout.weaklist) : spec.members);
+           layout.weaklist ? joined_table<PyMemberDef>({spec.members}, {{"__weaklistoffset__", T_PYSSIZET,
+                                                                         layout.weaklist, READONLY, nullptr}})
+                           : spec.members);
   optional(Py_tp_repr, reinterpret_cast<void*>(spec.repr));
   optional(Py_tp_new, reinterpret_cast<void*>(spec.new_));
   optional(Py_tp_init, reinterpret_cast<void*>(spec.init));

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <tuple>
+#include <algorithm>
+#include <initializer_list>
 #include <type_traits>
+#include <vector>
 
 #include "common/py.hpp"
 
@@ -113,6 +116,26 @@ void gc_dealloc(PyObject* self) {
   Py_DECREF(tp);
 }
 
+namespace detail {
+inline const char* row_name(const PyMethodDef& row) { return row.ml_name; }
+inline const char* row_name(const PyMemberDef& row) { return row.name; }
+}  // namespace detail
+
+// One table of the rows of the null-terminated `tables` (null ones skipped),
+// then `more`, then the terminator. PyType_FromSpec keeps pointers to method
+// and member tables, so the new table lives as long as the process.
+template <class Row>
+Row* joined_table(std::initializer_list<const Row*> tables, std::initializer_list<Row> more = {}) {
+  std::vector<Row> rows;
+  for (const Row* row : tables)
+    for (; row && detail::row_name(*row); ++row) rows.push_back(*row);
+  rows.insert(rows.end(), more);
+  rows.push_back(Row{});
+  auto* table = new Row[rows.size()];
+  std::copy(rows.begin(), rows.end(), table);
+  return table;
+}
+
 // The dealloc of a type built with `gc = false`: tp_clear, free, and drop
 // the instance's reference to its type.
 void plain_dealloc(PyObject* self);
@@ -120,13 +143,14 @@ void plain_dealloc(PyObject* self);
 // What a GC type supplies; add_gc_type() builds its slot table. Optional
 // fields left null are not set.
 struct TypeSpec {
-  const char* name;                 // "anyio._cpp.Name"
-  traverseproc traverse = nullptr;  // must visit the type; null: the Refs given to add_gc_type
-  inquiry clear = nullptr;          // drops every reference; the dealloc calls it
-  unsigned long flags = 0;          // Py_TPFLAGS_* besides DEFAULT and HAVE_GC
-  PyMethodDef* methods = nullptr;   // null-terminated
-  PyGetSetDef* getset = nullptr;    // null-terminated
-  PyMemberDef* members = nullptr;   // null-terminated
+  const char* name;                       // "anyio._cpp.Name"
+  traverseproc traverse = nullptr;        // must visit the type; null: the Refs given to add_gc_type
+  inquiry clear = nullptr;                // drops every reference; the dealloc calls it
+  unsigned long flags = 0;                // Py_TPFLAGS_* besides DEFAULT and HAVE_GC
+  PyMethodDef* methods = nullptr;         // null-terminated
+  PyMethodDef* shared_methods = nullptr;  // null-terminated, after `methods`: a table several types share
+  PyGetSetDef* getset = nullptr;          // null-terminated
+  PyMemberDef* members = nullptr;         // null-terminated
   reprfunc repr = nullptr;
   newfunc new_ = nullptr;
   initproc init = nullptr;

@@ -129,8 +129,6 @@ PyMethodDef send_methods[] = {
     {"send_nowait", stream_send_nowait, METH_O,
      "send_nowait(item)\n--\n\nSend an item at once or raise WouldBlock."},
     {"clone", stream_clone, METH_NOARGS, "clone()\n--\n\nA new send handle to the same stream."},
-    {"close", stream_close_method, METH_NOARGS, "close()\n--\n\nClose this handle."},
-    {"statistics", stream_statistics, METH_NOARGS, "statistics()\n--\n\nThe stream's current statistics."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -140,6 +138,11 @@ PyMethodDef recv_methods[] = {
     {"receive_nowait", stream_receive_nowait, METH_NOARGS,
      "receive_nowait()\n--\n\nReceive the next item at once or raise WouldBlock."},
     {"clone", stream_clone, METH_NOARGS, "clone()\n--\n\nA new receive handle to the same stream."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// Both ends have these.
+PyMethodDef stream_methods[] = {
     {"close", stream_close_method, METH_NOARGS, "close()\n--\n\nClose this handle."},
     {"statistics", stream_statistics, METH_NOARGS, "statistics()\n--\n\nThe stream's current statistics."},
     {nullptr, nullptr, 0, nullptr},
@@ -158,6 +161,7 @@ PyTypeObject* add_stream_type(PyObject* module, const char* name, newfunc new_, 
                                                                  .name = name,
                                                                  .flags = Py_TPFLAGS_BASETYPE,
                                                                  .methods = methods,
+                                                                 .shared_methods = stream_methods,
                                                                  .getset = stream_getset,
                                                                  .new_ = new_,
                                                                  .finalize = stream_finalize,

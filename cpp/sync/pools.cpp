@@ -347,8 +347,6 @@ PyMethodDef lock_methods[] = {
      "acquire_nowait()\n--\n\nAcquire the lock without waiting; raise WouldBlock if it is held."},
     {"release", pool_release_method, METH_NOARGS, "release()\n--\n\nRelease the lock."},
     {"locked", lock_locked, METH_NOARGS, "locked()\n--\n\nWhether some task holds the lock."},
-    {"__aenter__", pool_acquire, METH_NOARGS, nullptr},
-    {"__aexit__", FASTCALL(pool_aexit), METH_FASTCALL, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -364,8 +362,6 @@ PyMethodDef sem_methods[] = {
     {"acquire_nowait", pool_acquire_nowait, METH_NOARGS,
      "acquire_nowait()\n--\n\nTake a token without waiting; raise WouldBlock if none is free."},
     {"release", pool_release_method, METH_NOARGS, "release()\n--\n\nGive a token back."},
-    {"__aenter__", pool_acquire, METH_NOARGS, nullptr},
-    {"__aexit__", FASTCALL(pool_aexit), METH_FASTCALL, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -389,6 +385,11 @@ PyMethodDef lim_methods[] = {
     {"release", pool_release_method, METH_NOARGS, "release()\n--\n\nGive back the current task's token."},
     {"release_on_behalf_of", lim_release_on_behalf_of, METH_O,
      "release_on_behalf_of(borrower)\n--\n\nGive back the token `borrower` holds."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// All three are async context managers: acquire on entry, release on exit.
+PyMethodDef pool_context_methods[] = {
     {"__aenter__", pool_acquire, METH_NOARGS, nullptr},
     {"__aexit__", FASTCALL(pool_aexit), METH_FASTCALL, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -412,6 +413,7 @@ PyTypeObject* add_pool_type(PyObject* module, const char* name, newfunc new_, in
                                                            .name = name,
                                                            .flags = Py_TPFLAGS_BASETYPE,
                                                            .methods = methods,
+                                                           .shared_methods = pool_context_methods,
                                                            .getset = getset,
                                                            .new_ = new_,
                                                            .init = init,
