@@ -41,6 +41,7 @@
 
 #include "common/awaitable.hpp"
 #include "cancel/core.hpp"
+#include "introspect/task_tree.hpp"
 
 namespace anyio {
 namespace {
@@ -1207,6 +1208,16 @@ PyMethodDef module_fns[] = {
 };
 
 }  // namespace
+
+// introspection (task tree): what a MemoryStreamOp waits on, read at snapshot time only.
+PyObject* memory_op_waits_on(PyObject* obj) {
+  if (!OpType || Py_TYPE(obj) != OpType) Py_RETURN_NONE;
+  auto* op = reinterpret_cast<Op*>(obj);
+  if (!op->stream || op->phase == P_DONE) Py_RETURN_NONE;
+  const char* kind = op->kind == K_SEND ? "send" : "receive";
+  PyObject* parked = op->linked ? Py_True : Py_False;
+  return Py_BuildValue("(sOO)", kind, reinterpret_cast<PyObject*>(op->stream), parked);
+}
 
 int register_memory(PyObject* module) {
   if (!(StateType = add_type(module, &state_spec))) return -1;

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/awaitable.hpp"
+#include "introspect/task_tree.hpp"
 #include "sync/sync.hpp"
 
 namespace anyio::sync {
@@ -370,6 +371,17 @@ PyObject* make_op(PyObject* prim, OpKind kind, PyObject* who) {
   self->state = ST_FRESH;
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
+}
+
+// introspection (task tree): what a SyncOp waits on, read at snapshot time only.
+PyObject* op_waits_on(PyObject* obj) {
+  if (!OpType || Py_TYPE(obj) != OpType) Py_RETURN_NONE;
+  auto* self = reinterpret_cast<Op*>(obj);
+  if (!self->prim) Py_RETURN_NONE;
+  const char* kind = self->kind == OP_EVENT_WAIT ? "event" : "acquire";
+  // Trio parks through `inner`; the waiter is queued either way.
+  PyObject* parked = self->w.linked ? Py_True : Py_False;
+  return Py_BuildValue("(sOO)", kind, self->prim, parked);
 }
 
 int register_op(PyObject* module) {

@@ -12,6 +12,7 @@
 // runs it unshielded, so the host's cancel scopes apply to it.
 #include "common/awaitable.hpp"
 #include "cancel/core.hpp"
+#include "introspect/task_tree.hpp"
 #include "threads/threads.hpp"
 
 namespace anyio {
@@ -947,6 +948,20 @@ PyMethodDef module_fns[] = {
 };
 
 }  // namespace
+
+// introspection (task tree): what a ThreadCall's waiter waits on, read at snapshot time only.
+PyObject* call_waits_on(PyObject* obj) {
+  if (!CallType || Py_TYPE(obj) != CallType) Py_RETURN_NONE;
+  Call* c = C(obj);
+  const char* status = c->status == JOB_PENDING   ? "pending"
+                       : c->status == JOB_RUNNING ? "running"
+                       : c->status == JOB_DONE    ? "done"
+                                                  : "abandoned";
+  PyObject* func = c->func ? c->func : Py_None;
+  PyObject* limiter = c->limiter ? c->limiter : Py_None;
+  PyObject* acquiring = c->astate == A_ACQUIRE ? Py_True : Py_False;
+  return Py_BuildValue("(sOsOO)", "thread", func, status, limiter, acquiring);
+}
 
 bool call_run_job(Pool* p, PyObject* call) {
   Call* c = C(call);
