@@ -1,0 +1,1005 @@
+"""A snapshot of every task: task groups, cancel scopes, what each task waits
+on, and the deadlocks among them (``anyio.lowlevel.get_task_tree()``).
+
+Nothing here runs unless a snapshot is asked for, and nothing on a hot path
+records anything for it. A snapshot reads state that exists anyway: the C++
+scope tree (asyncio) or Trio's own task and nursery tree, and each task's
+chain of awaits down to the awaitable it is parked in. When that awaitable is
+one of the core's (a lock acquire, a memory stream send, a worker thread
+call...), the core tells what it waits on; sleeps are read from the frames of
+the sleep functions (the timer handle, the deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from . import _cpp
+from ._cpp import running_loop as _get_running_loop
+
+#: Longest await chain followed; deeper chains are cut (and say so).
+_MAX_CHAIN = 256
+
+# Task states.
+RUNNING = "running"  # the task taking the snapshot
+READY = "ready"  # scheduled to run at the next loop pass
+WAITING = "waiting"  # parked until something wakes it
+
+# Wait kinds.
+WAIT_LOCK = "lock"
+WAIT_SEMAPHORE = "semaphore"
+WAIT_LIMITER = "capacity_limiter"
+WAIT_EVENT = "event"
+WAIT_CONDITION = "condition"
+WAIT_SEND = "memory_send"
+WAIT_RECEIVE = "memory_receive"
+WAIT_THREAD = "to_thread"
+WAIT_SLEEP = "sleep"
+WAIT_TASK_GROUP = "task_group"
+WAIT_CHECKPOINT = "checkpoint"
+WAIT_FUTURE = "future"
+WAIT_OTHER = "other"
+
+
+@dataclass(slots=True)
+class ScopeInfo:
+    """One active cancel scope of a task.
+
+    :ivar id: ``id()`` of the scope object
+    :ivar deadline: the deadline on the event loop clock, None if there is none
+    :ivar time_left: seconds until the deadline (negative once passed), or None
+    :ivar shield: whether the scope shields its contents from outer cancellation
+    :ivar cancel_called: whether the scope has been cancelled
+    :ivar cancelled_by: what cancelled it (``"deadline"`` or the reason
+        given to ``cancel()``), None if not cancelled or unknown
+    :ivar elapsed: seconds since a timeout helper (``fail_after``,
+        ``move_on_after``...) made the scope, where known
+    :ivar task_group: ``id()`` of the task group whose scope this is, or None
+    """
+
+    id: int
+    deadline: float | None
+    time_left: float | None
+    shield: bool
+    cancel_called: bool
+    cancelled_by: str | None = None
+    elapsed: float | None = None
+    task_group: int | None = None
+
+
+@dataclass(slots=True)
+class WaitInfo:
+    """What a parked task waits on.
+
+    :ivar kind: one of ``lock``, ``semaphore``, ``capacity_limiter``,
+        ``event``, ``condition``, ``memory_send``, ``memory_receive``,
+        ``to_thread``, ``sleep``, ``task_group``, ``checkpoint``, ``future``,
+        ``other``
+    :ivar description: one line for people
+    :ivar target: the object waited on (the primitive, the stream, the
+        function running in a thread, the task group), if any
+    :ivar holders: ids of the tasks that hold what the task waits for (a lock's
+        owner, a limiter's borrowers, a task group's children)
+    :ivar needs_all: True if every holder must finish (a task group), False if
+        any one of them releasing ends the wait
+    :ivar open: True if something other than the holders can end the wait
+        (anyone may set an event, release a semaphore, send an item...)
+    :ivar until: for a sleep, when it ends on the event loop clock (inf: never)
+    :ivar details: extra facts (statistics, the worker thread's frame, ...)
+    """
+
+    kind: str
+    description: str
+    target: object = field(default=None, repr=False, compare=False)
+    holders: tuple[int, ...] = ()
+    needs_all: bool = False
+    open: bool = True
+    until: float | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TaskNode:
+    """One task in the tree.
+
+    :ivar id: ``id()`` of the task object (as :class:`~anyio.TaskInfo` has it)
+    :ivar name: the task's name
+    :ivar state: ``running``, ``ready`` or ``waiting``
+    :ivar foreign: True for an asyncio task this package did not spawn
+    :ivar parent_id: id of the task that spawned it, if known
+    :ivar coroutine: the qualified name of the task's coroutine
+    :ivar await_chain: the awaits it is suspended in, outermost first
+        (``qualname (file:line)`` per coroutine frame, then the innermost
+        awaitable's type)
+    :ivar location: the innermost frame of the await chain outside anyio,
+        asyncio and trio (``qualname``), if any
+    :ivar scopes: its own active cancel scopes, innermost first
+    :ivar wait: what it is parked in, if known
+    :ivar idle: seconds since it last ran, where known (sleeps)
+    :ivar groups: the task groups it hosts, outermost first
+    """
+
+    id: int
+    name: str
+    state: str
+    foreign: bool = False
+    parent_id: int | None = None
+    coroutine: str = ""
+    await_chain: tuple[str, ...] = ()
+    location: str | None = None
+    scopes: tuple[ScopeInfo, ...] = ()
+    wait: WaitInfo | None = None
+    idle: float | None = None
+    groups: list[GroupNode] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupNode:
+    """A task group (asyncio: the cancel scope its children were spawned
+    into; Trio: a nursery) and its running tasks.
+
+    :ivar id: ``id()`` of the group's scope (asyncio) or nursery (Trio)
+    :ivar scope: the group's cancel scope, if known
+    :ivar tasks: its running tasks, ordered by name
+    """
+
+    id: int
+    scope: ScopeInfo | None
+    tasks: list[TaskNode] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Deadlock:
+    """A cycle of tasks each waiting for something the next one holds.
+
+    :ivar task_ids: the tasks of the cycle, in order; the last waits for the first
+    :ivar steps: one line per task: what it waits for and who holds it
+    """
+
+    task_ids: tuple[int, ...]
+    steps: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class TaskTree:
+    """A snapshot of every task of the running event loop.
+
+    :ivar backend: ``asyncio`` or ``trio``
+    :ivar time: the event loop clock when the snapshot was taken
+    :ivar roots: the tasks no task group of this package holds (the main task,
+        foreign asyncio tasks)
+    :ivar deadlocks: the wait cycles found
+    """
+
+    backend: str
+    time: float
+    roots: list[TaskNode]
+    deadlocks: list[Deadlock]
+
+    def tasks(self) -> Iterator[TaskNode]:
+        """Every task of the tree, depth first."""
+        stack = list(reversed(self.roots))
+        while stack:
+            node = stack.pop()
+            yield node
+            for group in reversed(node.groups):
+                stack.extend(reversed(group.tasks))
+
+    def find(self, name: str) -> TaskNode:
+        """The first task (depth first) whose name is ``name`` or ends with
+        ``.name``.
+
+        :raises LookupError: if there is none
+        """
+        for node in self.tasks():
+            if node.name == name or node.name.endswith("." + name):
+                return node
+        raise LookupError(name)
+
+
+# --- await chains -------------------------------------------------------------
+
+_INTERNAL_DIRS: tuple[str, ...] = ()
+
+
+def _internal_dirs() -> tuple[str, ...]:
+    global _INTERNAL_DIRS
+    if not _INTERNAL_DIRS:
+        import os
+
+        dirs = [os.path.dirname(__file__) + os.sep, os.path.dirname(asyncio.__file__)]
+        trio = sys.modules.get("trio")
+        if trio is not None and trio.__file__:
+            dirs.append(os.path.dirname(trio.__file__) + os.sep)
+        _INTERNAL_DIRS = tuple(dirs)
+    return _INTERNAL_DIRS
+
+
+def _next_await(obj: Any) -> Any:
+    tp = type(obj)
+    if tp is types.CoroutineType:
+        return obj.cr_await
+    if tp is types.GeneratorType:
+        return obj.gi_yieldfrom
+    if tp is types.AsyncGeneratorType:
+        return obj.ag_await
+    return None
+
+
+def _frame_of(obj: Any) -> types.FrameType | None:
+    tp = type(obj)
+    if tp is types.CoroutineType:
+        return obj.cr_frame  # type: ignore[no-any-return]
+    if tp is types.GeneratorType:
+        return obj.gi_frame  # type: ignore[no-any-return]
+    if tp is types.AsyncGeneratorType:
+        return obj.ag_frame  # type: ignore[no-any-return]
+    return None
+
+
+def _qualname(code: types.CodeType) -> str:
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _chain(coro: Any) -> list[Any]:
+    """The await chain from `coro` down to the innermost awaitable."""
+    chain = [coro]
+    obj = _next_await(coro)
+    while obj is not None and len(chain) < _MAX_CHAIN:
+        chain.append(obj)
+        obj = _next_await(obj)
+    return chain
+
+
+class _Codes:
+    """The code objects of the functions a snapshot recognises in a chain,
+    looked up once (Trio's only if Trio is loaded)."""
+
+    def __init__(self) -> None:
+        from ._sync import Condition
+        from ._taskgroup import TaskGroup
+
+        self.condition_wait = Condition.wait.__code__
+        self.tg_exit = TaskGroup._asyncio_exit.__code__
+        self.asyncio_sleep = asyncio.sleep.__code__
+        self.trio_sleep: types.CodeType | None = None
+        self.trio_sleep_until: types.CodeType | None = None
+        self.trio_nursery_wait: types.CodeType | None = None
+        self.trio_child: types.CodeType | None = None
+        trio = sys.modules.get("trio")
+        if trio is not None:
+            from ._taskgroup import _run_trio_child
+
+            self.trio_child = _run_trio_child.__code__
+            self.trio_sleep = trio.sleep.__code__
+            self.trio_sleep_until = trio.sleep_until.__code__
+            try:
+                from trio._core._run import Nursery
+
+                self.trio_nursery_wait = Nursery._nested_child_finished.__code__
+            except (ImportError, AttributeError):  # a Trio without it: no group waits
+                pass
+
+
+_codes: _Codes | None = None
+
+
+def _get_codes() -> _Codes:
+    global _codes
+    if _codes is None or (_codes.trio_sleep is None and "trio" in sys.modules):
+        _codes = _Codes()
+    return _codes
+
+
+# --- building -----------------------------------------------------------------
+
+
+class _Builder:
+    """Collects the nodes of one snapshot; the backend parts fill it in."""
+
+    def __init__(self, backend: str, now: float) -> None:
+        self.backend = backend
+        self.now = now
+        self.codes = _get_codes()
+        self.internal = _internal_dirs()
+        self.nodes: dict[int, TaskNode] = {}
+        # Scopes that are the machinery's, not the program's: the scope Trio
+        # task handles run their task in (shown only once cancelled).
+        self.hidden_scopes: set[int] = set()
+
+    def scope_info(self, scope: Any, group: int | None = None) -> ScopeInfo:
+        deadline = scope.deadline
+        has_deadline = deadline != math.inf
+        cancelled_by: str | None = None
+        elapsed: float | None = None
+        if self.backend == "asyncio":
+            if scope.cancel_called:
+                reached = scope._deadline_reached
+                reason = scope._reason
+                cancelled_by = (
+                    "deadline" if reached else (reason if reason is not None else None)
+                )
+            created = _cpp.task_tree_scope_created_at(scope)
+            if created is not None:
+                elapsed = self.now - created
+        elif scope.cancel_called:
+            reason = getattr(scope, "_cancel_reason", None)
+            source = getattr(reason, "source", None)
+            if source == "deadline" or (
+                reason is None and has_deadline and deadline <= self.now
+            ):
+                cancelled_by = "deadline"
+            elif reason is not None:
+                cancelled_by = getattr(reason, "reason", None) or str(source)
+        return ScopeInfo(
+            id(scope),
+            deadline if has_deadline else None,
+            deadline - self.now if has_deadline else None,
+            bool(scope.shield),
+            bool(scope.cancel_called),
+            cancelled_by,
+            elapsed,
+            group,
+        )
+
+    def read_chain(self, node: TaskNode, coro: Any) -> Any:
+        """Fills in the node's chain fields; returns the innermost awaitable
+        and the wait a recognised frame of the chain tells of (or None)."""
+        chain = _chain(coro)
+        names: list[str] = []
+        location: str | None = None
+        frame_wait: WaitInfo | None = None
+        codes = self.codes
+        for obj in chain:
+            frame = _frame_of(obj)
+            if frame is None:
+                names.append(type(obj).__qualname__)
+                continue
+            code = frame.f_code
+            qual = _qualname(code)
+            names.append(f"{qual} ({code.co_filename}:{frame.f_lineno})")
+            if not code.co_filename.startswith(self.internal):
+                location = qual
+            if code is codes.condition_wait:
+                cond = frame.f_locals.get("self")
+                frame_wait = WaitInfo(
+                    WAIT_CONDITION, "Condition.wait", cond, open=True,
+                    details={"statistics": cond.statistics()} if cond else {},
+                )
+            elif code is codes.tg_exit:
+                frame_wait = self.group_wait(frame.f_locals.get("self"))
+            elif code is codes.asyncio_sleep:
+                frame_wait = self.asyncio_sleep(node, frame)
+            elif code is codes.trio_sleep_until or code is codes.trio_sleep:
+                frame_wait = self.trio_sleep(node, frame, frame_wait)
+            elif code is codes.trio_child and codes.trio_child:
+                scope = frame.f_locals.get("scope")
+                if scope is not None and not scope.cancel_called:
+                    self.hidden_scopes.add(id(scope))
+            elif code is codes.trio_nursery_wait and codes.trio_nursery_wait:
+                nursery = frame.f_locals.get("self")
+                frame_wait = self.nursery_wait(nursery)
+        node.coroutine = names[0].split(" (", 1)[0] if names else ""
+        node.await_chain = tuple(names)
+        # A running task's chain ends where it last awaited: no location.
+        node.location = location if node.state != RUNNING else None
+        return chain[-1], frame_wait
+
+    # -- waits recognised from frames --
+
+    def group_wait(self, tg: Any) -> WaitInfo:
+        scope = getattr(tg, "cancel_scope", None)
+        return WaitInfo(
+            WAIT_TASK_GROUP,
+            "task group exit (waiting for its tasks)",
+            tg,
+            needs_all=True,
+            open=False,
+            details={"scope_id": id(scope)},
+        )
+
+    def nursery_wait(self, nursery: Any) -> WaitInfo:
+        holders = tuple(id(t) for t in getattr(nursery, "child_tasks", ()))
+        return WaitInfo(
+            WAIT_TASK_GROUP,
+            "task group exit (waiting for its tasks)",
+            nursery,
+            holders=holders,
+            needs_all=True,
+            open=False,
+        )
+
+    def asyncio_sleep(self, node: TaskNode, frame: types.FrameType) -> WaitInfo:
+        local = frame.f_locals
+        handle = local.get("h")
+        delay = local.get("delay")
+        when = getattr(handle, "when", None)
+        until = when() if when is not None else None
+        if until is not None and isinstance(delay, (int, float)):
+            node.idle = max(self.now - (until - delay), 0.0)
+        return self.sleep_info(until)
+
+    def trio_sleep(
+        self, node: TaskNode, frame: types.FrameType, outer: WaitInfo | None
+    ) -> WaitInfo:
+        local = frame.f_locals
+        if "deadline" in local:
+            until = local["deadline"]
+            if outer is not None and outer.details.get("seconds") is not None:
+                seconds = outer.details["seconds"]
+                if isinstance(seconds, (int, float)) and math.isfinite(until):
+                    node.idle = max(self.now - (until - seconds), 0.0)
+            return self.sleep_info(until)
+        info = self.sleep_info(None)
+        info.details["seconds"] = local.get("seconds")
+        return info
+
+    def sleep_info(self, until: float | None) -> WaitInfo:
+        if until is None:
+            text = "sleep"
+        elif until == math.inf:
+            text = "sleep forever"
+        else:
+            text = "sleep until"
+        return WaitInfo(WAIT_SLEEP, text, until=until, open=False)
+
+    # -- waits the core reports --
+
+    def core_wait(self, awaitable: Any) -> WaitInfo | None:
+        what = _cpp.task_tree_waits_on(awaitable)
+        if what is None:
+            name = type(awaitable).__name__
+            if name == "Checkpoint" and type(awaitable).__module__ == "anyio._cpp":
+                return WaitInfo(WAIT_CHECKPOINT, "checkpoint")
+            return None
+        kind = what[0]
+        if kind == "event":
+            event = what[1]
+            return WaitInfo(WAIT_EVENT, "Event.wait", event, details={})
+        if kind == "acquire":
+            return self.acquire_wait(what[1])
+        if kind in ("send", "receive"):
+            stream = what[1]
+            stats = stream.statistics()
+            text = (
+                f"{type(stream).__name__}.{kind} (buffer "
+                f"{stats.current_buffer_used}/{stats.max_buffer_size}, "
+                f"{stats.open_send_streams} send / {stats.open_receive_streams} "
+                "receive streams open)"
+            )
+            return WaitInfo(
+                WAIT_SEND if kind == "send" else WAIT_RECEIVE,
+                text,
+                stream,
+                details={"statistics": stats},
+            )
+        _, func, status, limiter, acquiring = what
+        return self.thread_wait(func, status, limiter, acquiring)
+
+    def acquire_wait(self, prim: Any) -> WaitInfo:
+        from ._sync import CapacityLimiter, Lock, Semaphore
+
+        stats = prim.statistics()
+        if isinstance(prim, Lock):
+            owner = prim._owner
+            holders = (id(owner),) if owner is not None else ()
+            return WaitInfo(
+                WAIT_LOCK, "Lock.acquire", prim, holders=holders,
+                open=owner is None, details={"statistics": stats},
+            )
+        if isinstance(prim, CapacityLimiter):
+            borrowers = prim._borrowers
+            holders = tuple(id(b) for b in borrowers)
+            # A borrower that is not a task (an explicit borrower object) may be
+            # released by anyone: the wait is then open.
+            known = all(h in self.all_ids for h in holders)
+            return WaitInfo(
+                WAIT_LIMITER,
+                f"CapacityLimiter.acquire ({stats.borrowed_tokens}/"
+                f"{stats.total_tokens} tokens borrowed)",
+                prim,
+                holders=holders,
+                open=not known or not holders,
+                details={"statistics": stats},
+            )
+        if isinstance(prim, Semaphore):
+            return WaitInfo(
+                WAIT_SEMAPHORE, f"Semaphore.acquire (value {stats.value})" if hasattr(stats, "value") else "Semaphore.acquire",
+                prim, details={"statistics": stats},
+            )
+        return WaitInfo(WAIT_OTHER, f"{type(prim).__name__}.acquire", prim)
+
+    def thread_wait(
+        self, func: Any, status: str, limiter: Any, acquiring: bool
+    ) -> WaitInfo:
+        fname = _callable_name(func)
+        details: dict[str, object] = {"status": status}
+        if acquiring and limiter is not None:
+            text = f"to_thread.run_sync({fname}) waiting for a worker token"
+        else:
+            text = f"to_thread.run_sync({fname}) {status} in a worker thread"
+            where = _worker_frame(func)
+            if where is not None:
+                thread, frame, request = where
+                details["thread"] = thread
+                details["frame"] = f"{_qualname(frame.f_code)} ({frame.f_code.co_filename}:{frame.f_lineno})"
+                if request is not None:
+                    details["from_thread"] = request
+                    text += f", which waits for from_thread.{request}"
+        return WaitInfo(WAIT_THREAD, text, func, details=details)
+
+    all_ids: frozenset[int] = frozenset()
+
+
+def _callable_name(func: Any) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if name is None:
+        inner = getattr(func, "func", None)  # functools.partial
+        if inner is not None:
+            return _callable_name(inner)
+        return type(func).__name__
+    return str(name)
+
+
+def _worker_frame(func: Any) -> tuple[str, types.FrameType, str | None] | None:
+    """The worker thread running `func`: its name, its current frame and, if it
+    waits in from_thread, which call (run / run_sync). Found by matching the
+    outermost frame of each thread's stack with func's code."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return None
+    from . import from_thread
+
+    ft_file = from_thread.__file__
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, top in sys._current_frames().items():
+        frame: types.FrameType | None = top
+        request: str | None = None
+        outer: types.FrameType | None = None
+        while frame is not None:
+            if frame.f_code.co_filename == ft_file and request is None:
+                request = frame.f_code.co_name
+            outer = frame if frame.f_code is code else outer
+            frame = frame.f_back
+        if outer is not None:
+            return names.get(ident, str(ident)), top, request
+    return None
+
+
+def _asyncio_state(task: asyncio.Task[Any], current: Any) -> str:
+    if task is current:
+        return RUNNING
+    if getattr(task, "_fut_waiter", None) is not None:
+        return WAITING
+    return READY
+
+
+def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
+    b = _Builder("asyncio", loop.time())
+    current = asyncio.current_task(loop)
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    b.all_ids = frozenset(id(t) for t in tasks)
+    placement: dict[int, tuple[Any, Any]] = {}  # task id -> (root scope, host task)
+    own_scopes: dict[int, list[Any]] = {}
+    for task in tasks:
+        wrapper = task.get_coro()
+        coro = _cpp.unwrap_coro(wrapper)
+        info = _cpp.task_tree_scopes(task, wrapper, loop)
+        foreign = type(wrapper) is not _cpp.TaskCoro
+        node = TaskNode(id(task), task.get_name(), _asyncio_state(task, current), foreign)
+        if info is not None:
+            scopes, root, host, parent = info
+            node.parent_id = parent
+            own_scopes[id(task)] = scopes
+            if root is not None:
+                placement[id(task)] = (root, host)
+        innermost, frame_wait = b.read_chain(node, coro)
+        core = b.core_wait(innermost) if node.state != RUNNING else None
+        wait = core if core is not None else frame_wait
+        if wait is None and node.state == WAITING:
+            waiter = getattr(task, "_fut_waiter", None)
+            wait = WaitInfo(WAIT_FUTURE, f"{type(waiter).__name__}", waiter)
+        node.wait = wait if node.state != RUNNING else None
+        b.nodes[id(task)] = node
+    # Groups: tasks spawned into the same scope, under the task that entered it.
+    groups: dict[int, GroupNode] = {}
+    placed: set[int] = set()
+    for task_id, (root, host) in placement.items():
+        host_node = b.nodes.get(id(host)) if host is not None else None
+        if host_node is None:
+            continue
+        group = groups.get(id(root))
+        if group is None:
+            group = GroupNode(id(root), None)
+            groups[id(root)] = group
+            host_node.groups.append(group)
+        group.tasks.append(b.nodes[task_id])
+        placed.add(task_id)
+    for task in tasks:
+        node = b.nodes[id(task)]
+        scopes = own_scopes.get(id(task), [])
+        node.scopes = tuple(
+            b.scope_info(s, id(s) if id(s) in groups else None) for s in scopes
+        )
+        order = {id(s): i for i, s in enumerate(scopes)}
+        node.groups.sort(key=lambda g: -order.get(g.id, -1))
+        for group in node.groups:
+            scope = next((s for s in node.scopes if s.id == group.id), None)
+            group.scope = scope
+            group.tasks.sort(key=_node_key)
+        wait = node.wait
+        if wait is not None and wait.kind == WAIT_TASK_GROUP and not wait.holders:
+            group = groups.get(wait.details.get("scope_id", 0))  # type: ignore[arg-type]
+            if group is not None:
+                wait.holders = tuple(t.id for t in group.tasks)
+    roots = sorted((b.nodes[id(t)] for t in tasks if id(t) not in placed), key=_node_key)
+    return _finish(b, roots)
+
+
+def _node_key(node: TaskNode) -> tuple[str, int]:
+    return node.name, node.id
+
+
+# --- Trio ---------------------------------------------------------------------
+
+
+def _trio_state(task: Any, current: Any) -> str:
+    if task is current:
+        return RUNNING
+    if getattr(task, "_next_send_fn", None) is not None:
+        return READY
+    return WAITING
+
+
+def _trio_tree() -> TaskTree:
+    import trio
+
+    b = _Builder("trio", trio.current_time())
+    try:
+        current = trio.lowlevel.current_task()
+    except RuntimeError:  # a run_sync_soon callback (dump_on_signal): no task runs
+        current = None
+    root = trio.lowlevel.current_root_task()
+    all_tasks: list[Any] = []
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        all_tasks.append(task)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    b.all_ids = frozenset(id(t) for t in all_tasks)
+    trio_dir = _internal_dirs()[-1] if len(_internal_dirs()) > 2 else None
+
+    def build(task: Any) -> TaskNode:
+        node = TaskNode(id(task), task.name, _trio_state(task, current))
+        parent_nursery = task.parent_nursery
+        if parent_nursery is not None:
+            node.parent_id = id(parent_nursery.parent_task)
+        innermost, frame_wait = b.read_chain(node, task.coro)
+        core = b.core_wait(innermost) if node.state != RUNNING else None
+        node.wait = None if node.state == RUNNING else (core or frame_wait)
+        if node.wait is None and node.state == WAITING:
+            node.wait = WaitInfo(WAIT_OTHER, f"{type(innermost).__name__}", innermost)
+        # Own scopes: the cancel status chain up to the one the task was
+        # spawned into (its parent nursery's).
+        stop = (
+            getattr(parent_nursery, "_cancel_status", None)
+            if parent_nursery is not None
+            else None
+        )
+        nursery_scopes = {id(n.cancel_scope): id(n) for n in task.child_nurseries}
+        scopes: list[ScopeInfo] = []
+        status = getattr(task, "_cancel_status", None)
+        depth = 0
+        while status is not None and status is not stop and depth < _MAX_CHAIN:
+            scope = status._scope
+            if id(scope) not in b.hidden_scopes:
+                scopes.append(b.scope_info(scope, nursery_scopes.get(id(scope))))
+            status = status._parent
+            depth += 1
+        # trio.sleep() waits in a scope of its own with the sleep's deadline.
+        wait = node.wait
+        if (
+            scopes
+            and wait is not None
+            and wait.kind == WAIT_SLEEP
+            and scopes[0].deadline == wait.until
+            and not scopes[0].shield
+            and not scopes[0].cancel_called
+        ):
+            del scopes[0]
+        node.scopes = tuple(scopes)
+        for nursery in task.child_nurseries:
+            group_scope = next((s for s in scopes if s.task_group == id(nursery)), None)
+            group = GroupNode(id(nursery), group_scope)
+            group.tasks = sorted((build(t) for t in nursery.child_tasks), key=_node_key)
+            node.groups.append(group)
+        return node
+
+    root_node = build(root)
+    # Trio's own machinery (the init task, its system tasks) is left out:
+    # the roots are the main task and the system tasks others started.
+    roots: list[TaskNode] = []
+    pending = [root_node]
+    while pending:
+        node = pending.pop()
+        chain_file = node.await_chain[0] if node.await_chain else ""
+        if trio_dir is not None and trio_dir in chain_file:
+            for group in node.groups:
+                pending.extend(group.tasks)
+        else:
+            roots.append(node)
+    roots.sort(key=_node_key)
+    for node in _walk(roots):
+        b.nodes[node.id] = node
+    return _finish(b, roots)
+
+
+def _walk(roots: list[TaskNode]) -> Iterator[TaskNode]:
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        yield node
+        for group in reversed(node.groups):
+            stack.extend(reversed(group.tasks))
+
+
+# --- deadlocks ----------------------------------------------------------------
+
+
+def _finish(b: _Builder, roots: list[TaskNode]) -> TaskTree:
+    order = {node.id: i for i, node in enumerate(_walk(roots))}
+    nodes = {i: n for i, n in b.nodes.items() if i in order}
+    return TaskTree(b.backend, b.now, roots, _find_deadlocks(nodes, order))
+
+
+def _find_deadlocks(nodes: dict[int, TaskNode], order: dict[int, int]) -> list[Deadlock]:
+    # Tasks that can only be woken by other tasks of the tree.
+    stuck = {
+        i
+        for i, n in nodes.items()
+        if n.wait is not None and not n.wait.open and n.wait.holders
+        and n.state == WAITING
+    }
+    # Greatest fixpoint: drop a task while something outside the stuck set can
+    # end its wait (any holder, or every holder of a task group, not stuck).
+    changed = True
+    while changed:
+        changed = False
+        for i in list(stuck):
+            wait = nodes[i].wait
+            assert wait is not None
+            held = [h in stuck for h in wait.holders]
+            blocked = any(held) if wait.needs_all else all(held)
+            if not blocked:
+                stuck.discard(i)
+                changed = True
+    if not stuck:
+        return []
+
+    def edges(i: int) -> list[int]:
+        wait = nodes[i].wait
+        assert wait is not None
+        return sorted((h for h in wait.holders if h in stuck), key=order.__getitem__)
+
+    # One cycle per strongly connected part, starting at its first task in
+    # tree order (so that reports are stable).
+    deadlocks: list[Deadlock] = []
+    seen: set[int] = set()
+    for start in sorted(stuck, key=order.__getitem__):
+        if start in seen:
+            continue
+        cycle = _cycle_from(start, edges)
+        if cycle is None:
+            continue
+        seen.update(cycle)
+        deadlocks.append(Deadlock(tuple(cycle), tuple(_step(nodes, cycle, k) for k in range(len(cycle)))))
+    return deadlocks
+
+
+def _cycle_from(start: int, edges: Callable[[int], list[int]]) -> list[int] | None:
+    """The shortest path from `start` back to itself, or None."""
+    prev: dict[int, int] = {}
+    frontier = [start]
+    visited = {start}
+    while frontier:
+        nxt: list[int] = []
+        for i in frontier:
+            for j in edges(i):
+                if j == start:
+                    path = [i]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return path[::-1]
+                if j not in visited:
+                    visited.add(j)
+                    prev[j] = i
+                    nxt.append(j)
+        frontier = nxt
+    return None
+
+
+def _step(nodes: dict[int, TaskNode], cycle: list[int], k: int) -> str:
+    node = nodes[cycle[k]]
+    target = nodes[cycle[(k + 1) % len(cycle)]]
+    wait = node.wait
+    assert wait is not None
+    if wait.kind == WAIT_TASK_GROUP:
+        what = f"waits for its task group's task {_label(target)}"
+    else:
+        holds = "holds" if wait.kind == WAIT_LOCK else "borrows from"
+        what = f"waits in {wait.description.split(' (')[0]}; {_label(target)} {holds} it"
+    return f"{_label(node)} {what}"
+
+
+def _label(node: TaskNode, show_ids: bool = True) -> str:
+    return f"{node.name!r} #{node.id}" if show_ids else repr(node.name)
+
+
+# --- public functions ---------------------------------------------------------
+
+
+def get_task_tree() -> TaskTree:
+    """A snapshot of every task of the event loop running in this thread.
+
+    Reads what exists anyway (no hot path records anything for it). Must be
+    called from a task of the loop (or a callback running in its thread).
+
+    :raises NoEventLoopError: outside any event loop
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        return _asyncio_tree(loop)
+    from ._backend import current_backend
+
+    current_backend()  # raises NoEventLoopError outside any loop
+    return _trio_tree()
+
+
+def _fmt_seconds(value: float, show_times: bool) -> str:
+    if not show_times:
+        return "…s"
+    return f"{value:.2f}s"
+
+
+def _fmt_scope(scope: ScopeInfo, show_ids: bool, show_times: bool) -> str:
+    parts = ["task group scope" if scope.task_group is not None else "cancel scope"]
+    if show_ids:
+        parts[0] += f" #{scope.id}"
+    if scope.time_left is not None:
+        if scope.time_left >= 0:
+            parts.append(f"deadline in {_fmt_seconds(scope.time_left, show_times)}")
+        else:
+            parts.append(f"deadline passed {_fmt_seconds(-scope.time_left, show_times)} ago")
+    if scope.elapsed is not None:
+        parts.append(f"entered {_fmt_seconds(scope.elapsed, show_times)} ago")
+    if scope.shield:
+        parts.append("shielded")
+    if scope.cancel_called:
+        by = f" by {scope.cancelled_by}" if scope.cancelled_by else ""
+        parts.append(f"cancelled{by}")
+    return ", ".join(parts)
+
+
+def _fmt_wait(node: TaskNode, labels: dict[int, str], tree: TaskTree, show_ids: bool, show_times: bool) -> str:
+    wait = node.wait
+    if wait is None:
+        return ""
+    text = wait.description
+    if wait.kind == WAIT_SLEEP and wait.until is not None and wait.until != math.inf:
+        text += f" +{_fmt_seconds(wait.until - tree.time, show_times)}"
+    if wait.kind in (WAIT_LOCK, WAIT_LIMITER) and wait.holders:
+        who = ", ".join(labels.get(h, "another owner") for h in wait.holders)
+        text += f", held by {who}"
+    if wait.kind == WAIT_TASK_GROUP:
+        text = f"task group exit, {len(wait.holders)} task(s) left"
+    return text
+
+
+def format_task_tree(
+    tree: TaskTree, *, show_ids: bool = True, show_times: bool = True
+) -> str:
+    """The tree as text, one line per task, scope and task group.
+
+    :param show_ids: print the ids of tasks and scopes (off: stable output)
+    :param show_times: print times (off: ``…s`` instead, stable output)
+    """
+    labels = {n.id: _label(n, show_ids) for n in tree.tasks()}
+    lines = [f"Task tree ({tree.backend}): {len(labels)} task(s)"]
+
+    def emit(node: TaskNode, depth: int) -> None:
+        pad = "  " * depth
+        head = f"{pad}task {labels[node.id]} {node.state}"
+        if node.foreign:
+            head += " (not spawned by anyio)"
+        if node.location:
+            head += f" in {node.location}()"
+        wait = _fmt_wait(node, labels, tree, show_ids, show_times)
+        if wait:
+            head += f": {wait}"
+        if node.idle is not None:
+            head += f" (idle {_fmt_seconds(node.idle, show_times)})"
+        lines.append(head)
+        for scope in node.scopes:
+            lines.append(f"{pad}  - {_fmt_scope(scope, show_ids, show_times)}")
+        for group in node.groups:
+            gid = f" #{group.id}" if show_ids else ""
+            lines.append(f"{pad}  task group{gid}:")
+            for child in group.tasks:
+                emit(child, depth + 2)
+
+    for root in tree.roots:
+        emit(root, 0)
+    for deadlock in tree.deadlocks:
+        lines.append(f"DEADLOCK between {len(deadlock.task_ids)} tasks:")
+        for step in deadlock.steps:
+            if not show_ids:
+                step = _strip_ids(step)
+            lines.append(f"  {step}")
+    return "\n".join(lines) + "\n"
+
+
+def _strip_ids(text: str) -> str:
+    import re
+
+    return re.sub(r" #\d+", "", text)
+
+
+def print_task_tree(file: IO[str] | None = None) -> None:
+    """Take a snapshot and write it as text to `file` (default: stdout)."""
+    text = format_task_tree(get_task_tree())
+    (file if file is not None else sys.stdout).write(text)
+
+
+def dump_on_signal(
+    signum: int, file: IO[str] | None = None
+) -> Callable[[], None]:
+    """Write the task tree to `file` (default: ``sys.stderr``) whenever the
+    process receives `signum`; for a process that hangs in production.
+
+    Must be called from the event loop's thread, while it runs; the handler is
+    installed with ``signal.signal`` and the dump runs in the loop thread
+    between two steps (asyncio: a ``call_soon_threadsafe`` callback; Trio: a
+    system task woken through the run's token). Returns a function that
+    restores the previous handler.
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        def schedule() -> None:
+            loop.call_soon_threadsafe(write)
+    else:
+        from ._backend import current_backend
+
+        current_backend()
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def schedule() -> None:
+            token.run_sync_soon(write)
+
+    def write() -> None:
+        out = file if file is not None else sys.stderr
+        try:
+            out.write(format_task_tree(get_task_tree()))
+            out.flush()
+        except Exception as exc:  # a dump must never take the program down
+            out.write(f"task tree dump failed: {exc!r}\n")
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        schedule()
+
+    previous = signal.signal(signum, handler)
+
+    def remove() -> None:
+        signal.signal(signum, previous)
+
+    return remove
