@@ -423,6 +423,9 @@ class _Builder:
         delay = local.get("delay")
         when = getattr(handle, "when", None)
         until = when() if when is not None else None
+        if isinstance(delay, (int, float)) and not math.isfinite(delay):
+            # The loop clamps an infinite delay to a far timer: never wakes.
+            return self.sleep_info(math.inf)
         if until is not None and isinstance(delay, (int, float)):
             node.idle = max(self.now - (until - delay), 0.0)
         return self.sleep_info(until)
@@ -574,6 +577,20 @@ def _worker_frame(func: Any) -> tuple[str, types.FrameType, str | None] | None:
     return None
 
 
+def _pick_wait(
+    b: _Builder, node: TaskNode, innermost: Any, frame_wait: WaitInfo | None
+) -> WaitInfo | None:
+    """The wait to report: a condition (whose event or lock the core sees) as
+    a condition, else what the core says of the innermost awaitable, else
+    what a recognised frame says."""
+    if node.state == RUNNING:
+        return None
+    if frame_wait is not None and frame_wait.kind == WAIT_CONDITION:
+        return frame_wait
+    core = b.core_wait(innermost)
+    return core if core is not None else frame_wait
+
+
 def _asyncio_state(task: asyncio.Task[Any], current: Any) -> str:
     if task is current:
         return RUNNING
@@ -602,8 +619,7 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
             if root is not None:
                 placement[id(task)] = (root, host)
         innermost, frame_wait = b.read_chain(node, coro)
-        core = b.core_wait(innermost) if node.state != RUNNING else None
-        wait = core if core is not None else frame_wait
+        wait = _pick_wait(b, node, innermost, frame_wait)
         if wait is None and node.state == WAITING:
             waiter = getattr(task, "_fut_waiter", None)
             wait = WaitInfo(WAIT_FUTURE, f"{type(waiter).__name__}", waiter)
@@ -684,8 +700,7 @@ def _trio_tree() -> TaskTree:
         if parent_nursery is not None:
             node.parent_id = id(parent_nursery.parent_task)
         innermost, frame_wait = b.read_chain(node, task.coro)
-        core = b.core_wait(innermost) if node.state != RUNNING else None
-        node.wait = None if node.state == RUNNING else (core or frame_wait)
+        node.wait = _pick_wait(b, node, innermost, frame_wait)
         if node.wait is None and node.state == WAITING:
             node.wait = WaitInfo(WAIT_OTHER, f"{type(innermost).__name__}", innermost)
         # Own scopes: the cancel status chain up to the one the task was
