@@ -8,7 +8,6 @@ import io
 import math
 import os
 import signal
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,7 +30,6 @@ from anyio import (
     wait_all_tasks_blocked,
 )
 from anyio.lowlevel import (
-    TaskNode,
     TaskTree,
     checkpoint,
     dump_on_signal,
@@ -39,8 +37,6 @@ from anyio.lowlevel import (
     get_task_tree,
     print_task_tree,
 )
-
-
 
 
 async def snapshot_when_blocked() -> TaskTree:
@@ -359,7 +355,9 @@ async def test_many_parked_tasks() -> None:
         for _ in range(count):
             tg.start_soon(event.wait)
         tree = await snapshot_when_blocked()
-        waiting = [n for n in tree.tasks() if n.wait is not None and n.wait.kind == "event"]
+        waiting = [
+            n for n in tree.tasks() if n.wait is not None and n.wait.kind == "event"
+        ]
         assert len(waiting) == count
         event.set()
 
@@ -415,7 +413,9 @@ LOOPS = ["asyncio", "uvloop"]
 
 
 @pytest.fixture(params=LOOPS)
-def plain_run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
+def plain_run(
+    request: pytest.FixtureRequest,
+) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
     def runner(func: Callable[[], Awaitable[Any]]) -> Any:
         async def main() -> Any:
             return await func()
@@ -432,7 +432,9 @@ def plain_run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitabl
     return runner
 
 
-def test_foreign_tasks(plain_run: Callable[[Callable[[], Awaitable[Any]]], Any]) -> None:
+def test_foreign_tasks(
+    plain_run: Callable[[Callable[[], Awaitable[Any]]], Any],
+) -> None:
     async def body() -> TaskTree:
         event = Event()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -472,4 +474,3 @@ def test_foreign_tasks(plain_run: Callable[[Callable[[], Awaitable[Any]]], Any])
     assert sleeping.wait is not None and sleeping.wait.kind == "sleep"
     assert any("sleep" in step for step in sleeping.await_chain)
     assert "(not spawned by anyio)" in format_task_tree(tree)
-

@@ -314,6 +314,9 @@ class _Builder:
         # Scopes that are the machinery's, not the program's: the scope Trio
         # task handles run their task in (shown only once cancelled).
         self.hidden_scopes: set[int] = set()
+        self.labels: dict[tuple[types.CodeType, int], tuple[str, str | None]] = {}
+        # Tasks parked on the same primitive share its WaitInfo.
+        self.waits: dict[tuple[str, int], WaitInfo] = {}
 
     def scope_info(self, scope: Any, group: int | None = None) -> ScopeInfo:
         deadline = scope.deadline
@@ -358,20 +361,34 @@ class _Builder:
         location: str | None = None
         frame_wait: WaitInfo | None = None
         codes = self.codes
+        labels = self.labels
         for obj in chain:
             frame = _frame_of(obj)
             if frame is None:
                 names.append(type(obj).__qualname__)
                 continue
             code = frame.f_code
-            qual = _qualname(code)
-            names.append(f"{qual} ({code.co_filename}:{frame.f_lineno})")
-            if not code.co_filename.startswith(self.internal):
-                location = qual
+            # Parked tasks mostly share their frames' code and line: their
+            # labels are made once per snapshot.
+            key = (code, frame.f_lineno)
+            label = labels.get(key)
+            if label is None:
+                qual = _qualname(code)
+                internal = code.co_filename.startswith(self.internal)
+                label = labels[key] = (
+                    f"{qual} ({code.co_filename}:{frame.f_lineno})",
+                    None if internal else qual,
+                )
+            names.append(label[0])
+            if label[1] is not None:
+                location = label[1]
             if code is codes.condition_wait:
                 cond = frame.f_locals.get("self")
                 frame_wait = WaitInfo(
-                    WAIT_CONDITION, "Condition.wait", cond, open=True,
+                    WAIT_CONDITION,
+                    "Condition.wait",
+                    cond,
+                    open=True,
                     details={"statistics": cond.statistics()} if cond else {},
                 )
             elif code is codes.tg_exit:
@@ -387,7 +404,7 @@ class _Builder:
             elif code is codes.trio_nursery_wait and codes.trio_nursery_wait:
                 nursery = frame.f_locals.get("self")
                 frame_wait = self.nursery_wait(nursery)
-        node.coroutine = names[0].split(" (", 1)[0] if names else ""
+        node.coroutine = names[0].partition(" (")[0] if names else ""
         node.await_chain = tuple(names)
         # A running task's chain ends where it last awaited: no location.
         node.location = location if node.state != RUNNING else None
@@ -464,6 +481,14 @@ class _Builder:
                 return WaitInfo(WAIT_CHECKPOINT, "checkpoint")
             return None
         kind = what[0]
+        key = (kind, id(what[1]))
+        shared = self.waits.get(key)
+        if shared is None:
+            shared = self.waits[key] = self.make_core_wait(what)
+        return shared
+
+    def make_core_wait(self, what: tuple[Any, ...]) -> WaitInfo:
+        kind = what[0]
         if kind == "event":
             event = what[1]
             return WaitInfo(WAIT_EVENT, "Event.wait", event, details={})
@@ -493,10 +518,14 @@ class _Builder:
         stats = prim.statistics()
         if isinstance(prim, Lock):
             owner = prim._owner
-            holders = (id(owner),) if owner is not None else ()
+            holders: tuple[int, ...] = (id(owner),) if owner is not None else ()
             return WaitInfo(
-                WAIT_LOCK, "Lock.acquire", prim, holders=holders,
-                open=owner is None, details={"statistics": stats},
+                WAIT_LOCK,
+                "Lock.acquire",
+                prim,
+                holders=holders,
+                open=owner is None,
+                details={"statistics": stats},
             )
         if isinstance(prim, CapacityLimiter):
             borrowers = prim._borrowers
@@ -515,8 +544,12 @@ class _Builder:
             )
         if isinstance(prim, Semaphore):
             return WaitInfo(
-                WAIT_SEMAPHORE, f"Semaphore.acquire (value {stats.value})" if hasattr(stats, "value") else "Semaphore.acquire",
-                prim, details={"statistics": stats},
+                WAIT_SEMAPHORE,
+                f"Semaphore.acquire (value {stats.value})"
+                if hasattr(stats, "value")
+                else "Semaphore.acquire",
+                prim,
+                details={"statistics": stats},
             )
         return WaitInfo(WAIT_OTHER, f"{type(prim).__name__}.acquire", prim)
 
@@ -533,7 +566,9 @@ class _Builder:
             if where is not None:
                 thread, frame, request = where
                 details["thread"] = thread
-                details["frame"] = f"{_qualname(frame.f_code)} ({frame.f_code.co_filename}:{frame.f_lineno})"
+                details["frame"] = (
+                    f"{_qualname(frame.f_code)} ({frame.f_code.co_filename}:{frame.f_lineno})"
+                )
                 if request is not None:
                     details["from_thread"] = request
                     text += f", which waits for from_thread.{request}"
@@ -611,7 +646,9 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
         coro = _cpp.unwrap_coro(wrapper)
         info = _cpp.task_tree_scopes(task, wrapper, loop)
         foreign = type(wrapper) is not _cpp.TaskCoro
-        node = TaskNode(id(task), task.get_name(), _asyncio_state(task, current), foreign)
+        node = TaskNode(
+            id(task), task.get_name(), _asyncio_state(task, current), foreign
+        )
         if info is not None:
             scopes, root, host, parent = info
             node.parent_id = parent
@@ -653,10 +690,13 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
             group.tasks.sort(key=_node_key)
         wait = node.wait
         if wait is not None and wait.kind == WAIT_TASK_GROUP and not wait.holders:
-            group = groups.get(wait.details.get("scope_id", 0))  # type: ignore[arg-type]
+            scope_id = wait.details.get("scope_id")
+            group = groups.get(scope_id) if isinstance(scope_id, int) else None
             if group is not None:
                 wait.holders = tuple(t.id for t in group.tasks)
-    roots = sorted((b.nodes[id(t)] for t in tasks if id(t) not in placed), key=_node_key)
+    roots = sorted(
+        (b.nodes[id(t)] for t in tasks if id(t) not in placed), key=_node_key
+    )
     return _finish(b, roots)
 
 
@@ -685,7 +725,7 @@ def _trio_tree() -> TaskTree:
         current = None
     root = trio.lowlevel.current_root_task()
     all_tasks: list[Any] = []
-    stack = [root]
+    stack: list[Any] = [root]
     while stack:
         task = stack.pop()
         all_tasks.append(task)
@@ -776,12 +816,16 @@ def _finish(b: _Builder, roots: list[TaskNode]) -> TaskTree:
     return TaskTree(b.backend, b.now, roots, _find_deadlocks(nodes, order))
 
 
-def _find_deadlocks(nodes: dict[int, TaskNode], order: dict[int, int]) -> list[Deadlock]:
+def _find_deadlocks(
+    nodes: dict[int, TaskNode], order: dict[int, int]
+) -> list[Deadlock]:
     # Tasks that can only be woken by other tasks of the tree.
     stuck = {
         i
         for i, n in nodes.items()
-        if n.wait is not None and not n.wait.open and n.wait.holders
+        if n.wait is not None
+        and not n.wait.open
+        and n.wait.holders
         and n.state == WAITING
     }
     # Greatest fixpoint: drop a task while something outside the stuck set can
@@ -816,7 +860,11 @@ def _find_deadlocks(nodes: dict[int, TaskNode], order: dict[int, int]) -> list[D
         if cycle is None:
             continue
         seen.update(cycle)
-        deadlocks.append(Deadlock(tuple(cycle), tuple(_step(nodes, cycle, k) for k in range(len(cycle)))))
+        deadlocks.append(
+            Deadlock(
+                tuple(cycle), tuple(_step(nodes, cycle, k) for k in range(len(cycle)))
+            )
+        )
     return deadlocks
 
 
@@ -851,7 +899,9 @@ def _step(nodes: dict[int, TaskNode], cycle: list[int], k: int) -> str:
         what = f"waits for its task group's task {_label(target)}"
     else:
         holds = "holds" if wait.kind == WAIT_LOCK else "borrows from"
-        what = f"waits in {wait.description.split(' (')[0]}; {_label(target)} {holds} it"
+        what = (
+            f"waits in {wait.description.split(' (')[0]}; {_label(target)} {holds} it"
+        )
     return f"{_label(node)} {what}"
 
 
@@ -893,9 +943,9 @@ def _fmt_scope(scope: ScopeInfo, show_ids: bool, show_times: bool) -> str:
         if scope.time_left >= 0:
             parts.append(f"deadline in {_fmt_seconds(scope.time_left, show_times)}")
         else:
-            parts.append(f"deadline passed {_fmt_seconds(-scope.time_left, show_times)} ago")
-    if scope.elapsed is not None:
-        parts.append(f"entered {_fmt_seconds(scope.elapsed, show_times)} ago")
+            parts.append(
+                f"deadline passed {_fmt_seconds(-scope.time_left, show_times)} ago"
+            )
     if scope.shield:
         parts.append("shielded")
     if scope.cancel_called:
@@ -904,7 +954,13 @@ def _fmt_scope(scope: ScopeInfo, show_ids: bool, show_times: bool) -> str:
     return ", ".join(parts)
 
 
-def _fmt_wait(node: TaskNode, labels: dict[int, str], tree: TaskTree, show_ids: bool, show_times: bool) -> str:
+def _fmt_wait(
+    node: TaskNode,
+    labels: dict[int, str],
+    tree: TaskTree,
+    show_ids: bool,
+    show_times: bool,
+) -> str:
     wait = node.wait
     if wait is None:
         return ""
@@ -928,7 +984,7 @@ def format_task_tree(
     :param show_times: print times (off: ``…s`` instead, stable output)
     """
     labels = {n.id: _label(n, show_ids) for n in tree.tasks()}
-    lines = [f"Task tree ({tree.backend}): {len(labels)} task(s)"]
+    lines = [f"Task tree: {len(labels)} task(s)"]
 
     def emit(node: TaskNode, depth: int) -> None:
         pad = "  " * depth
@@ -974,9 +1030,7 @@ def print_task_tree(file: IO[str] | None = None) -> None:
     (file if file is not None else sys.stdout).write(text)
 
 
-def dump_on_signal(
-    signum: int, file: IO[str] | None = None
-) -> Callable[[], None]:
+def dump_on_signal(signum: int, file: IO[str] | None = None) -> Callable[[], None]:
     """Write the task tree to `file` (default: ``sys.stderr``) whenever the
     process receives `signum`; for a process that hangs in production.
 
@@ -988,6 +1042,7 @@ def dump_on_signal(
     """
     loop = _get_running_loop()
     if loop is not None:
+
         def schedule() -> None:
             loop.call_soon_threadsafe(write)
     else:
