@@ -626,14 +626,6 @@ def _pick_wait(
     return core if core is not None else frame_wait
 
 
-def _asyncio_state(task: asyncio.Task[Any], current: Any) -> str:
-    if task is current:
-        return RUNNING
-    if getattr(task, "_fut_waiter", None) is not None:
-        return WAITING
-    return READY
-
-
 def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
     b = _Builder("asyncio", loop.time())
     current = asyncio.current_task(loop)
@@ -641,13 +633,20 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
     b.all_ids = frozenset(id(t) for t in tasks)
     placement: dict[int, tuple[Any, Any]] = {}  # task id -> (root scope, host task)
     own_scopes: dict[int, list[Any]] = {}
+    task_coro = _cpp.TaskCoro
+    unwrap, scopes_of = _cpp.unwrap_coro, _cpp.task_tree_scopes
     for task in tasks:
         wrapper = task.get_coro()
-        coro = _cpp.unwrap_coro(wrapper)
-        info = _cpp.task_tree_scopes(task, wrapper, loop)
-        foreign = type(wrapper) is not _cpp.TaskCoro
+        coro = unwrap(wrapper)
+        info = scopes_of(task, wrapper, loop)
+        if task is current:
+            state = RUNNING
+        elif task._fut_waiter is not None:  # type: ignore[attr-defined]
+            state = WAITING
+        else:
+            state = READY
         node = TaskNode(
-            id(task), task.get_name(), _asyncio_state(task, current), foreign
+            id(task), task.get_name(), state, type(wrapper) is not task_coro
         )
         if info is not None:
             scopes, root, host, parent = info
@@ -676,18 +675,22 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
             host_node.groups.append(group)
         group.tasks.append(b.nodes[task_id])
         placed.add(task_id)
-    for task in tasks:
-        node = b.nodes[id(task)]
-        scopes = own_scopes.get(id(task), [])
+    # Scopes and group order, for the tasks that have scopes at all.
+    for task_id, scopes in own_scopes.items():
+        if not scopes:
+            continue
+        node = b.nodes[task_id]
         node.scopes = tuple(
             b.scope_info(s, id(s) if id(s) in groups else None) for s in scopes
         )
-        order = {id(s): i for i, s in enumerate(scopes)}
-        node.groups.sort(key=lambda g: -order.get(g.id, -1))
-        for group in node.groups:
-            scope = next((s for s in node.scopes if s.id == group.id), None)
-            group.scope = scope
-            group.tasks.sort(key=_node_key)
+        if node.groups:
+            order = {id(s): i for i, s in enumerate(scopes)}
+            node.groups.sort(key=lambda g: -order.get(g.id, -1))
+            for group in node.groups:
+                group.scope = next((s for s in node.scopes if s.id == group.id), None)
+    for group in groups.values():
+        group.tasks.sort(key=_node_key)
+    for node in b.nodes.values():
         wait = node.wait
         if wait is not None and wait.kind == WAIT_TASK_GROUP and not wait.holders:
             scope_id = wait.details.get("scope_id")
