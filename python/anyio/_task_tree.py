@@ -13,7 +13,10 @@ the sleep functions (the timer handle, the deadline).
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import math
+import operator
 import signal
 import sys
 import threading
@@ -223,40 +226,18 @@ def _internal_dirs() -> tuple[str, ...]:
     return _INTERNAL_DIRS
 
 
-def _next_await(obj: Any) -> Any:
-    tp = type(obj)
-    if tp is types.CoroutineType:
-        return obj.cr_await
-    if tp is types.GeneratorType:
-        return obj.gi_yieldfrom
-    if tp is types.AsyncGeneratorType:
-        return obj.ag_await
-    return None
-
-
-def _frame_of(obj: Any) -> types.FrameType | None:
-    tp = type(obj)
-    if tp is types.CoroutineType:
-        return obj.cr_frame  # type: ignore[no-any-return]
-    if tp is types.GeneratorType:
-        return obj.gi_frame  # type: ignore[no-any-return]
-    if tp is types.AsyncGeneratorType:
-        return obj.ag_frame  # type: ignore[no-any-return]
-    return None
-
-
 def _qualname(code: types.CodeType) -> str:
     return getattr(code, "co_qualname", code.co_name)
 
 
-def _chain(coro: Any) -> list[Any]:
-    """The await chain from `coro` down to the innermost awaitable."""
-    chain = [coro]
-    obj = _next_await(coro)
-    while obj is not None and len(chain) < _MAX_CHAIN:
-        chain.append(obj)
-        obj = _next_await(obj)
-    return chain
+# Tags of the recognised codes: their positions in _Codes.tagged, which the
+# C++ pass reports back with the frames that run them.
+_TAG_CONDITION = 0
+_TAG_TG_EXIT = 1
+_TAG_ASYNCIO_SLEEP = 2
+_TAG_TRIO_SLEEP = 3
+_TAG_TRIO_SLEEP_UNTIL = 4
+_TAG_TRIO_NURSERY_WAIT = 5
 
 
 class _Codes:
@@ -267,26 +248,36 @@ class _Codes:
         from ._sync import Condition
         from ._taskgroup import TaskGroup
 
-        self.condition_wait = Condition.wait.__code__
-        self.tg_exit = TaskGroup._asyncio_exit.__code__
-        self.asyncio_sleep = asyncio.sleep.__code__
-        self.trio_sleep: types.CodeType | None = None
-        self.trio_sleep_until: types.CodeType | None = None
-        self.trio_nursery_wait: types.CodeType | None = None
-        self.trio_child: types.CodeType | None = None
+        trio_sleep: types.CodeType | None = None
+        trio_sleep_until: types.CodeType | None = None
+        trio_nursery_wait: types.CodeType | None = None
+        trio_child: types.CodeType | None = None
+        self.trio_loaded = False
         trio = sys.modules.get("trio")
         if trio is not None:
             from ._taskgroup import _run_trio_child
 
-            self.trio_child = _run_trio_child.__code__
-            self.trio_sleep = trio.sleep.__code__
-            self.trio_sleep_until = trio.sleep_until.__code__
+            self.trio_loaded = True
+            trio_child = _run_trio_child.__code__
+            trio_sleep = trio.sleep.__code__
+            trio_sleep_until = trio.sleep_until.__code__
             try:
                 from trio._core._run import Nursery
 
-                self.trio_nursery_wait = Nursery._nested_child_finished.__code__
+                trio_nursery_wait = Nursery._nested_child_finished.__code__
             except (ImportError, AttributeError):  # a Trio without it: no group waits
                 pass
+        # In _TAG_* order.
+        self.tagged: tuple[types.CodeType | None, ...] = (
+            Condition.wait.__code__,
+            TaskGroup._asyncio_exit.__code__,
+            asyncio.sleep.__code__,
+            trio_sleep,
+            trio_sleep_until,
+            trio_nursery_wait,
+        )
+        # The outermost frame of every task anyio spawns on Trio.
+        self.trio_child = trio_child
 
 
 _codes: _Codes | None = None
@@ -294,7 +285,7 @@ _codes: _Codes | None = None
 
 def _get_codes() -> _Codes:
     global _codes
-    if _codes is None or (_codes.trio_sleep is None and "trio" in sys.modules):
+    if _codes is None or (not _codes.trio_loaded and "trio" in sys.modules):
         _codes = _Codes()
     return _codes
 
@@ -311,29 +302,39 @@ class _Builder:
         self.codes = _get_codes()
         self.internal = _internal_dirs()
         self.nodes: dict[int, TaskNode] = {}
-        # Scopes that are the machinery's, not the program's: the scope Trio
-        # task handles run their task in (shown only once cancelled).
-        self.hidden_scopes: set[int] = set()
-        self.labels: dict[tuple[types.CodeType, int], tuple[str, str | None]] = {}
         # Tasks parked on the same primitive share its WaitInfo.
         self.waits: dict[tuple[str, int], WaitInfo] = {}
+        self.task_ids: Callable[[], frozenset[int]] = frozenset
 
-    def scope_info(self, scope: Any, group: int | None = None) -> ScopeInfo:
+    def label(self, code: types.CodeType, line: int) -> tuple[str, str | None, str]:
+        """The text of one frame of a chain, its location (None inside anyio,
+        asyncio and trio) and its qualified name; the C++ pass asks once per
+        code and line."""
+        qual = _qualname(code)
+        internal = code.co_filename.startswith(self.internal)
+        return f"{qual} ({code.co_filename}:{line})", None if internal else qual, qual
+
+    def asyncio_scope(self, row: tuple[Any, ...], group: int | None) -> ScopeInfo:
+        scope, deadline, shield, called, reached, reason, created = row
+        has_deadline = deadline != math.inf
+        by = ("deadline" if reached else reason) if called else None
+        return ScopeInfo(
+            id(scope),
+            deadline if has_deadline else None,
+            deadline - self.now if has_deadline else None,
+            shield,
+            called,
+            by,
+            None if created is None else self.now - created,
+            group,
+        )
+
+    def trio_scope(self, scope: Any, group: int | None) -> ScopeInfo:
         deadline = scope.deadline
         has_deadline = deadline != math.inf
         cancelled_by: str | None = None
-        elapsed: float | None = None
-        if self.backend == "asyncio":
-            if scope.cancel_called:
-                reached = scope._deadline_reached
-                reason = scope._reason
-                cancelled_by = (
-                    "deadline" if reached else (reason if reason is not None else None)
-                )
-            created = _cpp.task_tree_scope_created_at(scope)
-            if created is not None:
-                elapsed = self.now - created
-        elif scope.cancel_called:
+        called = bool(scope.cancel_called)
+        if called:
             reason = getattr(scope, "_cancel_reason", None)
             source = getattr(reason, "source", None)
             if source == "deadline" or (
@@ -347,68 +348,67 @@ class _Builder:
             deadline if has_deadline else None,
             deadline - self.now if has_deadline else None,
             bool(scope.shield),
-            bool(scope.cancel_called),
+            called,
             cancelled_by,
-            elapsed,
+            None,
             group,
         )
 
-    def read_chain(self, node: TaskNode, coro: Any) -> Any:
-        """Fills in the node's chain fields; returns the innermost awaitable
-        and the wait a recognised frame of the chain tells of (or None)."""
-        chain = _chain(coro)
-        names: list[str] = []
-        location: str | None = None
+    def wait_of(
+        self, state: str, innermost: Any, core: Any, marks: Any
+    ) -> tuple[WaitInfo | None, float | None]:
+        """What a task that is not running waits on, and how long it has been
+        idle if known: a condition (whose event or lock the core sees) as a
+        condition, else what the core says of the innermost awaitable, else
+        what a recognised frame of the chain says."""
         frame_wait: WaitInfo | None = None
-        codes = self.codes
-        labels = self.labels
-        for obj in chain:
-            frame = _frame_of(obj)
-            if frame is None:
-                names.append(type(obj).__qualname__)
-                continue
-            code = frame.f_code
-            # Parked tasks mostly share their frames' code and line: their
-            # labels are made once per snapshot.
-            key = (code, frame.f_lineno)
-            label = labels.get(key)
-            if label is None:
-                qual = _qualname(code)
-                internal = code.co_filename.startswith(self.internal)
-                label = labels[key] = (
-                    f"{qual} ({code.co_filename}:{frame.f_lineno})",
-                    None if internal else qual,
-                )
-            names.append(label[0])
-            if label[1] is not None:
-                location = label[1]
-            if code is codes.condition_wait:
+        idle: float | None = None
+        if marks is not None:
+            frame_wait, idle = self.frame_wait(marks)
+        if frame_wait is not None and frame_wait.kind == WAIT_CONDITION:
+            return frame_wait, idle
+        if core is not None:
+            return self.core_wait(core), idle
+        if frame_wait is not None:
+            return frame_wait, idle
+        tp = type(innermost)
+        if tp.__name__ == "Checkpoint" and tp.__module__ == "anyio._cpp":
+            return WaitInfo(WAIT_CHECKPOINT, "checkpoint"), idle
+        return None, idle
+
+    def core_wait(self, core: tuple[Any, ...]) -> WaitInfo:
+        """What the core says a task waits on; tasks parked on the same
+        primitive share one WaitInfo."""
+        key = (core[0], id(core[1]))
+        shared = self.waits.get(key)
+        if shared is None:
+            shared = self.waits[key] = self.make_core_wait(core)
+        return shared
+
+    def frame_wait(
+        self, marks: tuple[tuple[int, types.FrameType], ...]
+    ) -> tuple[WaitInfo | None, float | None]:
+        wait: WaitInfo | None = None
+        idle: float | None = None
+        for tag, frame in marks:
+            if tag == _TAG_CONDITION:
                 cond = frame.f_locals.get("self")
-                frame_wait = WaitInfo(
+                wait = WaitInfo(
                     WAIT_CONDITION,
                     "Condition.wait",
                     cond,
                     open=True,
                     details={"statistics": cond.statistics()} if cond else {},
                 )
-            elif code is codes.tg_exit:
-                frame_wait = self.group_wait(frame.f_locals.get("self"))
-            elif code is codes.asyncio_sleep:
-                frame_wait = self.asyncio_sleep(node, frame)
-            elif code is codes.trio_sleep_until or code is codes.trio_sleep:
-                frame_wait = self.trio_sleep(node, frame, frame_wait)
-            elif code is codes.trio_child and codes.trio_child:
-                scope = frame.f_locals.get("scope")
-                if scope is not None and not scope.cancel_called:
-                    self.hidden_scopes.add(id(scope))
-            elif code is codes.trio_nursery_wait and codes.trio_nursery_wait:
-                nursery = frame.f_locals.get("self")
-                frame_wait = self.nursery_wait(nursery)
-        node.coroutine = names[0].partition(" (")[0] if names else ""
-        node.await_chain = tuple(names)
-        # A running task's chain ends where it last awaited: no location.
-        node.location = location if node.state != RUNNING else None
-        return chain[-1], frame_wait
+            elif tag == _TAG_TG_EXIT:
+                wait = self.group_wait(frame.f_locals.get("self"))
+            elif tag == _TAG_ASYNCIO_SLEEP:
+                wait, idle = self.asyncio_sleep(frame)
+            elif tag == _TAG_TRIO_SLEEP or tag == _TAG_TRIO_SLEEP_UNTIL:
+                wait, idle = self.trio_sleep(frame, wait, idle)
+            elif tag == _TAG_TRIO_NURSERY_WAIT:
+                wait = self.nursery_wait(frame.f_locals.get("self"))
+        return wait, idle
 
     # -- waits recognised from frames --
 
@@ -434,7 +434,7 @@ class _Builder:
             open=False,
         )
 
-    def asyncio_sleep(self, node: TaskNode, frame: types.FrameType) -> WaitInfo:
+    def asyncio_sleep(self, frame: types.FrameType) -> tuple[WaitInfo, float | None]:
         local = frame.f_locals
         handle = local.get("h")
         delay = local.get("delay")
@@ -442,25 +442,26 @@ class _Builder:
         until = when() if when is not None else None
         if isinstance(delay, (int, float)) and not math.isfinite(delay):
             # The loop clamps an infinite delay to a far timer: never wakes.
-            return self.sleep_info(math.inf)
+            return self.sleep_info(math.inf), None
+        idle: float | None = None
         if until is not None and isinstance(delay, (int, float)):
-            node.idle = max(self.now - (until - delay), 0.0)
-        return self.sleep_info(until)
+            idle = max(self.now - (until - delay), 0.0)
+        return self.sleep_info(until), idle
 
     def trio_sleep(
-        self, node: TaskNode, frame: types.FrameType, outer: WaitInfo | None
-    ) -> WaitInfo:
+        self, frame: types.FrameType, outer: WaitInfo | None, idle: float | None
+    ) -> tuple[WaitInfo, float | None]:
         local = frame.f_locals
         if "deadline" in local:
             until = local["deadline"]
             if outer is not None and outer.details.get("seconds") is not None:
                 seconds = outer.details["seconds"]
                 if isinstance(seconds, (int, float)) and math.isfinite(until):
-                    node.idle = max(self.now - (until - seconds), 0.0)
-            return self.sleep_info(until)
+                    idle = max(self.now - (until - seconds), 0.0)
+            return self.sleep_info(until), idle
         info = self.sleep_info(None)
         info.details["seconds"] = local.get("seconds")
-        return info
+        return info, idle
 
     def sleep_info(self, until: float | None) -> WaitInfo:
         if until is None:
@@ -472,20 +473,6 @@ class _Builder:
         return WaitInfo(WAIT_SLEEP, text, until=until, open=False)
 
     # -- waits the core reports --
-
-    def core_wait(self, awaitable: Any) -> WaitInfo | None:
-        what = _cpp.task_tree_waits_on(awaitable)
-        if what is None:
-            name = type(awaitable).__name__
-            if name == "Checkpoint" and type(awaitable).__module__ == "anyio._cpp":
-                return WaitInfo(WAIT_CHECKPOINT, "checkpoint")
-            return None
-        kind = what[0]
-        key = (kind, id(what[1]))
-        shared = self.waits.get(key)
-        if shared is None:
-            shared = self.waits[key] = self.make_core_wait(what)
-        return shared
 
     def make_core_wait(self, what: tuple[Any, ...]) -> WaitInfo:
         kind = what[0]
@@ -532,7 +519,7 @@ class _Builder:
             holders = tuple(id(b) for b in borrowers)
             # A borrower that is not a task (an explicit borrower object) may be
             # released by anyone: the wait is then open.
-            known = all(h in self.all_ids for h in holders)
+            known = all(h in self.task_ids() for h in holders)
             return WaitInfo(
                 WAIT_LIMITER,
                 f"CapacityLimiter.acquire ({stats.borrowed_tokens}/"
@@ -574,8 +561,6 @@ class _Builder:
                     text += f", which waits for from_thread.{request}"
         return WaitInfo(WAIT_THREAD, text, func, details=details)
 
-    all_ids: frozenset[int] = frozenset()
-
 
 def _callable_name(func: Any) -> str:
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
@@ -612,60 +597,74 @@ def _worker_frame(func: Any) -> tuple[str, types.FrameType, str | None] | None:
     return None
 
 
-def _pick_wait(
-    b: _Builder, node: TaskNode, innermost: Any, frame_wait: WaitInfo | None
-) -> WaitInfo | None:
-    """The wait to report: a condition (whose event or lock the core sees) as
-    a condition, else what the core says of the innermost awaitable, else
-    what a recognised frame says."""
-    if node.state == RUNNING:
-        return None
-    if frame_wait is not None and frame_wait.kind == WAIT_CONDITION:
-        return frame_wait
-    core = b.core_wait(innermost)
-    return core if core is not None else frame_wait
+_STATES = (RUNNING, READY, WAITING)  # as the C++ pass numbers them
+
+
+def _asyncio_tasks(loop: asyncio.AbstractEventLoop) -> Any:
+    """asyncio's registry of tasks (weak references, read by the C++ pass
+    without the Python-level iteration of asyncio.all_tasks()), or that."""
+    registry = getattr(asyncio.tasks, "_all_tasks", None)
+    data = getattr(registry, "data", None)
+    if isinstance(data, set):
+        eager = getattr(asyncio.tasks, "_eager_tasks", None)
+        # A collection during the copy may drop dead references from the
+        # set: copy again, as asyncio.all_tasks() does.
+        for _ in range(1000):
+            try:
+                refs = tuple(data)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return asyncio.all_tasks(loop)
+        return refs + tuple(eager) if eager else refs
+    return asyncio.all_tasks(loop)
 
 
 def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
     b = _Builder("asyncio", loop.time())
     current = asyncio.current_task(loop)
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    b.all_ids = frozenset(id(t) for t in tasks)
-    placement: dict[int, tuple[Any, Any]] = {}  # task id -> (root scope, host task)
-    own_scopes: dict[int, list[Any]] = {}
-    task_coro = _cpp.TaskCoro
-    unwrap, scopes_of = _cpp.unwrap_coro, _cpp.task_tree_scopes
-    for task in tasks:
-        wrapper = task.get_coro()
-        coro = unwrap(wrapper)
-        info = scopes_of(task, wrapper, loop)
-        if task is current:
-            state = RUNNING
-        elif task._fut_waiter is not None:  # type: ignore[attr-defined]
-            state = WAITING
+    rows = _cpp.task_tree_asyncio(
+        _asyncio_tasks(loop), loop, current, b.codes.tagged, b.label, _cpp.unwrap_coro
+    )
+    b.task_ids = functools.cache(lambda: frozenset(id(row[0]) for row in rows))
+    nodes, waits = b.nodes, b.waits
+    states = _STATES
+    placement: list[tuple[TaskNode, Any, Any]] = []  # (node, root scope, host task)
+    scoped: list[tuple[TaskNode, tuple[Any, ...]]] = []
+    for row in rows:
+        (
+            task, name, state_index, foreign, parent, scopes, root, host,
+            texts, coroutine, location, innermost, core, marks,
+        ) = row  # fmt: skip
+        state = states[state_index]
+        wait: WaitInfo | None = None
+        idle: float | None = None
+        if state is RUNNING:
+            location = None  # its chain ends where it last awaited
+        elif marks is None and core is not None:  # the common case, inline
+            wait = waits.get((core[0], id(core[1])))
+            if wait is None:
+                wait = b.core_wait(core)
         else:
-            state = READY
+            wait, idle = b.wait_of(state, innermost, core, marks)
+            if wait is None and state is WAITING:
+                waiter = task._fut_waiter
+                wait = WaitInfo(WAIT_FUTURE, type(waiter).__name__, waiter)
         node = TaskNode(
-            id(task), task.get_name(), state, type(wrapper) is not task_coro
-        )
-        if info is not None:
-            scopes, root, host, parent = info
-            node.parent_id = parent
-            own_scopes[id(task)] = scopes
-            if root is not None:
-                placement[id(task)] = (root, host)
-        innermost, frame_wait = b.read_chain(node, coro)
-        wait = _pick_wait(b, node, innermost, frame_wait)
-        if wait is None and node.state == WAITING:
-            waiter = getattr(task, "_fut_waiter", None)
-            wait = WaitInfo(WAIT_FUTURE, f"{type(waiter).__name__}", waiter)
-        node.wait = wait if node.state != RUNNING else None
-        b.nodes[id(task)] = node
+            id(task), name, state, foreign, parent, coroutine, texts, location,
+            (), wait, idle, [],
+        )  # fmt: skip
+        nodes[node.id] = node
+        if root is not None:
+            placement.append((node, root, host))
+        if scopes:
+            scoped.append((node, scopes))
     # Groups: tasks spawned into the same scope, under the task that entered it.
     groups: dict[int, GroupNode] = {}
     placed: set[int] = set()
-    for task_id, (root, host) in placement.items():
-        host_node = b.nodes.get(id(host)) if host is not None else None
+    for node, root, host in placement:
+        host_node = nodes.get(id(host)) if host is not None else None
         if host_node is None:
             continue
         group = groups.get(id(root))
@@ -673,49 +672,36 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
             group = GroupNode(id(root), None)
             groups[id(root)] = group
             host_node.groups.append(group)
-        group.tasks.append(b.nodes[task_id])
-        placed.add(task_id)
+        group.tasks.append(node)
+        placed.add(node.id)
     # Scopes and group order, for the tasks that have scopes at all.
-    for task_id, scopes in own_scopes.items():
-        if not scopes:
-            continue
-        node = b.nodes[task_id]
-        node.scopes = tuple(
-            b.scope_info(s, id(s) if id(s) in groups else None) for s in scopes
+    for node, scopes in scoped:
+        infos = tuple(
+            b.asyncio_scope(s, id(s[0]) if id(s[0]) in groups else None) for s in scopes
         )
+        node.scopes = infos
         if node.groups:
-            order = {id(s): i for i, s in enumerate(scopes)}
+            order = {s.id: i for i, s in enumerate(infos)}
             node.groups.sort(key=lambda g: -order.get(g.id, -1))
             for group in node.groups:
-                group.scope = next((s for s in node.scopes if s.id == group.id), None)
+                group.scope = next((s for s in infos if s.id == group.id), None)
     for group in groups.values():
         group.tasks.sort(key=_node_key)
-    for node in b.nodes.values():
+    for node in nodes.values():
         wait = node.wait
         if wait is not None and wait.kind == WAIT_TASK_GROUP and not wait.holders:
             scope_id = wait.details.get("scope_id")
             group = groups.get(scope_id) if isinstance(scope_id, int) else None
             if group is not None:
                 wait.holders = tuple(t.id for t in group.tasks)
-    roots = sorted(
-        (b.nodes[id(t)] for t in tasks if id(t) not in placed), key=_node_key
-    )
+    roots = sorted((n for i, n in nodes.items() if i not in placed), key=_node_key)
     return _finish(b, roots)
 
 
-def _node_key(node: TaskNode) -> tuple[str, int]:
-    return node.name, node.id
+_node_key = operator.attrgetter("name", "id")
 
 
 # --- Trio ---------------------------------------------------------------------
-
-
-def _trio_state(task: Any, current: Any) -> str:
-    if task is current:
-        return RUNNING
-    if getattr(task, "_next_send_fn", None) is not None:
-        return READY
-    return WAITING
 
 
 def _trio_tree() -> TaskTree:
@@ -726,65 +712,77 @@ def _trio_tree() -> TaskTree:
         current = trio.lowlevel.current_task()
     except RuntimeError:  # a run_sync_soon callback (dump_on_signal): no task runs
         current = None
-    root = trio.lowlevel.current_root_task()
-    all_tasks: list[Any] = []
-    stack: list[Any] = [root]
-    while stack:
-        task = stack.pop()
-        all_tasks.append(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    b.all_ids = frozenset(id(t) for t in all_tasks)
-    trio_dir = _internal_dirs()[-1] if len(_internal_dirs()) > 2 else None
+    root_row = _cpp.task_tree_trio(
+        trio.lowlevel.current_root_task(),
+        current,
+        (*b.codes.tagged, b.codes.trio_child),
+        b.label,
+        len(b.codes.tagged),
+    )
 
-    def build(task: Any) -> TaskNode:
-        node = TaskNode(id(task), task.name, _trio_state(task, current))
-        parent_nursery = task.parent_nursery
-        if parent_nursery is not None:
-            node.parent_id = id(parent_nursery.parent_task)
-        innermost, frame_wait = b.read_chain(node, task.coro)
-        node.wait = _pick_wait(b, node, innermost, frame_wait)
-        if node.wait is None and node.state == WAITING:
-            node.wait = WaitInfo(WAIT_OTHER, f"{type(innermost).__name__}", innermost)
-        # Own scopes: the cancel status chain up to the one the task was
-        # spawned into (its parent nursery's).
-        stop = (
-            getattr(parent_nursery, "_cancel_status", None)
-            if parent_nursery is not None
-            else None
-        )
-        nursery_scopes = {id(n.cancel_scope): id(n) for n in task.child_nurseries}
-        scopes: list[ScopeInfo] = []
-        status = getattr(task, "_cancel_status", None)
-        depth = 0
-        while status is not None and status is not stop and depth < _MAX_CHAIN:
-            scope = status._scope
-            if id(scope) not in b.hidden_scopes:
-                scopes.append(b.scope_info(scope, nursery_scopes.get(id(scope))))
-            status = status._parent
-            depth += 1
-        # trio.sleep() waits in a scope of its own with the sleep's deadline.
-        wait = node.wait
-        if (
-            scopes
-            and wait is not None
-            and wait.kind == WAIT_SLEEP
-            and scopes[0].deadline == wait.until
-            and not scopes[0].shield
-            and not scopes[0].cancel_called
-        ):
-            del scopes[0]
-        node.scopes = tuple(scopes)
-        for nursery in task.child_nurseries:
-            group_scope = next((s for s in scopes if s.task_group == id(nursery)), None)
+    def task_ids() -> frozenset[int]:  # every task, before their nodes exist
+        ids: set[int] = set()
+        pending = [root_row]
+        while pending:
+            row = pending.pop()
+            ids.add(id(row[0]))
+            for _, children in row[5]:
+                pending.extend(children)
+        return frozenset(ids)
+
+    b.task_ids = functools.cache(task_ids)
+    states, waits = _STATES, b.waits
+
+    def build(row: tuple[Any, ...]) -> TaskNode:
+        (
+            task, name, state_index, parent, scopes, nurseries,
+            texts, coroutine, location, innermost, core, marks,
+        ) = row  # fmt: skip
+        state = states[state_index]
+        wait: WaitInfo | None = None
+        idle: float | None = None
+        if state is RUNNING:
+            location = None  # its chain ends where it last awaited
+        elif marks is None and core is not None:  # the common case, inline
+            wait = waits.get((core[0], id(core[1])))
+            if wait is None:
+                wait = b.core_wait(core)
+        else:
+            wait, idle = b.wait_of(state, innermost, core, marks)
+            if wait is None and state is WAITING:
+                wait = WaitInfo(WAIT_OTHER, type(innermost).__name__, innermost)
+        node = TaskNode(
+            id(task), name, state, False, parent, coroutine, texts, location,
+            (), wait, idle, [],
+        )  # fmt: skip
+        b.nodes[node.id] = node
+        if scopes:
+            nursery_scopes = {id(n.cancel_scope): id(n) for n, _ in nurseries}
+            infos = [b.trio_scope(s, nursery_scopes.get(id(s))) for s in scopes]
+            # trio.sleep() waits in a scope of its own with the sleep's deadline.
+            if (
+                wait is not None
+                and wait.kind == WAIT_SLEEP
+                and infos[0].deadline == wait.until
+                and not infos[0].shield
+                and not infos[0].cancel_called
+            ):
+                del infos[0]
+            node.scopes = tuple(infos)
+        for nursery, children in nurseries:
+            group_scope = next(
+                (s for s in node.scopes if s.task_group == id(nursery)), None
+            )
             group = GroupNode(id(nursery), group_scope)
-            group.tasks = sorted((build(t) for t in nursery.child_tasks), key=_node_key)
+            group.tasks = sorted(map(build, children), key=_node_key)
             node.groups.append(group)
         return node
 
-    root_node = build(root)
+    root_node = build(root_row)
     # Trio's own machinery (the init task, its system tasks) is left out:
     # the roots are the main task and the system tasks others started.
+    internal = _internal_dirs()
+    trio_dir = internal[-1] if len(internal) > 2 else None
     roots: list[TaskNode] = []
     pending = [root_node]
     while pending:
@@ -796,8 +794,6 @@ def _trio_tree() -> TaskTree:
         else:
             roots.append(node)
     roots.sort(key=_node_key)
-    for node in _walk(roots):
-        b.nodes[node.id] = node
     return _finish(b, roots)
 
 
@@ -814,23 +810,20 @@ def _walk(roots: list[TaskNode]) -> Iterator[TaskNode]:
 
 
 def _finish(b: _Builder, roots: list[TaskNode]) -> TaskTree:
-    order = {node.id: i for i, node in enumerate(_walk(roots))}
-    nodes = {i: n for i, n in b.nodes.items() if i in order}
-    return TaskTree(b.backend, b.now, roots, _find_deadlocks(nodes, order))
+    return TaskTree(b.backend, b.now, roots, _find_deadlocks(b, roots))
 
 
-def _find_deadlocks(
-    nodes: dict[int, TaskNode], order: dict[int, int]
-) -> list[Deadlock]:
-    # Tasks that can only be woken by other tasks of the tree.
-    stuck = {
-        i
-        for i, n in nodes.items()
+def _find_deadlocks(b: _Builder, roots: list[TaskNode]) -> list[Deadlock]:
+    # Tasks that can only be woken by other tasks.
+    nodes = {
+        i: n
+        for i, n in b.nodes.items()
         if n.wait is not None
         and not n.wait.open
         and n.wait.holders
-        and n.state == WAITING
+        and n.state is WAITING
     }
+    stuck = set(nodes)
     # Greatest fixpoint: drop a task while something outside the stuck set can
     # end its wait (any holder, or every holder of a task group, not stuck).
     changed = True
@@ -846,6 +839,10 @@ def _find_deadlocks(
                 changed = True
     if not stuck:
         return []
+    # Tree order, so that reports are stable; tasks left out of the tree
+    # (Trio's own) are not reported.
+    order = {node.id: k for k, node in enumerate(_walk(roots))}
+    stuck &= order.keys()
 
     def edges(i: int) -> list[int]:
         wait = nodes[i].wait
@@ -924,12 +921,21 @@ def get_task_tree() -> TaskTree:
     :raises NoEventLoopError: outside any event loop
     """
     loop = _get_running_loop()
-    if loop is not None:
-        return _asyncio_tree(loop)
-    from ._backend import current_backend
+    if loop is None:
+        from ._backend import current_backend
 
-    current_backend()  # raises NoEventLoopError outside any loop
-    return _trio_tree()
+        current_backend()  # raises NoEventLoopError outside any loop
+    # A snapshot allocates a few objects per task, none of them garbage: left
+    # on, the cyclic collector would run over and over during it (and over
+    # every task, coroutine and frame of the program), costing more than the
+    # snapshot itself.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _asyncio_tree(loop) if loop is not None else _trio_tree()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _fmt_seconds(value: float, show_times: bool) -> str:
