@@ -24,6 +24,8 @@ from sybil.parsers.markdown.lexers import (
     DirectiveInHTMLCommentLexer,
     FencedCodeBlockLexer,
 )
+from tests._backends import BACKEND_IDS, BACKENDS
+from tests._backends import backend as backend_config
 
 
 def _plugin_autoloaded() -> bool:
@@ -42,14 +44,6 @@ pytest_plugins = ["pytester"]
 if not _plugin_autoloaded():
     pytest_plugins.append("anyio.pytest_plugin")
 
-# Test id -> (anyio backend name, backend options); the docs' own vocabulary for
-# the `backends:` directive maps onto these ids.
-DOC_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "asyncio": ("asyncio", {}),
-    "asyncio+uvloop": ("asyncio", {"use_uvloop": True}),
-    "trio": ("trio", {}),
-}
-_DIRECTIVE_NAMES = {"asyncio": "asyncio", "uvloop": "asyncio+uvloop", "trio": "trio"}
 _BETWEEN_BLOCKS = re.compile(r"\s*")
 # Sybil ends a one-line directive's region before its closing "-->".
 _AFTER_DIRECTIVE = re.compile(r"\s*(?:-*->)?\s*")
@@ -73,19 +67,17 @@ def _parse_backends(
     arguments: str, document: Document, position: int
 ) -> frozenset[str]:
     names = [name.strip() for name in arguments.split(",") if name.strip()]
-    unknown = [name for name in names if name not in _DIRECTIVE_NAMES]
+    unknown = [name for name in names if name not in BACKENDS]
     if unknown or not names:
         raise ValueError(
             f"{document.path}: {document.line_column(position)}: unknown backend(s) "
-            f"{unknown or arguments!r} in 'backends:' (use {', '.join(_DIRECTIVE_NAMES)})"
+            f"{unknown or arguments!r} in 'backends:' (use {', '.join(BACKENDS)})"
         )
 
-    return frozenset(_DIRECTIVE_NAMES[name] for name in names)
+    return frozenset(names)
 
 
-def _parse_python(
-    arguments: str, document: Document, position: int
-) -> tuple[int, int]:
+def _parse_python(arguments: str, document: Document, position: int) -> tuple[int, int]:
     """`<!-- python: 3.11 -->`: the example needs that Python or later."""
     match = re.fullmatch(r"(\d+)\.(\d+)\+?", arguments)
     if match is None:
@@ -123,7 +115,7 @@ class ProgramBlockParser:
                 ):
                     expected = str(following.lexemes["source"])
 
-            backends = frozenset(DOC_BACKENDS)
+            backends = frozenset(BACKEND_IDS)
             skip_reason = None
             min_python = None
             # The directives right before the block, one per line, nearest first.
@@ -143,7 +135,11 @@ class ProgramBlockParser:
                     backends = _parse_backends(arguments, document, directive.start)
 
             parsed = DocExample(
-                str(block.lexemes["source"]), expected, backends, skip_reason, min_python
+                str(block.lexemes["source"]),
+                expected,
+                backends,
+                skip_reason,
+                min_python,
             )
             yield Region(block.start, block.end, parsed, self.evaluate)
 
@@ -157,7 +153,7 @@ class ProgramBlockParser:
         if self.backend_id not in spec.backends:
             pytest.skip(f"example runs on {', '.join(sorted(spec.backends))} only")
 
-        backend, options = DOC_BACKENDS[self.backend_id]
+        backend, options = backend_config(self.backend_id)
         filename = f"{example.path}:{example.line}"
         output = run_program(spec.source, filename, backend, options)
         if spec.expected_output is not None and output != spec.expected_output:
@@ -242,7 +238,7 @@ _sybils = [
         patterns=["docs/*.md", "README.md"],
         name=backend_id,
     )
-    for backend_id in DOC_BACKENDS
+    for backend_id in BACKEND_IDS
 ]
 # One collector per file; each item's id names its backend (sybil:<id>,line:N,...).
 pytest_collect_file = _sybil_collector(*_sybils)

@@ -53,7 +53,7 @@ APP_REQUIREMENTS = (
 class Interpreter:
     """How to start a worker: which python, and with what on PYTHONPATH."""
 
-    impl: str  # "ours", "upstream" or "raw"
+    impl: str  # "ours", "upstream", "raw" or "baseline"
     python: str
     pythonpath: str | None
 
@@ -85,6 +85,18 @@ def ours() -> Interpreter:
     if any((package / f"_cpp{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
         return Interpreter("ours", sys.executable, str(ROOT / "python"))
     return Interpreter("ours", sys.executable, None)
+
+
+def baseline(checkout: Path) -> Interpreter:
+    """Another checkout of this project, its extension built in place: the
+    "before" of a change, measured in the same run as the "after"."""
+    package = checkout / "python" / "anyio"
+    if not any((package / f"_cpp{suffix}").exists() for suffix in EXTENSION_SUFFIXES):
+        raise SystemExit(
+            f"--baseline {checkout}: no extension built in place under {package} "
+            "(cmake -S . -B build/dev -G Ninja -DANYIO_DEV_INPLACE=ON && cmake --build build/dev)"
+        )
+    return Interpreter("baseline", sys.executable, str(checkout / "python"))
 
 
 def raw() -> Interpreter:

@@ -8,7 +8,16 @@ from typing import Any
 
 from bench._targets import format_checks
 
-IMPLS = ("ours", "upstream", "raw")
+IMPLS = ("ours", "upstream", "raw", "baseline")
+# The columns every table shows; "baseline" (python -m bench --baseline DIR)
+# only when it ran.
+STANDARD_IMPLS = ("ours", "upstream", "raw")
+
+
+def _with_baseline(doc: dict[str, Any]) -> bool:
+    return "baseline" in doc["settings"]["impls"]
+
+
 NA_NOT_IMPLEMENTED = "n/a (not implemented)"
 
 
@@ -72,12 +81,15 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
         for backend in doc["settings"]["backends"]:
             key = (wl["name"], backend)
             row = [f"{wl['name']} [{wl['unit']}]", backend]
-            row += [cell_text(cells.get((*key, impl))) for impl in IMPLS]
+            impls = IMPLS if _with_baseline(doc) else STANDARD_IMPLS
+            row += [cell_text(cells.get((*key, impl))) for impl in impls]
             r = ratios.get(key, {})
             row += [
                 _ratio_text(r.get("upstream_over_ours")),
                 _ratio_text(r.get("raw_over_ours")),
             ]
+            if _with_baseline(doc):
+                row.append(_ratio_text(r.get("baseline_over_ours")))
             rows.append(row)
     return rows
 
@@ -140,6 +152,9 @@ def format_table(doc: dict[str, Any]) -> str:
         "upstream/ours",
         "raw/ours",
     ]
+    if _with_baseline(doc):
+        head[5:5] = ["baseline"]
+        head.append("baseline/ours")
     out = [*header_lines(doc), ""]
     out += markdown_table(head, table_rows(doc), left=2)
     if {"ours", "upstream"} <= set(doc["settings"]["impls"]):
@@ -178,7 +193,12 @@ def write_chart(doc: dict[str, Any], path: Path) -> None:
     workloads = doc["workloads"]
     cells = {(r["workload"], r["backend"], r["impl"]): r for r in doc["results"]}
     ratios = {(r["workload"], r["backend"]): r for r in doc["ratios"]}
-    colors = {"ours": "#1f77b4", "upstream": "#ff7f0e", "raw": "#9a9a9a"}
+    colors = {
+        "ours": "#1f77b4",
+        "upstream": "#ff7f0e",
+        "raw": "#9a9a9a",
+        "baseline": "#2ca02c",
+    }
     impls = [i for i in IMPLS if i in doc["settings"]["impls"]]
     height = 0.8 / max(1, len(impls))
 

@@ -23,6 +23,8 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
 
+from tests._backends import ASYNCIO_UVLOOP, TRIO, backend
+
 from bench.workloads import REGISTRY, Workload
 from bench.workloads._common import settle
 
@@ -97,25 +99,20 @@ def make_driver(
     return driver
 
 
-def run_anyio(anyio: Any, backend: str, driver: Driver) -> list[float]:
-    if backend == "uvloop":
-        result = anyio.run(
-            driver, backend="asyncio", backend_options={"use_uvloop": True}
-        )
-    else:
-        result = anyio.run(driver, backend=backend)
-    return list(result)
+def run_anyio(anyio: Any, backend_id: str, driver: Driver) -> list[float]:
+    name, options = backend(backend_id)
+    return list(anyio.run(driver, backend=name, backend_options=options))
 
 
 def run_raw(backend: str, driver: Driver) -> list[float]:
-    if backend == "trio":
+    if backend == TRIO:
         import trio
 
         return trio.run(driver)
     import asyncio
 
     loop: asyncio.AbstractEventLoop
-    if backend == "uvloop":
+    if backend == ASYNCIO_UVLOOP:
         import uvloop
 
         loop = uvloop.new_event_loop()

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests._backends import ASYNCIO, ASYNCIO_UVLOOP, BACKEND_IDS, TRIO
+
 from bench import _env
 from bench.workloads import REGISTRY
 
@@ -46,8 +48,9 @@ DEFAULT_WORKLOADS = (
     "empty_group",
     "to_thread",
 )
-BACKENDS = ("asyncio", "trio")
-IMPLS = ("ours", "upstream", "raw")
+BACKENDS = (ASYNCIO, TRIO)
+IMPLS = ("ours", "upstream", "raw", "baseline")
+STANDARD_IMPLS = ("ours", "upstream", "raw")
 
 
 def log(message: str) -> None:
@@ -122,6 +125,8 @@ def format_table(doc: dict[str, Any]) -> str:
         head.append("upstream/ours")
     if "ours" in impls and "raw" in impls:
         head.append("raw/ours")
+    if "ours" in impls and "baseline" in impls:
+        head.append("baseline/ours")
     rows = []
     for r in doc["results"]:
         cells = r["impls"]
@@ -135,7 +140,7 @@ def format_table(doc: dict[str, Any]) -> str:
             return f"{c['per_op']:,.0f}{extra}"
 
         row = [r["workload"], r["backend"], *(text(i) for i in impls)]
-        for a in ("upstream", "raw"):
+        for a in ("upstream", "raw", "baseline"):
             if f"{a}/ours" in head:
                 o = cells.get("ours", {}).get("per_op")
                 x = cells.get(a, {}).get("per_op")
@@ -197,9 +202,9 @@ def main(args: argparse.Namespace) -> int:
     backends = [
         b
         for b in args.backends
-        if b in BACKENDS or (b == "uvloop" and _env.installed_version("uvloop"))
+        if b in BACKENDS or (b == ASYNCIO_UVLOOP and _env.installed_version("uvloop"))
     ]
-    if args.backends == list(("asyncio", "uvloop", "trio")):  # the untouched default
+    if args.backends == list(BACKEND_IDS):  # the untouched default
         backends = list(BACKENDS)
     impls = [i for i in args.impls if i in IMPLS]
     rounds = args.rounds or 1
@@ -210,6 +215,8 @@ def main(args: argparse.Namespace) -> int:
             if impl == "ours"
             else _env.raw()
             if impl == "raw"
+            else _env.baseline(args.baseline)
+            if impl == "baseline"
             else _env.upstream(log)
         )
         for impl in impls
@@ -311,7 +318,7 @@ def main(args: argparse.Namespace) -> int:
         not args.only
         and not args.quick
         and args.scale == 1.0
-        and set(impls) == set(IMPLS)
+        and set(impls) == set(STANDARD_IMPLS)
         and set(backends) == set(BACKENDS)
     )
     json_path: Path | None = args.json or (DEFAULT_JSON if complete else None)

@@ -23,11 +23,13 @@ from typing import Any
 if __package__ in (None, ""):  # started as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests._backends import ASYNCIO_UVLOOP, BACKEND_IDS, TRIO
+
 from bench import _env, _report, _targets
 from bench._runner import BatchResult, Task, run_batch
 from bench.workloads import REGISTRY, Workload
 
-BACKENDS = ("asyncio", "uvloop", "trio")
+BACKENDS = BACKEND_IDS
 DEFAULT_JSON = _env.ROOT / "bench" / "results" / "latest.json"
 DEFAULT_CHART = _env.ROOT / "docs" / "bench.png"
 
@@ -76,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--backends",
         default=",".join(BACKENDS),
-        help="comma-separated subset of asyncio, uvloop, trio (default: all)",
+        help=f"comma-separated subset of {', '.join(BACKENDS)} (default: all)",
     )
     p.add_argument(
         "--rounds",
@@ -126,13 +128,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="--callgrind: keep the callgrind output files here (for callgrind_annotate)",
     )
+    p.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=Path,
+        help="also run another checkout of this project (its extension built in "
+        "place) as 'baseline', with a baseline/ours column: a change's before "
+        "and after in one run (timed and --callgrind)",
+    )
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.impls = [i for i in args.impls.split(",") if i]
     if args.no_upstream and "upstream" in args.impls:
         args.impls.remove("upstream")
     args.backends = [b for b in args.backends.split(",") if b]
+    if args.baseline is not None and "baseline" not in args.impls:
+        args.impls.append("baseline")
     for name in args.impls:
+        if name == "baseline" and args.baseline is None:
+            p.error("the baseline implementation needs --baseline DIR")
         if name not in _report.IMPLS:
             p.error(f"unknown implementation {name!r}")
     for name in args.backends:
@@ -220,12 +234,16 @@ def main(argv: list[str] | None = None) -> int:
             interps.append(_env.ours())
         elif impl == "raw":
             interps.append(_env.raw())
+        elif impl == "baseline":
+            interps.append(_env.baseline(args.baseline))
         else:
             interps.append(_env.upstream(log))
     backends = [
-        b for b in args.backends if b != "uvloop" or _env.installed_version("uvloop")
+        b
+        for b in args.backends
+        if b != ASYNCIO_UVLOOP or _env.installed_version("uvloop")
     ]
-    backends = [b for b in backends if b != "trio" or _env.installed_version("trio")]
+    backends = [b for b in backends if b != TRIO or _env.installed_version("trio")]
 
     timed = [w for w in workloads if w.kind == "time"]
     memory = [w for w in workloads if w.kind == "memory"]
@@ -244,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             if res["status"] == "ok":
                 samples.setdefault(key, []).extend(res["samples"])
                 if res.get("label"):
-                    labels[(name, "trio" if backend == "trio" else "asyncio")] = res[
+                    labels[(name, "trio" if backend == TRIO else "asyncio")] = res[
                         "label"
                     ]
             else:
@@ -294,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.quick
         and not args.only
         and args.scale == 1.0
-        and set(args.impls) == set(_report.IMPLS)
+        and set(args.impls) == set(_report.STANDARD_IMPLS)
         and set(backends) == set(BACKENDS)
     )
     json_path = args.json or (DEFAULT_JSON if complete else None)
@@ -362,6 +380,9 @@ def build_document(
                     ),
                     "raw_over_ours": _report.ratio(
                         by_key.get((wl.name, backend, "raw")), ours
+                    ),
+                    "baseline_over_ours": _report.ratio(
+                        by_key.get((wl.name, backend, "baseline")), ours
                     ),
                     "raw_over_upstream": _report.ratio(
                         by_key.get((wl.name, backend, "raw")),

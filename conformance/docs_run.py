@@ -24,8 +24,9 @@ from pathlib import Path
 from sybil import Document
 from sybil.parsers.abstract.lexers import BlockLexer
 from sybil.parsers.rest.lexers import END_PATTERN_TEMPLATE, DirectiveLexer
+from tests._backends import ASYNCIO_IDS, BACKEND_IDS, TRIO, backend
 
-from .tests_run import BACKEND_IDS, run_bounded
+from .tests_run import run_bounded
 
 EXAMPLE_TIMEOUT = 10.0
 
@@ -60,12 +61,6 @@ if options.get("use_uvloop"):
 sys.argv = [path]
 runpy.run_path(path, run_name="__main__")
 """
-
-_BACKEND_OPTIONS = {
-    "asyncio": ("asyncio", {}),
-    "asyncio+uvloop": ("asyncio", {"use_uvloop": True}),
-    "trio": ("trio", {}),
-}
 
 
 @dataclass
@@ -265,9 +260,9 @@ def _absolute_paths(tree: ast.Module) -> list[str]:
 def applicable_backends(source: str) -> tuple[str, ...]:
     """Backends an example exercises: asyncio-specific code means asyncio only."""
     if re.search(r"^\s*(import asyncio|from asyncio\b)", source, re.MULTILINE):
-        return ("asyncio", "asyncio+uvloop")
+        return ASYNCIO_IDS
     if re.search(r"^\s*import trio\b", source, re.MULTILINE) and "trio.run(" in source:
-        return ("trio",)
+        return (TRIO,)
     return BACKEND_IDS
 
 
@@ -366,7 +361,7 @@ def run_examples(
             if time.monotonic() > deadline:
                 example.results[backend_id] = "not-run"
                 continue
-            backend, options = _BACKEND_OPTIONS[backend_id]
+            name, options = backend(backend_id)
             with tempfile.TemporaryDirectory() as tmp:
                 program = Path(tmp) / "example.py"
                 program.write_text(example.source, encoding="utf-8")
@@ -376,7 +371,7 @@ def run_examples(
                         sys.executable,
                         "-c",
                         _BOOTSTRAP,
-                        backend,
+                        name,
                         json.dumps(options),
                         str(program),
                     ]

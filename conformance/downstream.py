@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import _recorder
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS_JSON = HERE / "downstream.json"
@@ -418,8 +420,8 @@ def _fold(records: list[dict[str, Any]], run: SuiteRun) -> list[str]:
             elif outcome == "skipped":
                 if previous not in ("failed", "error"):
                     run.outcomes[nodeid] = "xfailed" if record["xfail"] else "skipped"
-                    if record.get("message"):
-                        run.messages[nodeid] = record["message"]
+                    if record.get("reason"):
+                        run.messages[nodeid] = record["reason"]
             elif when == "call":
                 run.outcomes[nodeid] = "xpassed" if record["xfail"] else "passed"
             elif previous is None and when == "setup":
@@ -443,20 +445,20 @@ def run_suite(
         _unpack(cache / "sdist" / f"{project.dist}.tar.gz", source)
     plugin_dir = cache / "plugin"
     plugin_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(HERE / "_downstream_plugin.py", plugin_dir / "_downstream_plugin.py")
+    shutil.copy2(HERE / "_recorder.py", plugin_dir / "_recorder.py")
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PYTHON", "PYTEST", "VIRTUAL_ENV"))
+        if not key.startswith(("PYTHON", "PYTEST", "VIRTUAL_ENV", "CONFORMANCE_"))
     }
     env.update(
         PYTHONPATH=str(plugin_dir),
         PYTHONHASHSEED="0",
         PYTHONDONTWRITEBYTECODE="1",
-        DOWNSTREAM_HARD_TIMEOUT=str(options.test_timeout + 30),
         PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         VIRTUAL_ENV=str(venv),
     )
+    env[_recorder.HARD_TIMEOUT_ENV] = str(options.test_timeout + 30)
     cmd = [
         str(_venv_python(venv)),
         "-m",
@@ -464,7 +466,7 @@ def run_suite(
         "-p",
         "no:cacheprovider",
         "-p",
-        "_downstream_plugin",
+        "_recorder",
         "--timeout",
         str(options.test_timeout),
         "-q",
@@ -481,10 +483,10 @@ def run_suite(
     for attempt in range(options.restarts + 1):
         record_path = logs / f"{name}.{attempt}.jsonl"
         record_path.unlink(missing_ok=True)
-        env["DOWNSTREAM_RECORD"] = str(record_path)
+        env[_recorder.RECORD_ENV] = str(record_path)
         skip_path = logs / f"{name}.skip"
         skip_path.write_text("".join(f"{n}\n" for n in done), encoding="utf-8")
-        env["DOWNSTREAM_SKIP"] = str(skip_path)
+        env[_recorder.SKIP_ENV] = str(skip_path)
         limit = max(60.0, options.deadline - time.monotonic())
         with open(log, "a", encoding="utf-8") as out:
             out.write(f"$ {' '.join(cmd)}  (attempt {attempt})\n")

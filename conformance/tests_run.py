@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BACKEND_IDS = ("asyncio", "asyncio+uvloop", "trio")
+from tests._backends import BACKEND_IDS
+
+from . import _recorder
+
 NO_BACKEND = "none"
 OUTCOMES = (
     "passed",
@@ -30,7 +33,8 @@ OUTCOMES = (
     "timeout",
 )
 MAX_RESUMES = 25
-HARD_TIMEOUT_EXIT = 70  # see _recorder
+# What results.json keeps of a failure's text (the end).
+MESSAGE_CHARS = 1500
 
 # Our own settings for upstream's suite (upstream keeps them in its pyproject.toml,
 # which we do not unpack): auto mode, strict xfail, warnings as errors.
@@ -227,15 +231,16 @@ def run_file(
             record = Path(tmp) / "record.jsonl"
             env = {
                 **options.env,
-                "CONFORMANCE_RECORD": str(record),
+                _recorder.RECORD_ENV: str(record),
                 # Past pytest-timeout's own limit, the watchdog ends the process.
-                "CONFORMANCE_HARD_TIMEOUT": str(options.test_timeout + 15),
+                _recorder.HARD_TIMEOUT_ENV: str(options.test_timeout + 15),
+                _recorder.UPSTREAM_SUITE_ENV: "1",
             }
             if attempt:
                 # Resume after the crash: skip everything already reported.
                 done_file = Path(tmp) / "done.txt"
                 done_file.write_text("\n".join([*reports, *skip]), encoding="utf-8")
-                env["CONFORMANCE_SKIP"] = str(done_file)
+                env[_recorder.SKIP_ENV] = str(done_file)
             log_path = (
                 options.log_dir / (path.replace("/", "_") + f".{attempt}.log")
                 if options.log_dir
@@ -250,7 +255,7 @@ def run_file(
                     stdout=log,
                     timeout=min(options.file_timeout, remaining),
                 )
-                killed = exit_code is None or exit_code == HARD_TIMEOUT_EXIT
+                killed = exit_code is None or exit_code == _recorder.HARD_TIMEOUT_EXIT
             finally:
                 log.close()
 
@@ -273,7 +278,9 @@ def run_file(
                     if event["when"] == "teardown":
                         running = None
                     if event.get("message"):
-                        result.messages.setdefault(nodeid, str(event["message"]))
+                        result.messages.setdefault(
+                            nodeid, str(event["message"])[-MESSAGE_CHARS:]
+                        )
                 elif kind == "collect-error":
                     result.collect_errors.append(
                         f"{nodeid}: {event.get('message', '')}"

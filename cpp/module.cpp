@@ -5,6 +5,7 @@
 #include "common/py.hpp"
 
 namespace anyio {
+int register_runtime(PyObject* module);
 int register_cancel(PyObject* module);
 int register_task_coro(PyObject* module);
 int register_task_group(PyObject* module);
@@ -81,6 +82,7 @@ PYBIND11_MODULE(_cpp, m) {
   m.doc() = "The C++ core of anyio: cancel scopes, task groups, primitives and checkpoints.";
   init_globals();
   PyObject* mod = m.ptr();
+  check(anyio::register_runtime(mod));
   check(anyio::register_cancel(mod));
   check(anyio::register_task_coro(mod));
   check(anyio::register_task_group(mod));

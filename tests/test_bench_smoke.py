@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from bench import _env
+from tests._backends import ASYNCIO, BACKEND_IDS
 
 import anyio
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = {"asyncio", "uvloop", "trio"}
 
 
 def run_bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -65,7 +65,7 @@ def test_document_is_well_formed(quick_run: tuple[str, dict[str, Any]]) -> None:
     names = [w["name"] for w in doc["workloads"]]
     assert len(names) == len(set(names)) >= 20
     backends = set(doc["settings"]["backends"])
-    assert backends <= BACKENDS and "asyncio" in backends
+    assert backends <= set(BACKEND_IDS) and ASYNCIO in backends
     assert len(doc["results"]) == len(names) * len(backends)
     assert len(doc["ratios"]) == len(names) * len(backends)
 

@@ -8,6 +8,7 @@ import selectors
 import sys
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio import (
@@ -188,13 +189,7 @@ async def test_scope_reuse_raises() -> None:
             pass
 
 
-ASYNCIO_ONLY = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+ASYNCIO_ONLY = on_backends(*ASYNCIO_IDS)
 
 
 # On Trio the scopes are Trio's own, which report (and recover from) this

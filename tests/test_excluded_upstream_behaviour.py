@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio import (
@@ -176,13 +177,7 @@ async def test_cancelling_around_a_shielded_task_in_nested_groups() -> None:
 
 
 # upstream: tests/test_taskgroups.py::test_no_spin_on_done_task_in_cancel_scope
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+@on_backends(*ASYNCIO_IDS)
 async def test_cancelling_a_scope_left_open_by_a_finished_task() -> None:
     """A cancel scope entered by an asyncio task that finished without leaving
     it can still be cancelled, and that leaves the event loop idle."""

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from tests._backends import ASYNCIO_IDS, run_plain_loop
 
 import anyio
 import anyio.lowlevel
@@ -29,10 +30,8 @@ if sys.version_info < (3, 11):
 
 T = TypeVar("T")
 
-LOOPS = ["asyncio", "uvloop"]
 
-
-@pytest.fixture(params=LOOPS)
+@pytest.fixture(params=ASYNCIO_IDS)
 def run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[T]]], T]:
     """Run an async function as the main task of a fresh, plain event loop."""
 
@@ -40,22 +39,7 @@ def run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[T]]]
         async def main() -> T:
             return await func()
 
-        if request.param == "asyncio":
-            return asyncio.run(main())
-
-        uvloop = pytest.importorskip("uvloop")
-        if sys.version_info >= (3, 11):
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(main())
-        loop = uvloop.new_event_loop()
-        try:
-            asyncio.set_event_loop(loop)
-            return loop.run_until_complete(main())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            asyncio.set_event_loop(None)
-            loop.close()
+        return run_plain_loop(request.param, main)
 
     return runner
 
@@ -438,7 +422,9 @@ def test_memory_stream_rendezvous_receiver_runs_first(run: Any) -> None:
 # ------------------------------------------------------------------ threads
 
 
-def test_to_thread_from_many_short_lived_tasks(run: Any) -> None:
+def test_to_thread_from_many_short_lived_tasks(
+    run: Any, keep_idle_workers: None
+) -> None:
     native_ids: set[int] = set()
 
     def work(value: int) -> int:
@@ -459,16 +445,8 @@ def test_to_thread_from_many_short_lived_tasks(run: Any) -> None:
         results.append(await asyncio.create_task(to_thread.run_sync(work, 1)))
         return results
 
-    # A worker idle for its timeout (10 s) leaves, and a later call starts a
-    # new thread: legitimate, but on a loaded machine it would make the count
-    # below depend on timing. This package's pools then keep idle workers.
-    from anyio import _cpp
-
-    old_timeout = _cpp.set_default_idle_timeout(3600)
-    try:
-        assert run(main) == [sum(range(40)) * 2] * 150 + [2]
-    finally:
-        _cpp.set_default_idle_timeout(old_timeout)
+    # keep_idle_workers: no worker leaves mid-test for a new one to replace it.
+    assert run(main) == [sum(range(40)) * 2] * 150 + [2]
     # The default limiter allows 40 workers; a pool kept for the loop's
     # lifetime starts no more than that.
     assert len(native_ids) <= 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio.lowlevel import (
@@ -17,13 +18,7 @@ from anyio.lowlevel import (
 pytestmark = pytest.mark.anyio
 
 
-ASYNCIO_ONLY = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+ASYNCIO_ONLY = on_backends(*ASYNCIO_IDS)
 
 
 # Trio randomises the order of runnable tasks, so this ordering is asyncio's.

@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio import (
@@ -31,13 +32,7 @@ from anyio.streams.memory import (
 
 pytestmark = pytest.mark.anyio
 
-asyncio_only = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+asyncio_only = on_backends(*ASYNCIO_IDS)
 
 
 # --- creation -------------------------------------------------------------

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from tests._backends import ASYNCIO_IDS, TRIO, on_backends
 
 import anyio
 from anyio import (
@@ -29,16 +30,8 @@ from anyio.abc import TaskStatus
 
 pytestmark = pytest.mark.anyio
 
-asyncio_only = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
-trio_only = pytest.mark.parametrize(
-    "anyio_backend", [pytest.param(("trio", {}), id="trio")]
-)
+asyncio_only = on_backends(*ASYNCIO_IDS)
+trio_only = on_backends(TRIO)
 
 #: More attempts than any checkpointing loop below needs by far; reaching it
 #: means the operation never let the cancelling task run.

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests._backends import backend_params
 
 import anyio
 from anyio import (
@@ -27,8 +28,6 @@ from anyio import (
     wait_all_tasks_blocked,
 )
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
-BACKENDS = [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})]
 
 PARKED = "parked"
 
@@ -305,7 +304,7 @@ async def run_program(max_size: float, program: list[tuple[str, int]]) -> None:
         receive_handle.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=["asyncio", "asyncio+uvloop", "trio"])
+@pytest.mark.parametrize("backend", backend_params())
 @settings(
     max_examples=150,
     deadline=None,

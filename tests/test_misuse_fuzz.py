@@ -24,9 +24,13 @@ from typing import Any
 
 import pytest
 
+if __name__ == "__main__":  # run as a script (child and record modes)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests._backends import BACKEND_IDS, BACKENDS
+
 HERE = Path(__file__).resolve()
 EXPECTED = HERE.parent / "misuse_expected.json"
-BACKENDS = {"asyncio": {}, "asyncio+uvloop": {"use_uvloop": True}, "trio": {}}
 
 # "backend:case" -> why this package does something else than upstream.
 DIFFERENCES: dict[str, str] = {
@@ -325,7 +329,7 @@ def _child(backend: str) -> None:
             out[name] = _outcome(case)
     else:
         cases = _cases()
-        name_, options = backend, BACKENDS[backend]
+        name_, options = BACKENDS[backend]
 
         async def main() -> None:
             for name, case in cases.items():
@@ -333,7 +337,7 @@ def _child(backend: str) -> None:
                 sys.stdout.flush()
                 out[name] = await _aoutcome(case)
 
-        anyio.run(main, backend=name_.split("+")[0], backend_options=options)
+        anyio.run(main, backend=name_, backend_options=options)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
     sys.stdout.flush()
 
@@ -395,7 +399,7 @@ def _expected_outcomes(backend: str) -> dict[str, str]:
     return expected
 
 
-@pytest.mark.parametrize("backend", ["outside", *BACKENDS])
+@pytest.mark.parametrize("backend", ["outside", *BACKEND_IDS])
 def test_misuse_matches_upstream(backend: str) -> None:
     expected = _expected_outcomes(backend)
     got = _run_child(backend)
@@ -416,5 +420,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "child":
         _child(sys.argv[2])
     elif sys.argv[1] == "record":
-        table = {b: _run_child(b, sys.executable) for b in ["outside", *BACKENDS]}
+        table = {b: _run_child(b, sys.executable) for b in ["outside", *BACKEND_IDS]}
         print(json.dumps(table, indent=1, sort_keys=True))

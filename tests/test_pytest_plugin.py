@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from tests._backends import BACKENDS
 
 import anyio
 from anyio import get_available_backends
@@ -28,14 +29,10 @@ ARGS = _plugin_args()
 N_BACKENDS = len(get_available_backends())
 
 # A conftest giving inner sessions our three variants, like tests/conftest.py.
-THREE_BACKENDS = """
+THREE_BACKENDS = f"""
 import pytest
 
-@pytest.fixture(params=[
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-])
+@pytest.fixture(params=[pytest.param(v, id=k) for k, v in {BACKENDS!r}.items()])
 def anyio_backend(request):
     return request.param
 """
@@ -191,7 +188,7 @@ def test_backend_options_reach_the_loop(pytester: pytest.Pytester) -> None:
         import pytest
 
         @pytest.fixture(params=[
-            pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+            pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
             pytest.param(("asyncio", {"debug": True}), id="debug"),
         ])
         def anyio_backend(request):

@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from tests._backends import BACKEND_IDS, BACKENDS
 
 import anyio
 from anyio import (
@@ -61,11 +62,6 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-BACKENDS = {
-    "asyncio": ("asyncio", {}),
-    "uvloop": ("asyncio", {"use_uvloop": True}),
-    "trio": ("trio", {}),
-}
 SETTINGS = settings(
     max_examples=20,
     stateful_step_count=15,
@@ -517,14 +513,20 @@ class ConditionMachine(RuleBasedStateMachine):
         self.driver.close()
 
 
+def _suffix(backend_id: str) -> str:
+    return backend_id.replace("+", "_")  # "asyncio+uvloop" is no identifier
+
+
 def _for_backend(machine: type[RuleBasedStateMachine], backend: str) -> Any:
-    cls = type(f"{machine.__name__}_{backend}", (machine,), {"backend": backend})
+    cls = type(
+        f"{machine.__name__}_{_suffix(backend)}", (machine,), {"backend": backend}
+    )
     cls.TestCase.settings = SETTINGS
     return cls.TestCase
 
 
-for _backend in BACKENDS:
+for _backend in BACKEND_IDS:
     for _machine in (PoolMachine, EventMachine, ConditionMachine):
-        globals()[f"Test{_machine.__name__}_{_backend}"] = _for_backend(
+        globals()[f"Test{_machine.__name__}_{_suffix(_backend)}"] = _for_backend(
             _machine, _backend
         )

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio import (
@@ -292,13 +293,7 @@ async def test_many_children() -> None:
 
 
 # Trio runs woken tasks in an order of its own; on asyncio they wake in order.
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+@on_backends(*ASYNCIO_IDS)
 async def test_cancellation_reaches_tasks_in_start_order() -> None:
     order: list[int] = []
     event = anyio.Event()

@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -129,6 +130,8 @@ async def test_wait_kinds() -> None:
     send, receive = create_memory_object_stream[int](0)
     _, empty = create_memory_object_stream[int](1)
     release = Event()
+    # The core's park clock is the monotonic clock time.monotonic() reads.
+    start = time.monotonic()
 
     async def hold_all() -> None:
         async with lock, semaphore, limiter:
@@ -179,6 +182,20 @@ async def test_wait_kinds() -> None:
         assert tree.deadlocks == []
         text = format_task_tree(tree)
         assert "Lock.acquire, held by 'holder'" in text
+        # Parked in the core's primitives and streams: parked since a clock
+        # reading taken when they parked, after `start`.
+        elapsed = time.monotonic() - start
+        parked = ("holder", "lock", "semaphore", "limiter", "condition", "send")
+        for name in (*parked, "receive"):
+            idle = tree.find(name).idle
+            assert idle is not None and 0 <= idle <= elapsed, (name, idle)
+        assert "Lock.acquire, held by 'holder' (parked for " in format_task_tree(
+            tree, show_ids=False
+        )
+        later = get_task_tree().find("lock").idle
+        assert later is not None and later >= tree.find("lock").idle  # type: ignore[operator]
+        running = [node for node in tree.tasks() if node.state == "running"]
+        assert running and all(node.idle is None for node in running)
         tg.cancel_scope.cancel()
 
 
@@ -196,6 +213,7 @@ async def test_ready_task_at_checkpoint() -> None:
         await started.wait()
         node = get_task_tree().find("spinner")
         assert node.state == "ready"
+        assert node.idle is None  # a checkpoint parks nowhere
         tg.cancel_scope.cancel()
 
 
@@ -215,12 +233,22 @@ async def test_thread_waits() -> None:
     async with create_task_group() as tg:
         tg.start_soon(to_thread.run_sync, worker, name="blocking")
         tg.start_soon(to_thread.run_sync, asking_worker, name="asking")
+        # The clock the worker reads; the tasks start their calls only once
+        # this task awaits.
+        start = time.monotonic()
         await to_thread.run_sync(in_thread.wait)
         await wait_all_tasks_blocked()
         tree = get_task_tree()
         blocking = tree.find("blocking").wait
         assert blocking is not None and blocking.kind == "to_thread"
         assert blocking.target is worker
+        # How long the worker has run the call; the task is not parked in a
+        # primitive.
+        running_for = blocking.running_for
+        assert running_for is not None
+        assert 0 <= running_for <= time.monotonic() - start
+        assert tree.find("blocking").idle is None
+        assert "(running for " in format_task_tree(tree)
         assert "worker" in blocking.description
         assert "frame" in blocking.details
         node = tree.find("asking")
@@ -369,7 +397,7 @@ async def test_text_form_without_ids_and_times() -> None:
         tree = await snapshot_when_blocked()
         text = format_task_tree(tree, show_ids=False, show_times=False)
         assert "#" not in text
-        assert "task 'sleeper' waiting: sleep until +…s (idle …s)" in text
+        assert "task 'sleeper' waiting: sleep until +…s (parked for …s)" in text
         out = io.StringIO()
         print_task_tree(out)
         assert "'sleeper' #" in out.getvalue()
@@ -469,6 +497,9 @@ def test_foreign_tasks(
     (scope,) = scoped.scopes
     assert scope.deadline is not None
     assert scoped.coroutine.endswith("in_scope")
+    # Parked in the core's Event: known; on a plain future: unknown.
+    assert scoped.idle is not None and scoped.idle >= 0
+    assert plain.idle is None
     assert plain.wait is not None and plain.wait.kind == "future"
     assert plain.location is not None and plain.location.endswith("on_future")
     assert sleeping.wait is not None and sleeping.wait.kind == "sleep"

@@ -12,46 +12,16 @@ import gc
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests._backends import ASYNCIO_IDS, backend_params, run_plain_loop
 
 import anyio
-from anyio import _cpp, to_thread
+from anyio import to_thread
 from anyio._core._eventloop import threadlocals
 from anyio.lowlevel import EventLoopToken, current_token
-
-BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-]
-LOOP_FACTORIES = [
-    pytest.param(asyncio.new_event_loop, id="asyncio"),
-    pytest.param("uvloop", id="asyncio+uvloop"),
-]
-
-
-def _run_native(factory: Any, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    if factory == "uvloop":
-        import uvloop
-
-        factory = uvloop.new_event_loop
-
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(main())
-    # Python 3.10 has no asyncio.Runner: what it does, by hand.
-    loop = factory()
-    try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(main())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 def _run_backend(backend: tuple[str, dict[str, Any]], main: Callable[[], Any]) -> Any:
@@ -79,58 +49,53 @@ async def _native_rounds(
             await asyncio.gather(*[asyncio.create_task(worker()) for _ in range(tasks)])
 
 
-@pytest.mark.parametrize("factory", LOOP_FACTORIES)
-def test_short_lived_foreign_tasks_share_the_loops_pool(factory: Any) -> None:
+class DistinctThreads:
+    """A job for worker threads: keeps each distinct thread that runs it."""
+
+    def __init__(self) -> None:
+        # Kept alive, so distinct objects are distinct threads.
+        self.threads: list[threading.Thread] = []
+        self._seen: set[int] = set()
+
+    def __call__(self) -> None:
+        thread = threading.current_thread()
+        if id(thread) not in self._seen:
+            self._seen.add(id(thread))
+            self.threads.append(thread)
+
+
+@pytest.mark.parametrize("loop", ASYNCIO_IDS)
+def test_short_lived_foreign_tasks_share_the_loops_pool(
+    loop: str, keep_idle_workers: None
+) -> None:
     """50 concurrent tasks made by asyncio.create_task, ending one after
     another, make 2,000 calls: none fails, and the threads that ran them are
     no more than the default limiter's 40 tokens (not a new set per task)."""
-    threads: list[
-        threading.Thread
-    ] = []  # kept alive: distinct objects, distinct threads
-    seen: set[int] = set()
-
-    def job() -> None:
-        thread = threading.current_thread()
-        if id(thread) not in seen:
-            seen.add(id(thread))
-            threads.append(thread)
+    job = DistinctThreads()
 
     async def main() -> None:
         await _native_rounds("asyncio", rounds=10, tasks=50, calls=4, job=job)
 
-    # A worker idle for its timeout (10 s) may leave and a later call start a
-    # new thread: legitimate, but on a slow run (a loaded machine, the
-    # sanitizer build) it would make the count below depend on timing.
-    old_timeout = _cpp.set_default_idle_timeout(3600)
-    try:
-        _run_native(factory, main)
-    finally:
-        _cpp.set_default_idle_timeout(old_timeout)
-    assert 1 <= len(threads) <= 40
+    # keep_idle_workers: no worker leaves mid-test for a new one to replace it.
+    run_plain_loop(loop, main)
+    assert 1 <= len(job.threads) <= 40
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_native_tasks_share_the_pool_under_anyio_run(
     backend: tuple[str, dict[str, Any]],
 ) -> None:
-    threads: list[threading.Thread] = []
-    seen: set[int] = set()
-
-    def job() -> None:
-        thread = threading.current_thread()
-        if id(thread) not in seen:
-            seen.add(id(thread))
-            threads.append(thread)
+    job = DistinctThreads()
 
     async def main() -> None:
         await _native_rounds(backend[0], rounds=10, tasks=50, calls=4, job=job)
 
     _run_backend(backend, main)
-    assert 1 <= len(threads) <= 40
+    assert 1 <= len(job.threads) <= 40
 
 
-@pytest.mark.parametrize("factory", LOOP_FACTORIES)
-def test_default_limiter_outlives_the_task_that_made_it(factory: Any) -> None:
+@pytest.mark.parametrize("loop", ASYNCIO_IDS)
+def test_default_limiter_outlives_the_task_that_made_it(loop: str) -> None:
     """The first to_thread call of the loop comes from a task that then ends;
     later tasks still see the same default limiter and the same pool."""
 
@@ -143,12 +108,12 @@ def test_default_limiter_outlives_the_task_that_made_it(factory: Any) -> None:
         later = await asyncio.create_task(first())
         return limiter, later
 
-    limiter, later = _run_native(factory, main)
+    limiter, later = run_plain_loop(loop, main)
     assert limiter is later
 
 
-@pytest.mark.parametrize("factory", LOOP_FACTORIES)
-def test_idle_workers_hold_no_loop(factory: Any) -> None:
+@pytest.mark.parametrize("loop", ASYNCIO_IDS)
+def test_idle_workers_hold_no_loop(loop: str) -> None:
     """After the loop's run, idle workers do not keep the loop alive, and they
     leave once it is gone."""
     refs: list[weakref.ref[asyncio.AbstractEventLoop]] = []
@@ -160,7 +125,7 @@ def test_idle_workers_hold_no_loop(factory: Any) -> None:
             *[asyncio.create_task(to_thread.run_sync(int)) for _ in range(5)]
         )
 
-    _run_native(factory, main)
+    run_plain_loop(loop, main)
     gc.collect()
     assert refs[0]() is None
     mine = {
@@ -171,7 +136,7 @@ def test_idle_workers_hold_no_loop(factory: Any) -> None:
         assert not thread.is_alive()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_worker_thread_token(backend: tuple[str, dict[str, Any]]) -> None:
     """Inside a job, threadlocals.current_token is the caller's loop token (as
     libraries probe it); outside one, reading it raises AttributeError."""
@@ -212,7 +177,6 @@ def test_trio_process_exits_with_blocked_abandoned_and_idle_workers() -> None:
     """On Trio (as with Trio's own threads) neither a worker blocked forever in
     an abandoned call nor an idle one keeps the interpreter from exiting."""
     import subprocess
-    import sys
 
     proc = subprocess.run(
         [sys.executable, "-c", _EXIT_SCRIPT],
@@ -229,7 +193,7 @@ def _count(type_name: str) -> int:
     return sum(1 for obj in gc.get_objects() if type(obj).__name__ == type_name)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_loops_run_in_threads_leave_nothing_behind(
     backend: tuple[str, dict[str, Any]],
 ) -> None:

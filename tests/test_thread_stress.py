@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import pytest
+from tests._backends import backend_params
 
 import anyio
 from anyio import (
@@ -27,12 +28,6 @@ from anyio import (
     to_thread,
 )
 from anyio._threads import trio_current_pool
-
-BACKENDS = [
-    pytest.param("asyncio", {}, id="asyncio"),
-    pytest.param("asyncio", {"use_uvloop": True}, id="asyncio+uvloop"),
-    pytest.param("trio", {}, id="trio"),
-]
 
 
 def _threads() -> set[threading.Thread]:
@@ -113,12 +108,12 @@ def _stress(backend: str, options: dict[str, Any], jobs: int, seed: int) -> None
             assert i not in ran
 
 
-@pytest.mark.parametrize("backend, options", BACKENDS)
-def test_stress_100k(backend: str, options: dict[str, Any]) -> None:
+@pytest.mark.parametrize("backend", backend_params())
+def test_stress_100k(backend: tuple[str, dict[str, Any]]) -> None:
     # Threads of earlier tests may still be exiting: only threads started
     # during this one must be gone at the end.
     before = _threads()
-    _stress(backend, options, 100_000, seed=2)
+    _stress(*backend, 100_000, seed=2)
     deadline = time.monotonic() + 5
     while _threads() - before and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -11,15 +11,11 @@ import time
 from typing import Any
 
 import pytest
+from tests._backends import backend_params
 
 import anyio
 from anyio import RunFinishedError, from_thread, to_thread
 
-BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-]
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc/self/fd"
 )
@@ -34,7 +30,7 @@ def _run(backend: tuple[str, dict[str, Any]], main: Any) -> Any:
     return anyio.run(main, backend=backend[0], backend_options=backend[1])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_worker_threads_and_open_process_add_no_descriptor(
     backend: tuple[str, dict[str, Any]],
 ) -> None:
@@ -59,7 +55,7 @@ def test_worker_threads_and_open_process_add_no_descriptor(
     assert counts == [counts[0]] * len(counts)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_burst_of_concurrent_calls_all_complete(
     backend: tuple[str, dict[str, Any]],
 ) -> None:
@@ -90,7 +86,7 @@ def test_burst_of_concurrent_calls_all_complete(
     assert _run(backend, main) == [i * 2 for i in range(n)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_burst_of_from_thread_requests_all_answered(
     backend: tuple[str, dict[str, Any]],
 ) -> None:
@@ -113,7 +109,7 @@ def test_burst_of_from_thread_requests_all_answered(
     assert _run(backend, main) == [i + 1 for i in range(200)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", backend_params())
 def test_request_after_the_loop_closed_fails_at_once(
     backend: tuple[str, dict[str, Any]],
 ) -> None:

@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+from tests._backends import backend_params
 
 import anyio
 from anyio import (
@@ -385,13 +386,9 @@ async def test_worker_reused_after_cancelled_calls() -> None:
             await anyio.sleep(0.001)
 
 
-@pytest.mark.parametrize(
-    "backend, options",
-    [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
-    ids=["asyncio", "asyncio+uvloop", "trio"],
-)
+@pytest.mark.parametrize("backend", backend_params())
 def test_abandoned_call_finishing_after_loop_closed(
-    backend: str, options: dict[str, Any]
+    backend: tuple[str, dict[str, Any]],
 ) -> None:
     """A worker still running an abandoned call when its event loop closes
     finishes it, drops the result quietly (no error in the thread, nothing
@@ -423,7 +420,7 @@ def test_abandoned_call_finishing_after_loop_closed(
     threading.excepthook = errors.append
     sys.unraisablehook = errors.append
     try:
-        anyio.run(main, backend=backend, backend_options=options)
+        anyio.run(main, backend=backend[0], backend_options=backend[1])
         assert not finished.is_set()
         release.set()
         assert finished.wait(5)

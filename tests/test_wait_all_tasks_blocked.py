@@ -9,19 +9,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from tests._backends import ASYNCIO_IDS, on_backends
 
 import anyio
 from anyio import CancelScope, create_task_group, wait_all_tasks_blocked
 
 pytestmark = pytest.mark.anyio
 
-asyncio_only = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"),
-    ],
-)
+asyncio_only = on_backends(*ASYNCIO_IDS)
 
 
 async def test_is_a_checkpoint() -> None:

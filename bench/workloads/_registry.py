@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tests._backends import BACKEND_IDS, TRIO
+
 Body = Callable[[int], Awaitable[tuple[float, int]]]
 Kind = Literal["time", "memory"]
 
@@ -38,7 +40,7 @@ class Workload:
     raw_trio: Body | None = None
     raw_trio_label: str = ""
     # Backends the anyio body supports (all by default).
-    backends: tuple[str, ...] = ("asyncio", "uvloop", "trio")
+    backends: tuple[str, ...] = BACKEND_IDS
     unit: str = field(default="")
 
     @property
@@ -46,7 +48,7 @@ class Workload:
         return self.unit or ("ns/op" if self.kind == "time" else "B/task")
 
     def raw_for(self, backend: str) -> tuple[Body | None, str]:
-        if backend == "trio":
+        if backend == TRIO:
             return self.raw_trio, self.raw_trio_label
         return self.raw_asyncio, self.raw_asyncio_label
 

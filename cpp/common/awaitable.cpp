@@ -1,5 +1,7 @@
 #include "common/awaitable.hpp"
 
+#include <vector>
+
 namespace anyio {
 
 void set_stop_iteration(PyObject* value) {
@@ -128,6 +130,71 @@ PyObject* inner_close(PyObject** inner) {
   PyObject* r = call_method0(*inner, G.s_close);
   Py_CLEAR(*inner);
   return r;
+}
+
+// --- The awaitable base -------------------------------------------------------------
+
+namespace {
+
+// The generic slots reach the type's own send through its am_send slot: one
+// indirect call, paid only by Python-level send() and old-style iteration.
+PySendResult type_send(PyObject* self, PyObject* arg, PyObject** out) {
+  return Py_TYPE(self)->tp_as_async->am_send(self, arg, out);
+}
+
+PyObject* awaitable_iternext(PyObject* self) { return iternext_via_send<type_send>(self); }
+
+PyObject* awaitable_send_method(PyObject* self, PyObject* arg) {
+  return send_method_via_send<type_send>(self, arg);
+}
+
+void awaitable_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+}  // namespace
+
+PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec) {
+  // PyType_FromSpec keeps pointers to the method, getset and member tables,
+  // so the tables built here live as long as the process.
+  std::vector<PyMethodDef> methods = {
+      {"send", awaitable_send_method, METH_O, nullptr},
+      {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(spec.throw_)), METH_FASTCALL,
+       nullptr},
+      {"close", spec.close, METH_NOARGS, nullptr},
+  };
+  for (PyMethodDef* m = spec.methods; m && m->ml_name; ++m) methods.push_back(*m);
+  methods.push_back({nullptr, nullptr, 0, nullptr});
+  auto* method_table = new PyMethodDef[methods.size()];
+  std::copy(methods.begin(), methods.end(), method_table);
+
+  std::vector<PyType_Slot> slots = {
+      {Py_am_send, reinterpret_cast<void*>(spec.send)},
+      {Py_am_await, reinterpret_cast<void*>(await_self)},
+      {Py_tp_iter, reinterpret_cast<void*>(await_self)},
+      {Py_tp_iternext, reinterpret_cast<void*>(awaitable_iternext)},
+      {Py_tp_dealloc, reinterpret_cast<void*>(spec.dealloc ? spec.dealloc : awaitable_dealloc)},
+      {Py_tp_traverse, reinterpret_cast<void*>(spec.traverse)},
+      {Py_tp_clear, reinterpret_cast<void*>(spec.clear)},
+      {Py_tp_methods, method_table},
+  };
+  if (spec.getset) slots.push_back({Py_tp_getset, spec.getset});
+  if (spec.members) slots.push_back({Py_tp_members, spec.members});
+  slots.push_back({0, nullptr});
+
+  PyType_Spec type_spec = {
+      spec.name,
+      static_cast<int>(spec.basicsize),
+      0,
+      static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+                                spec.extra_flags),
+      slots.data(),
+  };
+  return add_type(module, &type_spec);
 }
 
 }  // namespace anyio

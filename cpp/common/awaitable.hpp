@@ -3,6 +3,8 @@
 // tp_iternext, the `send` method and the `throw` plumbing from here.
 #pragma once
 
+#include <cstring>
+
 #include "common/py.hpp"
 
 namespace anyio {
@@ -71,6 +73,40 @@ PyObject* inner_close(PyObject** inner);  // inner.close()'s result
 // __await__/__iter__ of an awaitable that is its own iterator.
 inline PyObject* await_self(PyObject* self) {
   Py_INCREF(self);
+  return self;
+}
+
+// --- The awaitable base -------------------------------------------------------------
+
+// What a C awaitable type supplies; add_awaitable_type() builds the rest of
+// its type. Every such type is a GC type, is its own iterator, and cannot be
+// instantiated from Python.
+struct AwaitableSpec {
+  const char* name;  // "anyio._cpp.Name"
+  Py_ssize_t basicsize;
+  SendFunc send;                   // am_send: the one stepping function
+  _PyCFunctionFast throw_;         // throw(typ[, val[, tb]])
+  PyCFunction close;               // close(), METH_NOARGS
+  traverseproc traverse;           // must visit the type (heap types own it)
+  inquiry clear;                   // drops every reference; the dealloc calls it
+  PyMethodDef* methods = nullptr;  // more methods, null-terminated
+  PyGetSetDef* getset = nullptr;   // null-terminated
+  PyMemberDef* members = nullptr;  // null-terminated
+  destructor dealloc = nullptr;    // only for a type that must do more than untrack/clear/free
+  unsigned long extra_flags = 0;   // Py_TPFLAGS_* besides DEFAULT, HAVE_GC, DISALLOW_INSTANTIATION
+};
+
+// Creates the type (am_send, am_await, tp_iter, tp_iternext, the send/throw/
+// close methods, the GC slots and the dealloc) and adds it to the module
+// under its short name. Returns the type (borrowed: the module owns it).
+PyTypeObject* add_awaitable_type(PyObject* module, const AwaitableSpec& spec);
+
+// A new, untracked instance with every field after the header zeroed; the
+// caller fills it in and then calls PyObject_GC_Track.
+template <class T>
+T* new_awaitable(PyTypeObject* type) {
+  T* self = PyObject_GC_New(T, type);
+  if (self) std::memset(reinterpret_cast<char*>(self) + sizeof(PyObject), 0, sizeof(T) - sizeof(PyObject));
   return self;
 }
 

@@ -41,10 +41,4 @@ PyObject* trio_lowlevel(const char* name) {
   return fn;
 }
 
-PyObject* raise_no_event_loop() {
-  PyObject* r = PyObject_CallMethod(G.glue, "raise_no_event_loop", nullptr);
-  Py_XDECREF(r);
-  return nullptr;
-}
-
 }  // namespace anyio

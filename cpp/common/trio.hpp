@@ -1,7 +1,9 @@
 // Cheap questions about Trio, asked from C++ without going through Python glue.
+// Superseded by runtime.hpp (current_backend(), trio()); goes away once its
+// last users have moved there.
 #pragma once
 
-#include "common/py.hpp"
+#include "common/runtime.hpp"
 
 namespace anyio {
 
@@ -12,8 +14,5 @@ int trio_running();
 // trio.lowlevel.<name>, looked up once (borrowed; kept for the interpreter's
 // life). Only valid to call once trio_running() returned 1.
 PyObject* trio_lowlevel(const char* name);
-
-// Raises NoEventLoopError (anyio's message) and returns nullptr.
-PyObject* raise_no_event_loop();
 
 }  // namespace anyio

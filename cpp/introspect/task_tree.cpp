@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "cancel/core.hpp"
+#include "memory/memory.hpp"
+#include "sync/sync.hpp"
+#include "threads/threads.hpp"
 
 namespace anyio {
 namespace {
@@ -42,7 +45,7 @@ TaskState* state_of_task(PyObject* task, PyObject* coro, PyObject* loop, bool* f
 // waits on (see task_tree.hpp for the tuples), None for anything else.
 PyObject* fn_waits_on(PyObject*, PyObject* obj) {
   using Reader = PyObject* (*)(PyObject*);
-  static const Reader readers[] = {sync::op_waits_on, memory_op_waits_on, threads::call_waits_on};
+  static const Reader readers[] = {sync::op_waits_on, memory::op_waits_on, threads::call_waits_on};
   for (Reader read : readers) {
     PyObject* r = read(obj);
     if (r != Py_None) return r;  // a tuple, or nullptr with an error set

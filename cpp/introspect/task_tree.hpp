@@ -1,32 +1,28 @@
 // Introspection for anyio.lowlevel.get_task_tree(): cold functions that read
 // what the core already holds (scope links, parked awaitables) when a snapshot
-// is taken. Nothing here runs, or is paid for, unless a snapshot is asked for.
+// is taken.
 //
-// Each component whose awaitable a task can be parked in defines one
-// `*_waits_on` function in its own file (marked "introspection (task tree)");
-// task_tree.cpp dispatches to them. Each returns, as a new reference, a tuple
-// describing what the awaitable waits on, Py_None if `obj` is not of that
-// component's type, or nullptr with an error set.
+// Each component whose awaitable a task can be parked in declares one
+// `*_waits_on` reader in its own header and defines it in its own file (both
+// marked "introspection (task tree)"); task_tree.cpp dispatches to them. Each
+// returns, as a new reference, a tuple describing what the awaitable waits on,
+// Py_None if `obj` is not of that component's type, or nullptr with an error
+// set.
 #pragma once
+
+#include <chrono>
 
 #include "common/py.hpp"
 
 namespace anyio {
 
-namespace sync {
-// SyncOp (Event.wait, Lock/Semaphore/CapacityLimiter acquire):
-// ("event" | "acquire", primitive, parked: bool)
-PyObject* op_waits_on(PyObject* obj);
-}  // namespace sync
-
-// MemoryStreamOp: ("send" | "receive", stream, parked: bool)
-PyObject* memory_op_waits_on(PyObject* obj);
-
-namespace threads {
-// ThreadCall (to_thread.run_sync):
-// ("thread", func or None, status: str, limiter or None, acquiring_token: bool)
-PyObject* call_waits_on(PyObject* obj);
-}  // namespace threads
+// The clock behind "parked for N s" and "running for N s in its thread", in
+// seconds. Read only where a task actually parks (never on an uncontended
+// operation) and where a worker thread starts a job (off the event loop's
+// thread); the readers subtract from it at snapshot time.
+inline double introspect_clock() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 int register_task_tree(PyObject* module);
 

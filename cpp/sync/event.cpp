@@ -6,7 +6,7 @@ namespace {
 
 struct Event {
   PyObject_HEAD
-  WaitQueue q;
+  WaitQueue<Waiter> q;
   bool flag;
   PyObject* weakreflist;
 };
@@ -19,7 +19,7 @@ PyObject* ev_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   }
   auto* self = reinterpret_cast<Event*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
-  new (&self->q) WaitQueue();
+  new (&self->q) WaitQueue<Waiter>();
   self->flag = false;
   self->weakreflist = nullptr;
   return reinterpret_cast<PyObject*>(self);
@@ -43,10 +43,12 @@ PyObject* ev_is_set(PyObject* self_obj, PyObject*) {
   return PyBool_FromLong(reinterpret_cast<Event*>(self_obj)->flag);
 }
 
-PyObject* ev_wait(PyObject* self_obj, PyObject*) { return make_op(self_obj, OP_EVENT_WAIT, nullptr); }
+PyObject* ev_wait(PyObject* self_obj, PyObject*) {
+  return make_sync_op(self_obj, SyncOpKind::EventWait, nullptr);
+}
 
 PyObject* ev_tasks_waiting(PyObject* self_obj, void*) {
-  return PyLong_FromSsize_t(reinterpret_cast<Event*>(self_obj)->q.size);
+  return PyLong_FromSsize_t(reinterpret_cast<Event*>(self_obj)->q.size());
 }
 
 void ev_dealloc(Event* self) {
@@ -103,7 +105,7 @@ PyType_Spec ev_spec = {
 
 bool is_event(PyObject* o) { return PyObject_TypeCheck(o, EventType); }
 bool event_is_set(PyObject* o) { return reinterpret_cast<Event*>(o)->flag; }
-WaitQueue* event_queue(PyObject* o) { return &reinterpret_cast<Event*>(o)->q; }
+WaitQueue<Waiter>* event_queue(PyObject* o) { return &reinterpret_cast<Event*>(o)->q; }
 
 int register_events(PyObject* module) {
   EventType = add_type(module, &ev_spec);

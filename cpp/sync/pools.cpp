@@ -15,25 +15,26 @@
 namespace anyio::sync {
 namespace {
 
-enum Mode : unsigned char { LOCK = 0, SEMAPHORE = 1, LIMITER = 2 };
+// Which primitive a token pool is, which decides who may hold a token.
+enum class Mode : unsigned char { Lock, Semaphore, Limiter };
 
-struct Pool {
+struct TokenPool {
   PyObject_HEAD
-  WaitQueue q;
-  unsigned char mode;
+  WaitQueue<Waiter> q;
+  Mode mode;
   unsigned char fast_acquire;
-  unsigned char big;     // SEMAPHORE: the counts live in big_value/big_max
-  Py_ssize_t value;      // SEMAPHORE: tokens available
-  Py_ssize_t max_value;  // SEMAPHORE: cap, -1 for none
-  // SEMAPHORE counts beyond Py_ssize_t (Python ints, as upstream allows):
+  unsigned char big;     // Semaphore: the counts live in big_value/big_max
+  Py_ssize_t value;      // Semaphore: tokens available
+  Py_ssize_t max_value;  // Semaphore: cap, -1 for none
+  // Semaphore counts beyond Py_ssize_t (Python ints, as upstream allows):
   // once a count does not fit, both live here and the slow path does the
   // arithmetic with Python ints. big_max is null for no cap.
   PyObject* big_value;
   PyObject* big_max;
-  Py_ssize_t total;     // LIMITER: total tokens (PY_SSIZE_T_MAX for inf)
-  PyObject* total_obj;  // LIMITER: total_tokens as given (int or inf)
-  PyObject* owner;      // LOCK: owning task (strong) or null
-  PyObject* borrowers;  // LIMITER: dict borrower -> None (insertion ordered)
+  Py_ssize_t total;     // Limiter: total tokens (PY_SSIZE_T_MAX for inf)
+  PyObject* total_obj;  // Limiter: total_tokens as given (int or inf)
+  PyObject* owner;      // Lock: owning task (strong) or null
+  PyObject* borrowers;  // Limiter: dict borrower -> None (insertion ordered)
   PyObject* weakreflist;
 };
 
@@ -41,12 +42,12 @@ PyTypeObject* LockType = nullptr;
 PyTypeObject* SemaphoreType = nullptr;
 PyTypeObject* LimiterType = nullptr;
 
-inline Pool* P(PyObject* o) { return reinterpret_cast<Pool*>(o); }
+inline TokenPool* P(PyObject* o) { return reinterpret_cast<TokenPool*>(o); }
 
-Pool* alloc_pool(PyTypeObject* type, Mode mode) {
-  auto* self = reinterpret_cast<Pool*>(type->tp_alloc(type, 0));
+TokenPool* alloc_pool(PyTypeObject* type, Mode mode) {
+  auto* self = reinterpret_cast<TokenPool*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
-  new (&self->q) WaitQueue();
+  new (&self->q) WaitQueue<Waiter>();
   self->mode = mode;
   self->max_value = -1;
   return self;
@@ -54,7 +55,7 @@ Pool* alloc_pool(PyTypeObject* type, Mode mode) {
 
 // --- token hand-off ------------------------------------------------------------
 
-int grant_lock(Pool* self) {
+int grant_lock(TokenPool* self) {
   Waiter* w = pop_live(self->q);
   if (!w) {
     if (PyErr_Occurred()) return -1;
@@ -66,7 +67,7 @@ int grant_lock(Pool* self) {
   return wake(w);
 }
 
-int fill_limiter(Pool* self) {
+int fill_limiter(TokenPool* self) {
   while (PyDict_GET_SIZE(self->borrowers) < self->total) {
     Waiter* w = pop_live(self->q);
     if (!w) return PyErr_Occurred() ? -1 : 0;
@@ -78,15 +79,16 @@ int fill_limiter(Pool* self) {
 
 PyObject* lock_not_owner_error() {
   // The two backends of upstream anyio word this differently; keep each.
-  Backend b = detect_backend();
-  if (b == BACKEND_ERROR) return nullptr;
-  return raise(PyExc_RuntimeError, b == BACKEND_TRIO ? "can't release a Lock you don't own"
-                                                     : "The current task is not holding this lock");
+  Backend b = current_backend();
+  if (b == Backend::Error) return nullptr;
+  return raise(PyExc_RuntimeError, b == Backend::Trio ? "can't release a Lock you don't own"
+                                                      : "The current task is not holding this lock");
 }
 
 // --- validation -------------------------------------------------------------------
 
-// Parses total_tokens into (*total, *obj). Returns -1 with the upstream error.
+// Parses total_tokens into *total (inf as PY_SSIZE_T_MAX). Returns -1 with
+// the upstream error.
 int parse_total(PyObject* value, Py_ssize_t* total) {
   if (PyLong_Check(value)) {
     int overflow = 0;
@@ -118,7 +120,7 @@ PyObject* lock_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   int fast = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Lock", const_cast<char**>(kwlist), &fast))
     return nullptr;
-  Pool* self = alloc_pool(type, LOCK);
+  TokenPool* self = alloc_pool(type, Mode::Lock);
   if (self) self->fast_acquire = static_cast<unsigned char>(fast);
   return reinterpret_cast<PyObject*>(self);
 }
@@ -151,7 +153,7 @@ PyObject* sem_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     if (lower < 0) return nullptr;
     if (lower) return raise(PyExc_ValueError, "max_value must be equal to or higher than initial_value");
   }
-  Pool* self = alloc_pool(type, SEMAPHORE);
+  TokenPool* self = alloc_pool(type, Mode::Semaphore);
   if (!self) return nullptr;
   self->fast_acquire = static_cast<unsigned char>(fast);
   if (big) {
@@ -181,7 +183,7 @@ PyObject* lim_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   if (parse_total(total_obj, &total) < 0) return nullptr;
   PyObject* borrowers = PyDict_New();
   if (!borrowers) return nullptr;
-  Pool* self = alloc_pool(type, LIMITER);
+  TokenPool* self = alloc_pool(type, Mode::Limiter);
   if (!self) {
     Py_DECREF(borrowers);
     return nullptr;
@@ -208,41 +210,43 @@ int lock_init(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 // --- shared methods ---------------------------------------------------------------
 
-PyObject* pool_acquire(PyObject* self, PyObject*) { return make_op(self, OP_ACQUIRE, nullptr); }
+PyObject* pool_acquire(PyObject* self, PyObject*) { return make_sync_op(self, SyncOpKind::Acquire, nullptr); }
 
-PyObject* pool_aexit(PyObject* self, PyObject* const*, Py_ssize_t) {
+// Gives back what the current task holds (a Semaphore's token is anonymous).
+int release_current(PyObject* self) {
   PyObject* who = nullptr;
-  if (P(self)->mode != SEMAPHORE) {
+  if (P(self)->mode != Mode::Semaphore) {
     who = current_task_obj();
-    if (!who) return nullptr;
+    if (!who) return -1;
   }
   int rc = pool_release(self, who, true);
   Py_XDECREF(who);
-  if (rc < 0) return nullptr;
+  return rc;
+}
+
+PyObject* pool_aexit(PyObject* self, PyObject* const*, Py_ssize_t) {
+  if (release_current(self) < 0) return nullptr;
   return done_awaitable();
 }
 
 PyObject* pool_release_method(PyObject* self, PyObject*) {
-  PyObject* who = nullptr;
-  if (P(self)->mode != SEMAPHORE) {
-    who = current_task_obj();
-    if (!who) return nullptr;
-  }
-  int rc = pool_release(self, who, true);
-  Py_XDECREF(who);
-  if (rc < 0) return nullptr;
+  if (release_current(self) < 0) return nullptr;
   Py_RETURN_NONE;
 }
 
 PyObject* nowait_for(PyObject* self, PyObject* who) {
   int rc = pool_try_acquire(self, who);
   if (rc < 0) return nullptr;
-  if (rc == 0) return would_block();
+  if (rc == 0) {
+    const AnyioExceptions* exc = anyio_exceptions();
+    if (exc) PyErr_SetNone(exc->WouldBlock);
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 
 PyObject* pool_acquire_nowait(PyObject* self, PyObject*) {
-  if (P(self)->mode == SEMAPHORE) return nowait_for(self, nullptr);
+  if (P(self)->mode == Mode::Semaphore) return nowait_for(self, nullptr);
   PyObject* who = current_task_obj();
   if (!who) return nullptr;
   PyObject* r = nowait_for(self, who);
@@ -250,7 +254,7 @@ PyObject* pool_acquire_nowait(PyObject* self, PyObject*) {
   return r;
 }
 
-PyObject* pool_tasks_waiting(PyObject* self, void*) { return PyLong_FromSsize_t(P(self)->q.size); }
+PyObject* pool_tasks_waiting(PyObject* self, void*) { return PyLong_FromSsize_t(P(self)->q.size()); }
 PyObject* pool_fast_acquire(PyObject* self, void*) { return PyBool_FromLong(P(self)->fast_acquire); }
 
 // Lock
@@ -277,7 +281,7 @@ PyObject* sem_max_value(PyObject* self, void*) {
 // CapacityLimiter
 
 PyObject* lim_acquire_on_behalf_of(PyObject* self, PyObject* borrower) {
-  return make_op(self, OP_ACQUIRE, borrower);
+  return make_sync_op(self, SyncOpKind::Acquire, borrower);
 }
 
 PyObject* lim_acquire_on_behalf_of_nowait(PyObject* self, PyObject* borrower) {
@@ -299,7 +303,7 @@ int lim_set_total(PyObject* self_obj, PyObject* value, void*) {
     PyErr_SetString(PyExc_AttributeError, "cannot delete total_tokens");
     return -1;
   }
-  Pool* self = P(self_obj);
+  TokenPool* self = P(self_obj);
   Py_ssize_t total = 0;
   if (parse_total(value, &total) < 0) return -1;
   Py_INCREF(value);
@@ -331,7 +335,7 @@ PyObject* lim_borrowers(PyObject* self, void*) {
 
 // --- type plumbing --------------------------------------------------------------------
 
-int pool_traverse(Pool* self, visitproc visit, void* arg) {
+int pool_traverse(TokenPool* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->owner);
   Py_VISIT(self->borrowers);
@@ -339,7 +343,7 @@ int pool_traverse(Pool* self, visitproc visit, void* arg) {
   return 0;
 }
 
-int pool_clear(Pool* self) {
+int pool_clear(TokenPool* self) {
   Py_CLEAR(self->owner);
   Py_CLEAR(self->borrowers);
   Py_CLEAR(self->total_obj);
@@ -348,7 +352,7 @@ int pool_clear(Pool* self) {
   return 0;
 }
 
-void pool_dealloc(Pool* self) {
+void pool_dealloc(TokenPool* self) {
   PyObject_GC_UnTrack(self);
   if (self->weakreflist) PyObject_ClearWeakRefs(reinterpret_cast<PyObject*>(self));
   pool_clear(self);
@@ -424,7 +428,7 @@ PyGetSetDef lim_getset[] = {
 };
 
 PyMemberDef pool_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(Pool, weakreflist), READONLY, nullptr},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TokenPool, weakreflist), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr},
 };
 
@@ -446,9 +450,9 @@ POOL_SLOTS(sem, sem_new, pool_init)
 POOL_SLOTS(lim, lim_new, pool_init)
 
 constexpr unsigned kFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
-PyType_Spec lock_spec = {"anyio._cpp.LockBase", sizeof(Pool), 0, kFlags, lock_slots};
-PyType_Spec sem_spec = {"anyio._cpp.SemaphoreBase", sizeof(Pool), 0, kFlags, sem_slots};
-PyType_Spec lim_spec = {"anyio._cpp.CapacityLimiterBase", sizeof(Pool), 0, kFlags, lim_slots};
+PyType_Spec lock_spec = {"anyio._cpp.LockBase", sizeof(TokenPool), 0, kFlags, lock_slots};
+PyType_Spec sem_spec = {"anyio._cpp.SemaphoreBase", sizeof(TokenPool), 0, kFlags, sem_slots};
+PyType_Spec lim_spec = {"anyio._cpp.CapacityLimiterBase", sizeof(TokenPool), 0, kFlags, lim_slots};
 
 }  // namespace
 
@@ -458,9 +462,9 @@ bool is_pool(PyObject* o) {
 }
 
 bool pool_fast(PyObject* pool) { return P(pool)->fast_acquire; }
-bool pool_needs_who(PyObject* pool) { return P(pool)->mode != SEMAPHORE; }
+bool pool_needs_who(PyObject* pool) { return P(pool)->mode != Mode::Semaphore; }
 
-WaitQueue* queue_of(PyObject* prim) {
+WaitQueue<Waiter>* queue_of(PyObject* prim) {
   if (is_event(prim)) return event_queue(prim);
   return &P(prim)->q;
 }
@@ -470,7 +474,7 @@ namespace {
 // The Semaphore's slow path, on Python ints.
 
 // Moves the counts into Python ints (a release past PY_SSIZE_T_MAX).
-int go_big(Pool* self) {
+int go_big(TokenPool* self) {
   PyObject* v = PyLong_FromSsize_t(self->value);
   PyObject* m = self->max_value < 0 ? nullptr : PyLong_FromSsize_t(self->max_value);
   if (!v || (self->max_value >= 0 && !m)) {
@@ -484,7 +488,7 @@ int go_big(Pool* self) {
   return 0;
 }
 
-int big_add(Pool* self, long delta) {
+int big_add(TokenPool* self, long delta) {
   PyObject* d = PyLong_FromLong(delta);
   if (!d) return -1;
   PyObject* v = PyNumber_Add(self->big_value, d);
@@ -495,7 +499,7 @@ int big_add(Pool* self, long delta) {
 }
 
 // 1 taken, 0 none free, -1 error.
-int big_take(Pool* self) {
+int big_take(TokenPool* self) {
   PyObject* zero = PyLong_FromLong(0);
   if (!zero) return -1;
   int positive = PyObject_RichCompareBool(self->big_value, zero, Py_GT);
@@ -505,7 +509,7 @@ int big_take(Pool* self) {
 }
 
 // 1 when the semaphore holds max_value tokens, -1 on error.
-int big_full(Pool* self) {
+int big_full(TokenPool* self) {
   if (!self->big_max) return 0;
   return PyObject_RichCompareBool(self->big_value, self->big_max, Py_GE);
 }
@@ -513,19 +517,19 @@ int big_full(Pool* self) {
 }  // namespace
 
 int pool_try_acquire(PyObject* pool, PyObject* who) {
-  Pool* self = P(pool);
+  TokenPool* self = P(pool);
   switch (self->mode) {
-    case LOCK:
+    case Mode::Lock:
       if (self->owner == who) {
         PyErr_SetString(PyExc_RuntimeError, "Attempted to acquire an already held Lock");
         return -1;
       }
-      if (self->owner || self->q.head) return 0;
+      if (self->owner || !self->q.empty()) return 0;
       Py_INCREF(who);
       self->owner = who;
       return 1;
-    case SEMAPHORE:
-      if (self->q.head) return 0;
+    case Mode::Semaphore:
+      if (!self->q.empty()) return 0;
       if (self->big) return big_take(self);
       if (self->value <= 0) return 0;
       --self->value;
@@ -538,22 +542,22 @@ int pool_try_acquire(PyObject* pool, PyObject* who) {
                         "this borrower is already holding one of this CapacityLimiter's tokens");
         return -1;
       }
-      if (PyDict_GET_SIZE(self->borrowers) >= self->total || self->q.head) return 0;
+      if (PyDict_GET_SIZE(self->borrowers) >= self->total || !self->q.empty()) return 0;
       return PyDict_SetItem(self->borrowers, who, Py_None) < 0 ? -1 : 1;
     }
   }
 }
 
 int pool_release(PyObject* pool, PyObject* who, bool check) {
-  Pool* self = P(pool);
+  TokenPool* self = P(pool);
   switch (self->mode) {
-    case LOCK:
+    case Mode::Lock:
       if (check && self->owner != who) {
         lock_not_owner_error();
         return -1;
       }
       return grant_lock(self);
-    case SEMAPHORE: {
+    case Mode::Semaphore: {
       int full = self->big ? big_full(self) : self->max_value >= 0 && self->value >= self->max_value;
       if (full < 0) return -1;
       if (check && full) {

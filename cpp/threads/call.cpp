@@ -55,6 +55,7 @@ struct Call {
   PyObject* waiter;     // Trio: the task to reschedule
   PyObject* token;      // the EventLoopToken made for the job, on demand
   PyObject* weakreflist;
+  double started_at;  // introspection (task tree): introspect_clock() when a worker started it
   unsigned char status;
   unsigned char astate;
   bool abandon;
@@ -960,7 +961,11 @@ PyObject* call_waits_on(PyObject* obj) {
   PyObject* func = c->func ? c->func : Py_None;
   PyObject* limiter = c->limiter ? c->limiter : Py_None;
   PyObject* acquiring = c->astate == A_ACQUIRE ? Py_True : Py_False;
-  return Py_BuildValue("(sOsOO)", "thread", func, status, limiter, acquiring);
+  // started_at is written by the worker with the GIL held, before the job runs.
+  if (c->status != JOB_RUNNING)
+    return Py_BuildValue("(sOsOOO)", "thread", func, status, limiter, acquiring, Py_None);
+  return Py_BuildValue("(sOsOOd)", "thread", func, status, limiter, acquiring,
+                       introspect_clock() - c->started_at);
 }
 
 bool call_run_job(Pool* p, PyObject* call) {
@@ -968,6 +973,7 @@ bool call_run_job(Pool* p, PyObject* call) {
   // An abandoned job still runs: the caller stopped waiting, but the work it
   // asked for (say, setting an event another thread waits on) still happens.
   if (c->status != JOB_ABANDONED) c->status = JOB_RUNNING;
+  c->started_at = introspect_clock();  // introspection (task tree); worker thread, GIL held
   PyObject* prev = tls_call;
   // While it is set, anyio._core._eventloop.threadlocals.current_token (which
   // libraries probe to tell anyio worker threads apart) is this call's token.

@@ -149,4 +149,9 @@ PyObject* current_worker_call();
 int register_threads_pool(PyObject* module);
 int register_threads_call(PyObject* module);
 
+// introspection (task tree): what a ThreadCall's waiter waits on, for a
+// snapshot only: ("thread", func or None, status: str, limiter or None,
+// acquiring_token: bool, running_for: float | None).
+PyObject* call_waits_on(PyObject* obj);
+
 }  // namespace anyio::threads

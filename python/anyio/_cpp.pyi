@@ -109,6 +109,7 @@ class TaskGroupBase:
         exc_tb: TracebackType | None,
     ) -> bool: ...
 
+def register_hooks(**hooks: Any) -> None: ...
 def running_loop() -> asyncio.AbstractEventLoop | None: ...
 def set_task_handle_class(cls: type) -> None: ...
 def task_name(func: object) -> str: ...
@@ -389,21 +390,3 @@ class MemoryReceiveStreamBase:
     def _closed(self) -> bool: ...
     @property
     def _state(self) -> MemoryStreamState: ...
-
-def _memory_configure(
-    WouldBlock: type[Exception],
-    EndOfStream: type[Exception],
-    ClosedResourceError: type[Exception],
-    BrokenResourceError: type[Exception],
-    statistics_cls: type[Any],
-    trio_setup: Any,
-) -> None: ...
-def _memory_configure_trio(
-    reschedule: Any,
-    abort_succeeded: Any,
-    checkpoint: Any,
-    checkpoint_if_cancelled: Any,
-    current_task: Any,
-    wait_task_rescheduled: Any,
-    Cancelled: type[BaseException],
-) -> None: ...

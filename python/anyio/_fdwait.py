@@ -19,11 +19,10 @@ with Trio's exceptions translated to anyio's.
 from __future__ import annotations
 
 import asyncio
-import socket
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._backend import current_backend
 from ._exceptions import BusyResourceError, ClosedResourceError
@@ -283,20 +282,3 @@ def notify_closing(obj: FileDescriptorLike) -> None:
         import trio
 
         trio.lowlevel.notify_closing(obj)
-
-
-def notify_closing_quietly(sock: socket.socket | Any) -> None:
-    """:func:`notify_closing`, tolerating a missing event loop (used from
-    ``close()`` paths that may run during garbage collection)."""
-    try:
-        fd = sock.fileno()
-    except (OSError, ValueError):
-        return
-
-    if fd < 0:
-        return
-
-    try:
-        notify_closing(fd)
-    except Exception:
-        pass

@@ -40,6 +40,27 @@ T = TypeVar("T")
 _current_task = _cpp.sync_current_task
 
 
+# On Trio the C++ awaitable forwards to the coroutines of anyio._sync_trio.
+# That module imports Trio, which asyncio users never pay for: these stand-ins
+# import it on the first use on Trio, and it then registers its own functions
+# in their place.
+def _trio_acquire(op: Any, fast_acquire: bool) -> Coroutine[Any, Any, None]:
+    from . import _sync_trio
+
+    return _sync_trio.acquire(op, fast_acquire)
+
+
+def _trio_event_wait(op: Any, is_set: bool) -> Coroutine[Any, Any, None]:
+    from . import _sync_trio
+
+    return _sync_trio.event_wait(op, is_set)
+
+
+_cpp.register_hooks(
+    sync_trio_acquire=_trio_acquire, sync_trio_event_wait=_trio_event_wait
+)
+
+
 def _task_info(task: Any) -> TaskInfo | None:
     if task is None:
         return None

@@ -5,6 +5,9 @@ and owners stay in the C++ object (so one object serves both backends); Trio
 only parks and wakes the task: ``wait_task_rescheduled`` with the awaitable's
 ``_abort`` (which takes the waiter out of the queue), and ``reschedule`` from
 the C++ waker.
+
+anyio._sync registers stand-ins that import this module on the first use on
+Trio; importing it puts its coroutines in their place.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from trio.lowlevel import (
     current_task,
     wait_task_rescheduled,
 )
+
+from . import _cpp
 
 
 async def acquire(op: Any, fast_acquire: bool) -> None:
@@ -42,3 +47,6 @@ async def event_wait(op: Any, is_set: bool) -> None:
     else:
         op._park(current_task())
         await wait_task_rescheduled(op._abort)
+
+
+_cpp.register_hooks(sync_trio_acquire=acquire, sync_trio_event_wait=event_wait)

@@ -97,6 +97,8 @@ class WaitInfo:
         (anyone may set an event, release a semaphore, send an item...)
     :ivar until: for a sleep, when it ends on the event loop clock (inf: never)
     :ivar details: extra facts (statistics, the worker thread's frame, ...)
+    :ivar running_for: for a ``to_thread`` call a worker thread runs, the
+        seconds since that thread started it
     """
 
     kind: str
@@ -107,6 +109,7 @@ class WaitInfo:
     open: bool = True
     until: float | None = None
     details: dict[str, object] = field(default_factory=dict)
+    running_for: float | None = None
 
 
 @dataclass(slots=True)
@@ -126,7 +129,11 @@ class TaskNode:
         asyncio and trio (``qualname``), if any
     :ivar scopes: its own active cancel scopes, innermost first
     :ivar wait: what it is parked in, if known
-    :ivar idle: seconds since it last ran, where known (sleeps)
+    :ivar idle: seconds since it last ran, where known: parked in one of this
+        package's primitives (``Lock``, ``Event``, memory streams...; the core
+        reads a clock when a task actually parks, never on an uncontended
+        operation) or in a sleep (from its timer); None for anything else
+        (other awaitables, futures of foreign tasks, Trio's own primitives)
     :ivar groups: the task groups it hosts, outermost first
     """
 
@@ -366,9 +373,9 @@ class _Builder:
         if marks is not None:
             frame_wait, idle = self.frame_wait(marks)
         if frame_wait is not None and frame_wait.kind == WAIT_CONDITION:
-            return frame_wait, idle
+            return frame_wait, _parked_for(core) if core is not None else idle
         if core is not None:
-            return self.core_wait(core), idle
+            return self.core_wait(core), _parked_for(core)
         if frame_wait is not None:
             return frame_wait, idle
         tp = type(innermost)
@@ -378,7 +385,9 @@ class _Builder:
 
     def core_wait(self, core: tuple[Any, ...]) -> WaitInfo:
         """What the core says a task waits on; tasks parked on the same
-        primitive share one WaitInfo."""
+        primitive share one WaitInfo (a thread call's is its own)."""
+        if core[0] == "thread":
+            return self.make_core_wait(core)
         key = (core[0], id(core[1]))
         shared = self.waits.get(key)
         if shared is None:
@@ -496,8 +505,10 @@ class _Builder:
                 stream,
                 details={"statistics": stats},
             )
-        _, func, status, limiter, acquiring = what
-        return self.thread_wait(func, status, limiter, acquiring)
+        _, func, status, limiter, acquiring, running_for = what
+        wait = self.thread_wait(func, status, limiter, acquiring)
+        wait.running_for = running_for
+        return wait
 
     def acquire_wait(self, prim: Any) -> WaitInfo:
         from ._sync import CapacityLimiter, Lock, Semaphore
@@ -560,6 +571,14 @@ class _Builder:
                     details["from_thread"] = request
                     text += f", which waits for from_thread.{request}"
         return WaitInfo(WAIT_THREAD, text, func, details=details)
+
+
+def _parked_for(core: tuple[Any, ...]) -> float | None:
+    """How long the task has been queued in the core's primitive or stream:
+    the last item of their tuples (None if not queued). A task waiting for a
+    thread call is not parked in a primitive: its call's run time is the
+    wait's ``running_for``."""
+    return None if core[0] == "thread" else core[-1]  # type: ignore[no-any-return]
 
 
 def _callable_name(func: Any) -> str:
@@ -646,6 +665,7 @@ def _asyncio_tree(loop: asyncio.AbstractEventLoop) -> TaskTree:
             wait = waits.get((core[0], id(core[1])))
             if wait is None:
                 wait = b.core_wait(core)
+            idle = _parked_for(core)
         else:
             wait, idle = b.wait_of(state, innermost, core, marks)
             if wait is None and state is WAITING:
@@ -747,6 +767,7 @@ def _trio_tree() -> TaskTree:
             wait = waits.get((core[0], id(core[1])))
             if wait is None:
                 wait = b.core_wait(core)
+            idle = _parked_for(core)
         else:
             wait, idle = b.wait_of(state, innermost, core, marks)
             if wait is None and state is WAITING:
@@ -981,6 +1002,10 @@ def _fmt_wait(
         text += f", held by {who}"
     if wait.kind == WAIT_TASK_GROUP:
         text = f"task group exit, {len(wait.holders)} task(s) left"
+    if wait.running_for is not None:
+        text += (
+            f" (running for {_fmt_seconds(wait.running_for, show_times)} in its thread)"
+        )
     return text
 
 
@@ -1006,7 +1031,7 @@ def format_task_tree(
         if wait:
             head += f": {wait}"
         if node.idle is not None:
-            head += f" (idle {_fmt_seconds(node.idle, show_times)})"
+            head += f" (parked for {_fmt_seconds(node.idle, show_times)})"
         lines.append(head)
         for scope in node.scopes:
             lines.append(f"{pad}  - {_fmt_scope(scope, show_ids, show_times)}")

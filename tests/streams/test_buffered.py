@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 import pytest
+from tests.streams._chunk_streams import ChunkSink, ChunkSource, Marker
 
 from anyio import (
     ClosedResourceError,
     DelimiterNotFound,
     EndOfStream,
     IncompleteRead,
-    TypedAttributeSet,
-    typed_attribute,
 )
 from anyio.abc import (
     ByteReceiveStream,
-    ObjectReceiveStream,
-    ObjectSendStream,
     ObjectStream,
     ObjectStreamConnectable,
 )
@@ -30,48 +24,6 @@ from anyio.streams.buffered import (
 from anyio.streams.stapled import StapledObjectStream
 
 pytestmark = pytest.mark.anyio
-
-
-class Marker(TypedAttributeSet):
-    name: str = typed_attribute()
-
-
-class ChunkSource(ObjectReceiveStream[bytes]):
-    """Delivers the given chunks, then reports the end of the stream."""
-
-    def __init__(self, *chunks: bytes) -> None:
-        self.chunks = list(chunks)
-        self.closed = False
-
-    async def receive(self) -> bytes:
-        if self.closed:
-            raise ClosedResourceError
-        if not self.chunks:
-            raise EndOfStream
-
-        return self.chunks.pop(0)
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return {Marker.name: lambda: "source"}
-
-
-class ChunkSink(ObjectSendStream[bytes]):
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    async def send(self, item: bytes) -> None:
-        if self.closed:
-            raise ClosedResourceError
-
-        self.sent.append(item)
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 class RecordingByteSource(ByteReceiveStream):

@@ -16,13 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from .. import _cpp
-from .._exceptions import (
-    BrokenResourceError,
-    ClosedResourceError,
-    EndOfStream,
-    WouldBlock,
-)
-from .._glue import raise_no_event_loop
 from .._tasks_info import TaskInfo, get_current_task
 from ..abc import ObjectReceiveStream, ObjectSendStream
 
@@ -203,34 +196,4 @@ class create_memory_object_stream(
 create_memory_object_stream.__module__ = "anyio"
 
 
-# --- Trio ---------------------------------------------------------------------
-# On Trio the C++ awaitable drives trio.lowlevel's own coroutines (checkpoint,
-# wait_task_rescheduled); it is handed them on first use.
-
-
-def _setup_trio() -> None:
-    trio = sys.modules.get("trio")
-    if trio is None or not trio.lowlevel.in_trio_run():
-        raise_no_event_loop()
-        return
-
-    lowlevel = trio.lowlevel
-    _cpp._memory_configure_trio(
-        lowlevel.reschedule,
-        lowlevel.Abort.SUCCEEDED,
-        lowlevel.checkpoint,
-        lowlevel.checkpoint_if_cancelled,
-        lowlevel.current_task,
-        lowlevel.wait_task_rescheduled,
-        trio.Cancelled,
-    )
-
-
-_cpp._memory_configure(
-    WouldBlock,
-    EndOfStream,
-    ClosedResourceError,
-    BrokenResourceError,
-    MemoryObjectStreamStatistics,
-    _setup_trio,
-)
+_cpp.register_hooks(memory_statistics=MemoryObjectStreamStatistics)
