@@ -6,19 +6,26 @@
 // below the task's previous innermost scope (or its root). Cancelling a scope
 // walks its subtree, stopping at shielded scopes, and wakes the tasks found.
 //
-// Delivery is event driven. Tasks spawned by this package run their coroutine
-// through a TaskCoro wrapper that sees every suspension and resumption: a task
-// that is effectively cancelled gets CancelledError thrown into its coroutine
-// there, every time, with no polling. Tasks we did not spawn (the task that
-// asyncio.run created, say) are cancelled with task.cancel(); they are checked
-// again only after they have run, because a done callback on the future they
-// were woken from (or a call_soon queued behind their step) fires then.
+// Delivery is event driven and goes through asyncio's own task.cancel(), so
+// the CancelledError arrives through the loop the way asyncio code expects
+// (docs/design.md, "Delivery without polling"). Tasks spawned by this package
+// run their coroutine through a TaskCoro wrapper that sees every suspension:
+// a task that is effectively cancelled as it suspends gets task.cancel() there,
+// every time, with no polling. Tasks we did not spawn (the task that
+// asyncio.run created, say) get task.cancel() when the scope is cancelled, and
+// are checked again only after they have run, because a call_soon queued
+// behind their wake-up fires then.
+//
+// Files: delivery.cpp (the tree and how cancellation reaches tasks), scope.cpp
+// (the CancelScope type), timeouts.cpp (fail_after & co.), loop_state.cpp
+// (per-loop state, foreign tasks), task_coro.cpp (the wrapper and spawning),
+// task_group*.cpp and task_handle.cpp (task groups).
 #pragma once
 
-#include <cmath>
+#include <limits>
 #include <vector>
 
-#include "common/py.hpp"
+#include "common/runtime.hpp"
 
 namespace anyio {
 
@@ -34,10 +41,8 @@ struct TaskState {
   CancelScope* home = nullptr;   // scope whose task list holds us (scope ? scope : root)
   TaskState* lprev = nullptr;    // links in home->first_task
   TaskState* lnext = nullptr;
-  PyObject* waiting_on = nullptr;     // wrapped: the future the coroutine waits on (strong)
   CancelScope* self_scope = nullptr;  // set by TaskHandle.cancel(): cancels this task alone (strong)
   bool wrapped = false;
-  bool bare_yield = false;        // wrapped: suspended on a bare yield
   bool shielded_yield = false;    // inside cancel_shielded_checkpoint
   bool delivery_pending = false;  // unwrapped: task.cancel() issued, not yet seen to run
   bool finished = false;
@@ -46,6 +51,9 @@ struct TaskState {
   size_t parent_id = 0;       // id() of the task that spawned this one, 0 if unknown
   long cancel_baseline = -1;  // task.cancelling() when we first saw it cancelled, -1 if not
 };
+
+// A scope is entered once and exited once. Zero is New: fresh scopes are zeroed.
+enum class ScopeState : unsigned char { New = 0, Active = 1, Exited = 2 };
 
 struct CancelScope {
   PyObject_HEAD
@@ -67,12 +75,10 @@ struct CancelScope {
   unsigned char shield;
   unsigned char cancel_called;
   unsigned char cancelled_caught;
-  unsigned char state;  // 0 new, 1 active, 2 exited
+  ScopeState state;
   unsigned char fail_on_timeout;
   unsigned char deadline_reached;
 };
-
-enum ScopeStateE : unsigned char { SCOPE_NEW = 0, SCOPE_ACTIVE = 1, SCOPE_EXITED = 2 };
 
 struct LoopState {
   PyObject_HEAD
@@ -87,6 +93,13 @@ struct LoopState {
   bool alive;
   bool stock_clock;  // loop.time() is asyncio's own time.monotonic(): read it directly
 };
+
+// No deadline (math.inf).
+inline constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+// The life of an awaitable that yields at most once (a checkpoint, leaving a
+// task group): not yet sent to, suspended at its one yield, finished.
+enum class YieldState : unsigned char { Fresh, Yielded, Done };
 
 // TaskCoro and HostState, the two owners of a TaskState, both embed it right
 // after the object header.
@@ -112,6 +125,14 @@ inline void unshield_yield(PyObject** holder) {
   }
 }
 
+// Calls the hook Python registered as `name` (ANYIO_CANCEL_HOOKS in
+// common/runtime.hpp) with `args`; RuntimeError if it has not been registered.
+template <size_t N>
+PyObject* call_hook(PyObject* hook, const char* name, PyObject* const (&args)[N]) {
+  if (!require_hook(hook, name)) return nullptr;
+  return PyObject_Vectorcall(hook, args, N, nullptr);
+}
+
 // The TaskState of the wrapped task whose coroutine is running on this thread.
 extern ANYIO_TLS TaskState* tls_current;
 
@@ -133,7 +154,19 @@ LoopState* loop_state_for(PyObject* loop);
 // The state of the current asyncio task; creates one for foreign tasks when
 // `create`. Returns nullptr with an error set when there is no current task.
 TaskState* current_task_state(bool create);
+// For a scope operation outside a wrapped task: the current asyncio task's
+// state (created if need be), or nullptr with `*on_trio` set and no error on
+// Trio, or nullptr with an error set (NoEventLoopError outside any loop).
+TaskState* scope_task_state(bool* on_trio);
+// GC support of a TaskState's owner (HostState, TaskCoro): its references, and
+// dropping them (with every scope link).
+int traverse_task_state(TaskState* t, visitproc visit, void* arg);
+void clear_task_state(TaskState* t);
 
+// The scope tree (delivery.cpp). A scope's children are the scopes entered
+// directly below it, in any task.
+void child_link(CancelScope* parent, CancelScope* s);
+void child_unlink(CancelScope* parent, CancelScope* s);
 // The scope whose cancellation reaches this task now, or nullptr.
 CancelScope* effective_cancel(TaskState* t);
 // Same, starting from an arbitrary scope.
@@ -153,20 +186,32 @@ void task_unlink(TaskState* t);
 void task_detach_all(TaskState* t);
 // Wake one task so that it sees its cancellation (no-op if it cannot be now).
 int deliver(TaskState* t);
+// deliver() to every task that `s`'s cancellation reaches, oldest first.
+int deliver_tree(CancelScope* s);
 // task.cancel(msg) on behalf of a scope, counted for uncancel().
 int cancel_task_natively(TaskState* t, CancelScope* origin);
 // Deadline heap.
 int heap_add(LoopState* ls, CancelScope* s);
 void heap_remove(LoopState* ls, CancelScope* s);
 double loop_time(LoopState* ls);
+// A CancelledError a scope delivered, or one raised while handling one.
 bool is_scope_cancelled_error(PyObject* exc);
 
-int register_cancel(PyObject* module);
-int register_task_coro(PyObject* module);
+// The CancelScope type (scope.cpp). A new scope, from the free list when it can.
+CancelScope* cs_alloc(PyTypeObject* type, double deadline, bool shield);
+// A deadline argument: a number, not NaN; nullptr means none (kInfinity).
+int parse_deadline(PyObject* obj, double* out);
 PyObject* new_detached_scope();
 // `with scope:` from C: __enter__ (returns the scope, new reference) and
 // __exit__ (returns True if the exception is swallowed).
 PyObject* scope_enter(CancelScope* s);
 PyObject* scope_exit(CancelScope* s, PyObject* type, PyObject* value, PyObject* tb);
+
+// Module registration: register_cancel adds the loop state, scope and timeout
+// parts; task_coro.cpp and the task group files add theirs.
+int register_cancel(PyObject* module);
+int register_loop_state(PyObject* module);
+int register_timeouts(PyObject* module);
+int register_task_coro(PyObject* module);
 
 }  // namespace anyio

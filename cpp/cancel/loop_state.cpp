@@ -31,17 +31,11 @@ struct HostState {
 
 int host_traverse(HostState* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(self->st.task);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.loop));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.scope));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.root));
-  return 0;
+  return traverse_task_state(&self->st, visit, arg);
 }
 
 int host_clear(HostState* self) {
-  task_detach_all(&self->st);
-  Py_CLEAR(self->st.task);
-  Py_CLEAR(self->st.loop);
+  clear_task_state(&self->st);
   return 0;
 }
 
@@ -385,6 +379,37 @@ TaskState* current_task_state(bool create) {
   if (!r) return nullptr;
   Py_DECREF(r);
   return &h->st;
+}
+
+TaskState* scope_task_state(bool* on_trio) {
+  *on_trio = false;
+  switch (current_backend()) {
+    case Backend::Asyncio:
+      return current_task_state(true);
+    case Backend::Trio:
+      *on_trio = true;
+      return nullptr;
+    case Backend::None:
+      raise_no_event_loop();
+      return nullptr;
+    case Backend::Error:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+int traverse_task_state(TaskState* t, visitproc visit, void* arg) {
+  Py_VISIT(t->task);
+  Py_VISIT(reinterpret_cast<PyObject*>(t->loop));
+  Py_VISIT(reinterpret_cast<PyObject*>(t->scope));
+  Py_VISIT(reinterpret_cast<PyObject*>(t->root));
+  return 0;
+}
+
+void clear_task_state(TaskState* t) {
+  task_detach_all(t);
+  Py_CLEAR(t->task);
+  Py_CLEAR(t->loop);
 }
 
 int heap_add(LoopState* ls, CancelScope* s) {

@@ -1,13 +1,16 @@
 // TaskCoro: the coroutine wrapper that asyncio's Task steps for every task this
 // package spawns. It forwards send/throw to the user's coroutine and, because it
-// sees each suspension and resumption, delivers level cancellation there:
-//  - the coroutine is about to suspend on a future while its task is
-//    effectively cancelled: the future is cancelled (as Task.cancel() would),
-//    so the task wakes on the next loop pass with CancelledError;
-//  - it is resumed after a bare `yield` (sleep(0)) while cancelled: the
-//    CancelledError is thrown in instead of resuming it;
-//  - it is resumed with the value of a future: the value is delivered (a result
-//    is never lost) and the cancellation waits for the next suspension.
+// sees each suspension, delivers level cancellation there: when the coroutine
+// is about to suspend while its task is effectively cancelled, it calls
+// task.cancel() with the scope's message, as asyncio code would. The Task then
+// cancels the future it is handed (or, after a bare `yield` such as sleep(0),
+// raises on its next step), so the error arrives through the loop. A task that
+// is resumed with the value of a future gets the value (a result is never
+// lost); the cancellation comes at its next suspension.
+//
+// Also here: spawning a wrapped task, and the module functions that look at or
+// change the cancel state of a task (TaskHandle.cancel(), start()'s reparenting,
+// the checks the Python side makes).
 
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
@@ -31,6 +34,8 @@ void finish(TaskCoro* self) {
   Py_CLEAR(self->st.task);  // breaks task -> coro -> state -> task
 }
 
+// A wrapper that no Task steps (one from wrap_coro(), driven by hand) has no
+// task to cancel: the future it waits on is cancelled instead.
 int cancel_awaited(PyObject* y, CancelScope* origin) {
   PyObject* cancel = PyObject_GetAttr(y, G.s_cancel);
   if (!cancel) {
@@ -61,12 +66,6 @@ PySendResult after_step(TaskCoro* self, PySendResult r, PyObject** out) {
       } else if (y != Py_None && cancel_awaited(y, origin) < 0) {
         PyErr_WriteUnraisable(y);
       }
-    }
-    if (y == Py_None) {
-      self->st.bare_yield = true;
-    } else {
-      Py_INCREF(y);
-      Py_XSETREF(self->st.waiting_on, y);
     }
   } else {
     finish(self);
@@ -109,8 +108,6 @@ PySendResult tc_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   }
   TaskState* prev = tls_current;
   tls_current = &self->st;
-  Py_CLEAR(self->st.waiting_on);
-  self->st.bare_yield = false;
   self->st.delivery_pending = false;
   self->st.started = true;
   PySendResult r = PyIter_Send(self->coro, arg, out);
@@ -129,8 +126,6 @@ PyObject* tc_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   if (!self->st.task && bind_lazily(self) < 0) return nullptr;
   TaskState* prev = tls_current;
   tls_current = &self->st;
-  Py_CLEAR(self->st.waiting_on);
-  self->st.bare_yield = false;
   self->st.delivery_pending = false;
   PyObject* out = nullptr;
   PySendResult r = forward_throw(self->coro, args, nargs, &out);
@@ -166,18 +161,11 @@ PyObject* tc_repr(PyObject* self_obj) {
 int tc_traverse(TaskCoro* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->coro);
-  Py_VISIT(self->st.task);
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.loop));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.scope));
-  Py_VISIT(reinterpret_cast<PyObject*>(self->st.root));
-  Py_VISIT(self->st.waiting_on);
-  return 0;
+  return traverse_task_state(&self->st, visit, arg);
 }
 
 int tc_clear(TaskCoro* self) {
-  task_detach_all(&self->st);
-  Py_CLEAR(self->st.task);
-  Py_CLEAR(self->st.loop);
+  clear_task_state(&self->st);
   Py_CLEAR(self->coro);
   return 0;
 }
@@ -316,16 +304,6 @@ PyObject* spawn_wrapped(PyObject* coro, CancelScope* root, PyObject* name, PyObj
 
 namespace {
 
-// create_wrapped_task(coro, name, context=None): a root task for anyio.run and
-// the pytest runner, outside any task group.
-PyObject* fn_create_wrapped_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs < 2 || nargs > 3) return raise(PyExc_TypeError, "create_wrapped_task(coro, name, context=None)");
-  // asyncio takes any context object and then never manages to step the task.
-  if (nargs == 3 && args[2] != Py_None && !PyContext_CheckExact(args[2]))
-    return raise(PyExc_TypeError, "context must be a contextvars.Context or None");
-  return spawn_wrapped(args[0], nullptr, args[1], nullptr, nargs == 3 ? args[2] : nullptr, 0);
-}
-
 // wrap_coro(coro): a wrapper to hand to create_task/Runner.run yourself.
 PyObject* fn_wrap_coro(PyObject*, PyObject* coro) { return reinterpret_cast<PyObject*>(new_wrapper(coro)); }
 
@@ -379,19 +357,9 @@ PyObject* fn_reparent_task(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   CancelScope* outer = t->scope;
   while (outer && outer->parent && outer->parent->host == t) outer = outer->parent;
   if (outer && outer->parent != scope) {
-    PyObject* old = reinterpret_cast<PyObject*>(outer->parent);
-    if (outer->parent) {
-      // unlink from the old parent's child list
-      if (outer->sib_prev)
-        outer->sib_prev->sib_next = outer->sib_next;
-      else
-        outer->parent->first_child = outer->sib_next;
-      if (outer->sib_next) outer->sib_next->sib_prev = outer->sib_prev;
-    }
-    outer->sib_prev = nullptr;
-    outer->sib_next = scope->first_child;
-    if (scope->first_child) scope->first_child->sib_prev = outer;
-    scope->first_child = outer;
+    CancelScope* old = outer->parent;
+    if (old) child_unlink(old, outer);
+    child_link(scope, outer);
     Py_INCREF(scope);
     outer->parent = scope;
     Py_XDECREF(old);
@@ -412,18 +380,8 @@ PyObject* fn_set_shielded_yield(PyObject*, PyObject* flag) {
 
 // Whether the current task is effectively cancelled, for Python-side checks.
 PyObject* fn_current_cancel_origin(PyObject*, PyObject*) {
-  TaskState* t = tls_current;
-  if (!t) {
-    if (!running_loop()) {
-      if (PyErr_Occurred()) return nullptr;
-      Py_RETURN_NONE;
-    }
-    t = current_task_state(false);
-    if (!t) {
-      PyErr_Clear();
-      Py_RETURN_NONE;
-    }
-  }
+  TaskState* t = task_state_if_any();
+  if (!t) Py_RETURN_NONE;
   CancelScope* s = effective_cancel(t);
   PyObject* r = s ? reinterpret_cast<PyObject*>(s) : Py_None;
   Py_INCREF(r);
@@ -504,9 +462,6 @@ PyObject* fn_running_loop(PyObject*, PyObject*) {
 
 PyMethodDef module_fns[] = {
     {"running_loop", fn_running_loop, METH_NOARGS, nullptr},
-    {"create_wrapped_task",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_create_wrapped_task)), METH_FASTCALL,
-     nullptr},
     {"set_shielded_yield", fn_set_shielded_yield, METH_O, nullptr},
     {"wrap_coro", fn_wrap_coro, METH_O, nullptr},
     {"reparent_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_reparent_task)),

@@ -4,90 +4,84 @@
 
 #include "cancel/core.hpp"
 #include "common/awaitable.hpp"
-#include "common/trio.hpp"
 
 namespace anyio {
 namespace {
 
+// Which checkpoint: also the index into Trio's three (start_trio_checkpoint).
 enum Kind : unsigned char { CHECKPOINT = 0, IF_CANCELLED = 1, SHIELDED = 2 };
 
 struct Checkpoint {
   PyObject_HEAD
   unsigned char kind;
-  unsigned char state;  // 0 fresh, 1 yielded, 2 done
-  PyObject* shielded;   // owner of the TaskState whose shielded_yield we set
-  PyObject* inner;      // the trio coroutine we forward to
+  YieldState state;
+  PyObject* shielded;  // owner of the TaskState whose shielded_yield we set
+  PyObject* inner;     // the trio coroutine we forward to
 };
 
 PyTypeObject* CheckpointType = nullptr;
 
 void release_shield(Checkpoint* self) { unshield_yield(&self->shielded); }
 
+// On Trio the checkpoint is Trio's own checkpoint coroutine, which this one
+// forwards to from now on.
+PySendResult start_trio_checkpoint(Checkpoint* self, PyObject* arg, PyObject** out) {
+  static PyObject* TrioLowlevel::* const by_kind[] = {&TrioLowlevel::checkpoint,
+                                                      &TrioLowlevel::checkpoint_if_cancelled,
+                                                      &TrioLowlevel::cancel_shielded_checkpoint};
+  const TrioLowlevel* tr = trio();
+  self->inner = tr ? PyObject_CallNoArgs(tr->*by_kind[self->kind]) : nullptr;
+  if (!self->inner) {
+    *out = nullptr;
+    return PYGEN_ERROR;
+  }
+  return inner_send(&self->inner, arg, out);
+}
+
 PySendResult cp_send(PyObject* self_obj, PyObject* arg, PyObject** out) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   if (self->inner) return inner_send(&self->inner, arg, out);
-  if (self->state == 1) {
+  if (self->state == YieldState::Yielded) {
     release_shield(self);
-    self->state = 2;
+    self->state = YieldState::Done;
     Py_INCREF(Py_None);
     *out = Py_None;
     return PYGEN_RETURN;
   }
-  if (self->state == 2) {
+  if (self->state == YieldState::Done) {
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited checkpoint");
     *out = nullptr;
     return PYGEN_ERROR;
   }
   TaskState* t = tls_current;
   if (!t) {
-    PyObject* loop = running_loop();
-    if (!loop) {
-      if (PyErr_Occurred()) {
+    switch (current_backend()) {
+      case Backend::Asyncio:
+        t = task_state_if_any();
+        break;
+      case Backend::Trio:
+        return start_trio_checkpoint(self, arg, out);
+      case Backend::None:
+        raise_no_event_loop();
         *out = nullptr;
         return PYGEN_ERROR;
-      }
-      // Not asyncio: forward to Trio's own checkpoint coroutine, or raise
-      // NoEventLoopError outside any event loop.
-      int trio = trio_running();
-      if (trio != 1) {
-        if (trio == 0) raise_no_event_loop();
+      case Backend::Error:
         *out = nullptr;
         return PYGEN_ERROR;
-      }
-      static const char* const names[] = {"checkpoint", "checkpoint_if_cancelled",
-                                          "cancel_shielded_checkpoint"};
-      PyObject* fn = trio_lowlevel(names[self->kind]);
-      self->inner = fn ? PyObject_CallNoArgs(fn) : nullptr;
-      if (!self->inner) {
-        *out = nullptr;
-        return PYGEN_ERROR;
-      }
-      return inner_send(&self->inner, arg, out);
     }
-    t = current_task_state(false);
-    if (!t) PyErr_Clear();  // a task with no scopes cannot be cancelled by one
   }
-  if (t && self->kind != SHIELDED) {
-    CancelScope* origin = effective_cancel(t);
-    if (origin) {
-      observe_cancel(t);
-      PyObject* exc = make_cancelled_error(origin);
-      if (exc) {
-        PyErr_SetObject(G.CancelledError, exc);
-        Py_DECREF(exc);
-      }
-      *out = nullptr;
-      return PYGEN_ERROR;
-    }
+  if (self->kind != SHIELDED && raise_if_cancelled(t)) {
+    *out = nullptr;
+    return PYGEN_ERROR;
   }
   if (self->kind == IF_CANCELLED) {
-    self->state = 2;
+    self->state = YieldState::Done;
     Py_INCREF(Py_None);
     *out = Py_None;
     return PYGEN_RETURN;
   }
   if (self->kind == SHIELDED) shield_yield(t, &self->shielded);
-  self->state = 1;
+  self->state = YieldState::Yielded;
   Py_INCREF(Py_None);
   *out = Py_None;
   return PYGEN_NEXT;
@@ -97,7 +91,7 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
   if (check_throw_args(args, nargs) < 0) return nullptr;
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
-  self->state = 2;
+  self->state = YieldState::Done;
   if (self->inner) {
     PyObject* out = nullptr;
     return send_result_to_python(inner_throw(&self->inner, args, nargs, &out), out);
@@ -109,7 +103,7 @@ PyObject* cp_throw(PyObject* self_obj, PyObject* const* args, Py_ssize_t nargs) 
 PyObject* cp_close(PyObject* self_obj, PyObject*) {
   auto* self = reinterpret_cast<Checkpoint*>(self_obj);
   release_shield(self);
-  self->state = 2;
+  self->state = YieldState::Done;
   if (self->inner) return inner_close(&self->inner);
   Py_RETURN_NONE;
 }
@@ -127,46 +121,21 @@ int cp_clear(Checkpoint* self) {
   return 0;
 }
 
-void cp_dealloc(Checkpoint* self) {
-  PyObject_GC_UnTrack(self);
-  cp_clear(self);
-  PyTypeObject* tp = Py_TYPE(self);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-PyMethodDef cp_methods[] = {
-    {"send", send_method_via_send<cp_send>, METH_O, nullptr},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cp_throw)), METH_FASTCALL, nullptr},
-    {"close", cp_close, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
-
-PyType_Slot cp_slots[] = {
-    {Py_am_send, reinterpret_cast<void*>(cp_send)},
-    {Py_am_await, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iter, reinterpret_cast<void*>(await_self)},
-    {Py_tp_iternext, reinterpret_cast<void*>(iternext_via_send<cp_send>)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(cp_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(cp_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(cp_clear)},
-    {Py_tp_methods, cp_methods},
-    {0, nullptr},
-};
-
-PyType_Spec cp_spec = {
-    "anyio._cpp.Checkpoint",
-    sizeof(Checkpoint),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    cp_slots,
+const AwaitableSpec cp_spec = {
+    .name = "anyio._cpp.Checkpoint",
+    .basicsize = sizeof(Checkpoint),
+    .send = cp_send,
+    .throw_ = cp_throw,
+    .close = cp_close,
+    .traverse = reinterpret_cast<traverseproc>(cp_traverse),
+    .clear = reinterpret_cast<inquiry>(cp_clear),
 };
 
 PyObject* make(unsigned char kind) {
   auto* self = PyObject_GC_New(Checkpoint, CheckpointType);
   if (!self) return nullptr;
   self->kind = kind;
-  self->state = 0;
+  self->state = YieldState::Fresh;
   self->shielded = nullptr;
   self->inner = nullptr;
   PyObject_GC_Track(self);
@@ -192,7 +161,7 @@ PyMethodDef module_fns[] = {
 }  // namespace
 
 int register_checkpoint(PyObject* module) {
-  CheckpointType = add_type(module, &cp_spec);
+  CheckpointType = add_awaitable_type(module, cp_spec);
   if (!CheckpointType) return -1;
   return PyModule_AddFunctions(module, module_fns);
 }

@@ -94,7 +94,14 @@ inline int raise_if_cancelled(TaskState* t) { return t ? raise_if_cancelled_slow
 // clang-format off
 
 // Cancel scopes and task groups.
-#define ANYIO_CANCEL_HOOKS(X)
+#define ANYIO_CANCEL_HOOKS(X) \
+  X(trio_scope_enter)          /* _cancel_trio: a CancelScope entered on Trio wraps a trio.CancelScope */ \
+  X(trio_scope_exit)           /* _cancel_trio: (scope, exc_type, exc, tb) -> swallowed */ \
+  X(trio_scope_cancel)         /* _cancel_trio: (scope, reason) */ \
+  X(split_scope_cancellations) /* _glue: group -> (had scope cancellations, rest or None) */ \
+  X(check_coroutine)           /* _glue: (func, value): TypeError unless a coroutine */ \
+  X(finish_start_future)       /* _glue: (future, task, exc) -> the outcome went to start()'s caller */ \
+  X(task_handle_class)         /* _taskgroup: TaskHandle, the class start_soon instantiates */
 
 // Sync primitives: the Trio side of SyncOp (anyio._sync_trio).
 #define ANYIO_SYNC_HOOKS(X) \

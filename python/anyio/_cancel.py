@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import collections.abc
 
-from . import _cpp
+from . import (
+    _cancel_trio,  # noqa: F401  (registers the Trio side's hooks)
+    _cpp,
+)
+from ._glue import check_coroutine, finish_start_future, split_scope_cancellations
+
+# The Python the C++ scopes and task groups call back into. Every path to them
+# goes through this module (anyio._taskgroup imports it too).
+_cpp.register_hooks(
+    split_scope_cancellations=split_scope_cancellations,
+    check_coroutine=check_coroutine,
+    finish_start_future=finish_start_future,
+)
 
 # asyncio.Task only accepts coroutines; the wrapper every spawned task runs
 # through is one by registration.

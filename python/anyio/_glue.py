@@ -1,8 +1,12 @@
-"""Python side of the C++ core: the Trio paths and the cold paths.
+"""Python side of the C++ cancel scopes and task groups: the cold paths.
 
-The extension calls these functions where Python is the clearer tool: Trio
-already implements level cancellation, so on Trio a CancelScope wraps a
-``trio.CancelScope``; error messages and rare branches live here too.
+The extension calls these functions where Python is the clearer tool:
+exception group splitting, error messages and rare branches. ``anyio._cancel``
+registers them as hooks (``_cpp.register_hooks``); this module does not import
+``_cpp`` itself, since the extension imports it while it initialises. The Trio
+side of cancel scopes is ``anyio._cancel_trio``. ``in_trio``,
+``raise_no_event_loop`` and ``current_time`` serve the Python modules that
+import them.
 """
 
 from __future__ import annotations
@@ -38,63 +42,6 @@ def current_time() -> float:
         return float(trio.current_time())
 
     raise NoEventLoopError(_NO_LOOP_MESSAGE)
-
-
-def trio_checkpoint(kind: int) -> Coroutine[Any, Any, None]:
-    if not in_trio():
-        raise NoEventLoopError(_NO_LOOP_MESSAGE)
-
-    import trio
-
-    if kind == 0:
-        return trio.lowlevel.checkpoint()
-    elif kind == 1:
-        return trio.lowlevel.checkpoint_if_cancelled()
-    else:
-        return trio.lowlevel.cancel_shielded_checkpoint()
-
-
-def trio_current_effective_deadline() -> float:
-    if not in_trio():
-        raise NoEventLoopError(_NO_LOOP_MESSAGE)
-
-    import trio
-
-    return float(trio.current_effective_deadline())
-
-
-def trio_scope_enter(scope: Any) -> Any:
-    import trio
-
-    deadline, shield, cancel_called, reason = scope._raw
-    trio_scope = trio.CancelScope(deadline=deadline, shield=shield)
-    if cancel_called:
-        trio_scope.cancel(reason)
-
-    scope._trio_scope = trio_scope
-    trio_scope.__enter__()
-    return scope
-
-
-def trio_scope_exit(scope: Any, exc_type: Any, exc: Any, tb: Any) -> bool:
-    import trio
-
-    trio_scope = scope._trio_scope
-    swallowed = bool(trio_scope.__exit__(exc_type, exc, tb))
-    if (
-        swallowed
-        and scope._fail_on_timeout
-        and trio_scope.cancelled_caught
-        and trio.current_time() >= trio_scope.deadline
-    ):
-        reason = scope._reason
-        raise TimeoutError(reason) if reason is not None else TimeoutError()
-
-    return swallowed
-
-
-def trio_scope_cancel(scope: Any, reason: str | None) -> None:
-    scope._trio_scope.cancel(reason)
 
 
 def split_scope_cancellations(

@@ -602,7 +602,7 @@ def _coro_name(coro: Any) -> str:
     return f"{module}.{qualname}" if module else str(qualname)
 
 
-_cpp.set_task_handle_class(TaskHandle)
+_cpp.register_hooks(task_handle_class=TaskHandle)
 
 
 def create_task_group() -> _AbstractTaskGroup:
