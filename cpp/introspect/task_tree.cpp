@@ -42,7 +42,8 @@ TaskState* state_of_task(PyObject* task, PyObject* coro, PyObject* loop, bool* f
 }
 
 // waits_on(awaitable) -> tuple | None: what one of this package's awaitables
-// waits on (see task_tree.hpp for the tuples), None for anything else.
+// waits on (each component's header describes its reader's tuple), None for
+// anything else.
 PyObject* fn_waits_on(PyObject*, PyObject* obj) {
   using Reader = PyObject* (*)(PyObject*);
   static const Reader readers[] = {sync::op_waits_on, memory::op_waits_on, threads::call_waits_on};
@@ -61,7 +62,10 @@ PyObject* fn_waits_on(PyObject*, PyObject* obj) {
 // 10,000 parked tasks must snapshot in well under 50 ms.
 
 // Attribute names, interned on the first snapshot and kept for the life of the
-// interpreter (a snapshot is rare; module init does not pay for them).
+// interpreter (a snapshot is rare; module init does not pay for them). Trio's
+// tasks, nurseries and cancel statuses are read through their private
+// attributes, the ones its public properties wrap: a Trio that renamed them
+// would make a snapshot raise AttributeError (the tests run on Trio).
 struct Names {
   PyObject* cr_await;
   PyObject* cr_frame;
