@@ -139,10 +139,8 @@ PyObject* raise_no_event_loop() {
 // --- Cancellation of the current task -------------------------------------------
 
 TaskState* foreign_task_state_if_any() {
-  if (!running_loop()) {
-    PyErr_Clear();
-    return nullptr;
-  }
+  // No loop, no task, or a task with no scopes: all "not cancellable by a
+  // scope", reported by current_task_state() as an error to clear.
   TaskState* t = current_task_state(false);
   if (!t) PyErr_Clear();
   return t;

@@ -112,8 +112,13 @@ inline int raise_if_cancelled(TaskState* t) { return t ? raise_if_cancelled_slow
 #define ANYIO_MEMORY_HOOKS(X) \
   X(memory_statistics)
 
-// Worker threads.
-#define ANYIO_THREAD_HOOKS(X)
+// Worker threads (anyio._threads, anyio._threads_trio).
+#define ANYIO_THREAD_HOOKS(X) \
+  X(new_default_thread_limiter) /* () -> the CapacityLimiter a loop's to_thread calls share */ \
+  X(make_worker_token)          /* (pool) -> the EventLoopToken of a worker thread's loop */ \
+  X(run_thread_request)         /* (request) -> coroutine running an async request, finishing it */ \
+  X(spawn_thread_request)       /* (pool, request): an async request no waiting caller runs gets a task */ \
+  X(trio_thread_call)           /* (call) -> coroutine: the Trio driver of a ThreadCall */
 
 #define ANYIO_HOOKS(X) ANYIO_CANCEL_HOOKS(X) ANYIO_SYNC_HOOKS(X) ANYIO_MEMORY_HOOKS(X) ANYIO_THREAD_HOOKS(X)
 // clang-format on

@@ -1,13 +1,24 @@
 // The worker-thread pool behind anyio.to_thread / anyio.from_thread.
 //
-// One Pool per event loop (asyncio) or per Trio run. Jobs are posted to a
-// Boost.Asio io_context; worker threads wait in io_context::run_one_for with
-// the GIL released and take the GIL only to run the job's callable. Finished
-// jobs and requests coming from worker threads (from_thread.run and friends)
-// go into one completion queue that the event loop drains through a single
-// wake-up per batch: loop.call_soon_threadsafe on asyncio, the Trio token's
-// run_sync_soon on Trio, so the pool holds no file descriptor of its own.
-// Nothing on the way allocates a Python Future.
+// One WorkerPool per event loop (asyncio) or per Trio run. Jobs are posted to
+// a Boost.Asio io_context; worker threads wait in io_context::run_one_for
+// with the GIL released and take the GIL only to run the job's callable.
+// Finished jobs and requests coming from worker threads (from_thread.run and
+// friends) go into one completion queue that the event loop drains through a
+// single wake-up per batch: loop.call_soon_threadsafe on asyncio, the Trio
+// token's run_sync_soon on Trio, so the pool holds no file descriptor of its
+// own. Nothing on the way allocates a Python Future.
+//
+// Files (each C++ type is named as its Python type):
+//   pool.cpp               the loop side of a WorkerPool: registry, submit, completion queue, wake-up, close
+//   workers.cpp            the worker threads themselves
+//   pool_type.cpp          the WorkerPool Python type and the pool's module functions
+//   call.cpp               ThreadCall, the to_thread.run_sync awaitable (thread_call.hpp)
+//   call_future.cpp        ThreadCall as the future an asyncio task parks on
+//   call_type.cpp          ThreadCall's Python type and the Trio driver's methods
+//   call_worker.cpp        ThreadCall seen from its worker thread (from_thread, check_cancelled)
+//   request.cpp            ThreadRequest: a worker's (or foreign thread's) request to the loop
+//   context_awaitable.cpp  ContextAwaitable: await func(*args) inside a given context
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -17,24 +28,41 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/py.hpp"
+#include "common/runtime.hpp"
+#include "common/tunables.hpp"
 
 namespace anyio::threads {
 
-enum JobStatus : unsigned char { JOB_PENDING = 0, JOB_RUNNING = 1, JOB_DONE = 2, JOB_ABANDONED = 3 };
-enum ItemKind : unsigned char { ITEM_DONE = 0, ITEM_REQUEST = 1 };
-enum RequestKind : unsigned char { REQ_SYNC = 0, REQ_ASYNC = 1 };
+// --- states --------------------------------------------------------------------------
 
+// A job's life as its worker thread sees it. The values are Python-visible
+// (ThreadCall.status, read by anyio._tasks_info).
+enum class JobStatus : unsigned char { Pending = 0, Running = 1, Done = 2, Abandoned = 3 };
+enum class ItemKind : unsigned char { Done, Request };
+enum class RequestKind : unsigned char { Sync, Async };
+
+// One entry of the completion queue.
 struct Item {
   ItemKind kind;
-  PyObject* obj;  // strong: a Call (ITEM_DONE) or a Request (ITEM_REQUEST)
+  PyObject* obj;  // strong: a ThreadCall (Done) or a ThreadRequest (Request)
 };
+
+// Each type below lists the references it owns once, in a THREADS_*_REFS(X)
+// macro; its tp_traverse and tp_clear expand the list with these two.
+#define THREADS_VISIT_REF(field) Py_VISIT(self->field);
+#define THREADS_CLEAR_REF(field) Py_CLEAR(self->field);
 
 using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
 
-struct Pool {
+// clang-format off
+#define THREADS_WORKER_POOL_REFS(X) X(loop_ref) X(trio_token) X(drain_cb) X(wake_ctx) X(default_limiter) X(exited)
+// clang-format on
+
+struct WorkerPool {
   PyObject_HEAD
   // --- job side (threads) -------------------------------------------------
   boost::asio::io_context* ioc;
@@ -64,7 +92,9 @@ struct Pool {
   PyObject* weakreflist;
 };
 
-struct Request {
+#define THREADS_THREAD_REQUEST_REFS(X) X(func) X(args) X(context) X(result) X(exc) X(call)
+
+struct ThreadRequest {
   PyObject_HEAD
   RequestKind kind;
   bool done;
@@ -73,21 +103,18 @@ struct Request {
   PyObject* context;
   PyObject* result;
   PyObject* exc;
-  PyObject* call;  // the Call whose worker made the request, or null (strong)
+  PyObject* call;  // the ThreadCall whose worker made the request, or null (strong)
   std::mutex* mu;
   std::condition_variable* cv;
 };
 
-extern PyTypeObject* PoolType;
-extern PyTypeObject* RequestType;
-extern PyTypeObject* CallType;
+extern PyTypeObject* WorkerPoolType;
+extern PyTypeObject* ThreadRequestType;
+extern PyTypeObject* ThreadCallType;
 
-// Objects the module looks up at registration and at first use.
+// Objects the component looks up at registration.
 struct ThreadGlobals {
-  PyObject* WouldBlock = nullptr;
-  PyObject* NoEventLoopError = nullptr;
   PyObject* RunFinishedError = nullptr;
-  PyObject* hooks = nullptr;  // dict set by anyio._threads
   PyObject* s_is_closed = nullptr;
   PyObject* s_run_sync_soon = nullptr;
   PyObject* s_acquire_nowait = nullptr;
@@ -99,55 +126,110 @@ struct ThreadGlobals {
 };
 extern ThreadGlobals TG;
 
-// Pool operations (GIL held unless stated).
-Pool* pool_for_loop(PyObject* loop);       // borrowed, created on demand
-int pool_submit(Pool* p, PyObject* call);  // takes a new reference to call
+// --- the pool (GIL held unless stated) -----------------------------------------------
+
+WorkerPool* pool_for_loop(PyObject* loop);       // borrowed, created on demand
+WorkerPool* pool_new(bool is_trio);              // new reference; asyncio pools come from pool_for_loop
+int pool_submit(WorkerPool* p, PyObject* call);  // takes a new reference to call
 // Queues a completion or request (steals obj). True if the caller must then
 // wake the loop with pool_wakeup (the first item after a drain).
-bool pool_push(Pool* p, ItemKind kind, PyObject* obj);
+bool pool_push(WorkerPool* p, ItemKind kind, PyObject* obj);
 // Schedules a drain on the loop thread through the loop's own thread-safe
 // wake-up (call_soon_threadsafe / TrioToken.run_sync_soon). GIL held. If the
 // loop is closed or the run is over, marks it gone and drops the queue as
 // a gone loop does (requests fail with RunFinishedError).
-void pool_wakeup(Pool* p);
+void pool_wakeup(WorkerPool* p);
+// The loop side of a wake-up: processes every queued completion and request.
+PyObject* pool_drain(PyObject* pool, PyObject* unused);
+// Drops what is queued once the loop cannot process it any more.
+void pool_discard(WorkerPool* p);
 // Closes the pool: idle workers leave. `wait`: wait briefly for them and join
 // their threads (not from a weakref callback or a finalizer).
-int pool_close(Pool* p, bool wait = true);
-PyObject* hook(const char* name);     // borrowed, or null with an error set
-double worker_spin_seconds();         // how long an idle worker polls for a job before sleeping
-double reply_spin_seconds();          // how long a worker waiting for the loop's answer polls
-bool pool_sole_busy_worker(Pool* p);  // no other worker is running a job (GIL not needed)
+int pool_close(WorkerPool* p, bool wait = true);
+// close_worker_pool(loop) and the interpreter-exit hook.
+int pool_close_for_loop(PyObject* loop);
+void pool_close_idle();
+bool pool_loop_finished(WorkerPool* p);  // GIL held
+PyObject* run_finished_error();
 
-// Requests.
+// --- worker threads (workers.cpp) ------------------------------------------------------
+
+// Starts one worker thread for `p` (a threading.Thread, so that threading
+// knows it); the caller has counted it in p->threads.
+int spawn_worker(WorkerPool* p);
+// Posts `call` (a new reference the handler consumes) to the pool's job queue.
+void post_job(WorkerPool* p, PyObject* call);
+bool pool_sole_busy_worker(WorkerPool* p);  // no other worker is running a job (GIL not needed)
+int register_workers(PyObject* module);
+
+// The run-time settings, starting from the tunables (common/tunables.hpp).
+struct Settings {
+  double idle_timeout = tunables::kWorkerIdleTimeout;
+  double worker_spin =
+      std::thread::hardware_concurrency() >= tunables::kWorkerSpinMinCores ? tunables::kWorkerSpin : 0.0;
+  double reply_spin =
+      std::thread::hardware_concurrency() >= tunables::kReplySpinMinCores ? tunables::kReplySpin : 0.0;
+};
+extern Settings settings;
+
+// Tells the CPU this thread is polling (frees the core's resources for its
+// sibling hyperthread).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Busy-waits (GIL released) until `done()` or `seconds` have passed; returns
+// whether `done()` became true.
+template <class Done>
+bool spin_until(double seconds, Done done) {
+  auto until =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    for (int i = 0; i < tunables::kSpinPausesPerPoll; ++i) cpu_relax();
+  }
+}
+
+// --- requests (request.cpp) ------------------------------------------------------------
+
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
-void request_finish(Request* r, PyObject* result, PyObject* exc);  // borrows both
-void request_run_sync(Request* r);
+void request_finish(ThreadRequest* r, PyObject* result, PyObject* exc);  // borrows both
+void request_fail_run_finished(ThreadRequest* r);                        // finishes it with RunFinishedError
+void request_run_sync(ThreadRequest* r);
 // Releases the GIL while waiting. With a pool, gives up with RunFinishedError
 // once the pool's event loop has finished (nothing would ever answer).
 // `wake`: the pool's loop still has to be woken (done first, with the GIL).
-PyObject* request_wait(Request* r, Pool* pool = nullptr, bool wake = false);
-bool pool_loop_finished(Pool* p);  // GIL held
-PyObject* run_finished_error();
+PyObject* request_wait(ThreadRequest* r, WorkerPool* pool = nullptr, bool wake = false);
 
-// Call hooks used by the pool.
-bool call_run_job(Pool* p, PyObject* call);  // worker thread, GIL held; result of pool_push
-void call_resolve(PyObject* call);           // loop thread: the job is done, wake the waiter
+// --- ThreadCall hooks used by the pool -------------------------------------------------
+
+bool call_run_job(WorkerPool* p, PyObject* call);  // worker thread, GIL held; result of pool_push
+void call_resolve(PyObject* call);                 // loop thread: the job is done, wake the waiter
 // 1 if the caller's side takes the async request (its host task on Trio, a
 // task below its cancel scope on asyncio), 0 if it needs a task of its own.
 int call_host_request(PyObject* call, PyObject* request);
 
-// Exceptions as single objects (3.10 .. 3.13).
+// --- exceptions as single objects (3.10 .. 3.13) ---------------------------------------
+
 PyObject* fetch_exception();
 void restore_exception(PyObject* exc);  // steals
 // Raises an outcome in the caller (steals): chains it to the exception the
 // caller is handling, as `raise exc` would.
 void raise_exception(PyObject* exc);
 
-// The worker thread's current call (null outside worker threads).
-PyObject* current_worker_call();
+// The iterator `await obj` would drive (context_awaitable.cpp).
+PyObject* await_iter(PyObject* obj);
 
-int register_threads_pool(PyObject* module);
-int register_threads_call(PyObject* module);
+int register_pool_type(PyObject* module);
+int register_thread_call(PyObject* module);
+int register_thread_request(PyObject* module);
+int register_context_awaitable(PyObject* module);
 
 // introspection (task tree): what a ThreadCall's waiter waits on, for a
 // snapshot only: ("thread", func or None, status: str, limiter or None,

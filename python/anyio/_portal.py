@@ -23,6 +23,7 @@ from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast, overload
 
+from . import _threads_trio
 from ._backend import get_cancelled_exc_class
 from ._cancel import CancelScope
 from ._exceptions import RunFinishedError
@@ -57,15 +58,10 @@ def post(
     """
     native: Any = token.native_token
     if getattr(token.backend_class, "name", None) == "trio":
-        import trio
-
-        try:
-            if context is None:
-                native.run_sync_soon(func)
-            else:
-                native.run_sync_soon(context.run, func)
-        except trio.RunFinishedError:
-            raise RunFinishedError() from None
+        if context is None:
+            _threads_trio.post(native, func)
+        else:
+            _threads_trio.post(native, context.run, func)
     else:
         try:
             native.call_soon_threadsafe(func, context=context)

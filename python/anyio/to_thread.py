@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from warnings import warn
 
-from . import _cpp, _threads
+from . import _cpp, _threads, _threads_trio
 
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
@@ -88,10 +88,10 @@ def current_default_thread_limiter() -> CapacityLimiter:
         from ._backend import current_backend
 
         current_backend()  # raises NoEventLoopError outside any event loop
-        pool = _threads.trio_current_pool()
+        pool = _threads_trio.current_pool()
 
     if pool.default_limiter is None:
-        pool.default_limiter = _threads._new_default_limiter()
+        pool.default_limiter = _threads.new_default_limiter()
 
     return pool.default_limiter  # type: ignore[no-any-return]
 
