@@ -67,9 +67,6 @@ void init_globals() {
   G.s_trio_aenter = intern("_trio_aenter");
   G.s_trio_exit = intern("_trio_exit");
   G.s_trio_start_soon = intern("_trio_start_soon");
-  // Cold paths and the Trio side are Python; the module stays importable
-  // without Trio installed.
-  G.glue = py::module_::import("anyio._glue").release().ptr();
 }
 
 void check(int rc) {
