@@ -13,6 +13,7 @@ int register_checkpoint(PyObject* module);
 int register_threads(PyObject* module);
 int register_sync(PyObject* module);
 int register_memory(PyObject* module);
+int register_task_tree(PyObject* module);  // introspection (task tree)
 }  // namespace anyio
 
 namespace py = pybind11;
@@ -86,4 +87,5 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_threads(mod));
   check(anyio::register_sync(mod));
   check(anyio::register_memory(mod));
+  check(anyio::register_task_tree(mod));  // introspection (task tree)
 }

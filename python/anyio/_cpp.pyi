@@ -1,6 +1,6 @@
 # Type stubs for the C++ extension anyio._cpp. Each component has its section.
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, NoReturn, final
 
@@ -125,6 +125,26 @@ def is_scope_cancelled_error(exc: BaseException, /) -> bool: ...
 def current_scope() -> CancelScope | None: ...
 def unwrap_coro(coro: Any, /) -> Any: ...
 def task_parent_id(coro: Any, /) -> int | None: ...
+
+# introspection (task tree)
+def task_tree_asyncio(
+    tasks: Any,
+    loop: Any,
+    current: Any,
+    codes: tuple[Any, ...],
+    label: Callable[[Any, int], tuple[str, str | None, str]],
+    unwrap: Callable[[Any], Any],
+    /,
+) -> list[tuple[Any, ...]]: ...
+def task_tree_trio(
+    root: Any,
+    current: Any,
+    codes: tuple[Any, ...],
+    label: Callable[[Any, int], tuple[str, str | None, str]],
+    hide_tag: int,
+    /,
+) -> tuple[Any, ...]: ...
+def task_tree_waits_on(awaitable: Any, /) -> tuple[Any, ...] | None: ...
 def task_cancel_pending(task: asyncio.Task[Any], coro: Any) -> bool: ...
 
 # --- checkpoints --------------------------------------------------------------
