@@ -13,6 +13,7 @@ int register_checkpoint(PyObject* module);
 int register_threads(PyObject* module);
 int register_sync(PyObject* module);
 int register_memory(PyObject* module);
+int register_task_tree(PyObject* module);  // introspection (task tree)
 }  // namespace anyio
 
 namespace py = pybind11;
@@ -66,9 +67,6 @@ void init_globals() {
   G.s_trio_aenter = intern("_trio_aenter");
   G.s_trio_exit = intern("_trio_exit");
   G.s_trio_start_soon = intern("_trio_start_soon");
-  // Cold paths and the Trio side are Python; the module stays importable
-  // without Trio installed.
-  G.glue = py::module_::import("anyio._glue").release().ptr();
 }
 
 void check(int rc) {
@@ -89,4 +87,5 @@ PYBIND11_MODULE(_cpp, m) {
   check(anyio::register_threads(mod));
   check(anyio::register_sync(mod));
   check(anyio::register_memory(mod));
+  check(anyio::register_task_tree(mod));  // introspection (task tree)
 }

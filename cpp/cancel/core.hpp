@@ -146,16 +146,8 @@ int clear_unshielding(PyObject* self) {
   return Refs::clear(self);
 }
 
-// Calls the hook Python registered as `name` (ANYIO_CANCEL_HOOKS in
-// common/runtime.hpp) with `args`; RuntimeError if it has not been registered.
-template <size_t N>
-PyObject* call_hook(PyObject* hook, const char* name, PyObject* const (&args)[N]) {
-  if (!require_hook(hook, name)) return nullptr;
-  return PyObject_Vectorcall(hook, args, N, nullptr);
-}
-
-// The TaskState of the wrapped task whose coroutine is running on this thread.
-extern ANYIO_TLS TaskState* tls_current;
+// tls_current, the TaskState of the wrapped task running on this thread, is
+// declared in common/runtime.hpp and defined with the task wrapper.
 
 extern PyTypeObject* CancelScopeType;
 extern PyTypeObject* LoopStateType;

@@ -70,8 +70,6 @@ struct Globals {
   PyObject* Future = nullptr;           // asyncio.Future (C type)
   PyObject* base_event_loop = nullptr;  // asyncio.BaseEventLoop
   PyObject* TimeoutError = nullptr;     // builtins.TimeoutError
-  // Python-side glue (anyio._glue): trio paths and cold logic are Python.
-  PyObject* glue = nullptr;
   // interned names
   PyObject* s_cancel = nullptr;
   PyObject* s_done = nullptr;

@@ -207,7 +207,11 @@ PyObject* fn_register_hooks(PyObject*, PyObject* args, PyObject* kwargs) {
   Py_RETURN_NONE;
 }
 
+PyObject* fn_raise_no_event_loop(PyObject*, PyObject*) { return raise_no_event_loop(); }
+
 PyMethodDef runtime_fns[] = {
+    {"raise_no_event_loop", fn_raise_no_event_loop, METH_NOARGS,
+     "raise_no_event_loop()\n--\n\nRaise NoEventLoopError with anyio's message."},
     {"register_hooks", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_register_hooks)),
      METH_VARARGS | METH_KEYWORDS,
      "register_hooks(**hooks)\n--\n\nHand the Python callables the core calls back into (once per module, on "

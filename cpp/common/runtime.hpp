@@ -136,6 +136,14 @@ extern Hooks hooks;
 PyObject* require_hook(PyObject* hook, const char* name);
 #define ANYIO_REQUIRE_HOOK(name) ::anyio::require_hook(::anyio::hooks.name, #name)
 
+// Calls `hook` (registered as `name`) with `args`; RuntimeError if Python has
+// not registered it.
+template <size_t N>
+PyObject* call_hook(PyObject* hook, const char* name, PyObject* const (&args)[N]) {
+  if (!require_hook(hook, name)) return nullptr;
+  return PyObject_Vectorcall(hook, args, N, nullptr);
+}
+
 int register_runtime(PyObject* module);
 
 }  // namespace anyio

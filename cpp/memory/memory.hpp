@@ -83,7 +83,8 @@ struct MemoryStreamOp {
   Outcome outcome;
   bool linked;
   bool on_trio;
-  bool aborted;  // Trio: the wait was aborted, the task is rescheduled
+  bool aborted;      // Trio: the wait was aborted, the task is rescheduled
+  double parked_at;  // introspection (task tree): introspect_clock() when queued; read only while linked
 };
 
 extern PyTypeObject* MemoryStreamStateType;
@@ -146,5 +147,9 @@ int register_stream_types(PyObject* module);
 // statistics() of the stream: the memory_statistics hook
 // (MemoryObjectStreamStatistics) called with the counts.
 PyObject* state_statistics(MemoryStreamState* st);
+
+// introspection (task tree): what a MemoryStreamOp waits on, for a snapshot
+// only: ("send" | "receive", stream, parked: bool, parked_for: float | None).
+PyObject* op_waits_on(PyObject* obj);
 
 }  // namespace anyio::memory

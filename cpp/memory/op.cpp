@@ -17,6 +17,7 @@
 // item was not is withdrawn and raises. A receiver cancelled after it was
 // handed an item gives the item back, so nothing is lost or duplicated.
 #include "common/awaitable.hpp"
+#include "introspect/task_tree.hpp"
 #include "memory/memory.hpp"
 
 namespace anyio::memory {
@@ -335,6 +336,17 @@ PyObject* new_op(MemoryStream* stream, OpKind kind, PyObject* item) {
   op->aborted = false;
   PyObject_GC_Track(op);
   return reinterpret_cast<PyObject*>(op);
+}
+
+// introspection (task tree): what a MemoryStreamOp waits on, read at snapshot time only.
+PyObject* op_waits_on(PyObject* obj) {
+  if (!MemoryStreamOpType || Py_TYPE(obj) != MemoryStreamOpType) Py_RETURN_NONE;
+  auto* op = reinterpret_cast<MemoryStreamOp*>(obj);
+  if (!op->stream || op->phase == OpPhase::Done) Py_RETURN_NONE;
+  const char* kind = op->kind == OpKind::Send ? "send" : "receive";
+  auto* stream = reinterpret_cast<PyObject*>(op->stream);
+  if (!op->linked) return Py_BuildValue("(sOOO)", kind, stream, Py_False, Py_None);
+  return Py_BuildValue("(sOOd)", kind, stream, Py_True, introspect_clock() - op->parked_at);
 }
 
 int register_op_type(PyObject* module) {

@@ -6,6 +6,7 @@
 // but keeps running; the woken task continues at its next turn.
 #include <vector>
 
+#include "introspect/task_tree.hpp"
 #include "memory/memory.hpp"
 
 namespace anyio::memory {
@@ -20,6 +21,7 @@ OpQueue& queue_of(MemoryStreamState* st, MemoryStreamOp* op) {
 
 void q_push(OpQueue& q, MemoryStreamOp* op) {
   Py_INCREF(op);
+  op->parked_at = introspect_clock();  // introspection (task tree)
   q.push(op);
 }
 

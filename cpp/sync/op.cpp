@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "common/awaitable.hpp"
+#include "introspect/task_tree.hpp"
 #include "sync/sync.hpp"
 
 namespace anyio::sync {
@@ -96,6 +97,7 @@ PySendResult park(SyncOp* self, TaskState* t, PyObject** out) {
     Py_INCREF(self->who);
     Py_XSETREF(self->w.who, self->who);
   }
+  self->w.parked_at = introspect_clock();  // introspection (task tree)
   queue_of(self->prim)->push(&self->w);
   self->phase = OpPhase::Parked;
   Py_INCREF(fut);
@@ -223,6 +225,7 @@ PyObject* op_park(PyObject* self_obj, PyObject* task) {
   }
   self->w.trio = true;
   self->w.granted = false;
+  self->w.parked_at = introspect_clock();  // introspection (task tree)
   queue_of(self->prim)->push(&self->w);
   Py_RETURN_NONE;
 }
@@ -331,6 +334,17 @@ PyObject* make_sync_op(PyObject* prim, SyncOpKind kind, PyObject* who) {
   self->phase = OpPhase::Fresh;
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
+}
+
+// introspection (task tree): what a SyncOp waits on, read at snapshot time only.
+PyObject* op_waits_on(PyObject* obj) {
+  if (!SyncOpType || Py_TYPE(obj) != SyncOpType) Py_RETURN_NONE;
+  auto* self = reinterpret_cast<SyncOp*>(obj);
+  if (!self->prim) Py_RETURN_NONE;
+  const char* kind = self->kind == SyncOpKind::EventWait ? "event" : "acquire";
+  // Trio parks through `inner`; the waiter is queued either way.
+  if (!self->w.linked) return Py_BuildValue("(sOOO)", kind, self->prim, Py_False, Py_None);
+  return Py_BuildValue("(sOOd)", kind, self->prim, Py_True, introspect_clock() - self->w.parked_at);
 }
 
 int register_op(PyObject* module) {

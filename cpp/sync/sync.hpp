@@ -22,6 +22,7 @@ struct Waiter {
   bool trio = false;
   bool linked = false;
   bool granted = false;  // the token/lock/notification was handed to this waiter
+  double parked_at;      // introspection (task tree): introspect_clock() when queued; read only while linked
 };
 
 // The current task (asyncio.Task or trio Task) as a new reference; raises
@@ -67,5 +68,9 @@ bool pool_fast(PyObject* pool);
 bool pool_needs_who(PyObject* pool);
 bool event_is_set(PyObject* ev);
 WaitQueue<Waiter>* event_queue(PyObject* ev);
+
+// introspection (task tree): what a SyncOp waits on, for a snapshot only:
+// ("event" | "acquire", primitive, parked: bool, parked_for: float | None).
+PyObject* op_waits_on(PyObject* obj);
 
 }  // namespace anyio::sync

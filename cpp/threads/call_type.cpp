@@ -2,6 +2,7 @@
 // constructor thread_call(), and the methods the Trio driver in
 // anyio._threads_trio uses to submit the job, park on it and take its outcome.
 #include "common/awaitable.hpp"
+#include "introspect/task_tree.hpp"
 #include "threads/thread_call.hpp"
 
 namespace anyio::threads {
@@ -176,6 +177,24 @@ PyMethodDef module_fns[] = {
 };
 
 }  // namespace
+
+// introspection (task tree): what a ThreadCall's waiter waits on, read at snapshot time only.
+PyObject* call_waits_on(PyObject* obj) {
+  if (!ThreadCallType || Py_TYPE(obj) != ThreadCallType) Py_RETURN_NONE;
+  ThreadCall* c = as_call(obj);
+  const char* status = c->status == JobStatus::Pending   ? "pending"
+                       : c->status == JobStatus::Running ? "running"
+                       : c->status == JobStatus::Done    ? "done"
+                                                         : "abandoned";
+  PyObject* func = c->func ? c->func : Py_None;
+  PyObject* limiter = c->limiter ? c->limiter : Py_None;
+  PyObject* acquiring = c->astate == AwaitState::Acquire ? Py_True : Py_False;
+  // started_at is written by the worker with the GIL held, before the job runs.
+  if (c->status != JobStatus::Running)
+    return Py_BuildValue("(sOsOOO)", "thread", func, status, limiter, acquiring, Py_None);
+  return Py_BuildValue("(sOsOOd)", "thread", func, status, limiter, acquiring,
+                       introspect_clock() - c->started_at);
+}
 
 int register_thread_call(PyObject* module) {
   ThreadCallType = add_awaitable_type<ThreadCall>(module, call_spec);

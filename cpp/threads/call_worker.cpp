@@ -1,6 +1,7 @@
 // ThreadCall seen from the worker thread that runs it: running the job, and
 // the module functions a job calls (from_thread.run / run_sync through
 // worker_request, from_thread.check_cancelled, the thread's event loop token).
+#include "introspect/task_tree.hpp"
 #include "threads/thread_call.hpp"
 
 namespace anyio {
@@ -114,6 +115,7 @@ bool call_run_job(WorkerPool* p, PyObject* call) {
   // An abandoned job still runs: the caller stopped waiting, but the work it
   // asked for (say, setting an event another thread waits on) still happens.
   if (c->status != JobStatus::Abandoned) c->status = JobStatus::Running;
+  c->started_at = introspect_clock();  // introspection (task tree); worker thread, GIL held
   PyObject* prev = tls_call;
   // While it is set, anyio._core._eventloop.threadlocals.current_token (which
   // libraries probe to tell anyio worker threads apart) is this call's token.

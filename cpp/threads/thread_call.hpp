@@ -54,7 +54,8 @@ struct ThreadCall {
   PyObject* waiter;     // Trio: the task to reschedule
   PyObject* token;      // the EventLoopToken made for the job, on demand
   PyObject* weakreflist;
-  JobStatus status;  // written by the worker thread, under the GIL
+  double started_at;  // introspection (task tree): introspect_clock() when a worker started it
+  JobStatus status;   // written by the worker thread, under the GIL
   AwaitState astate;
   bool abandon;
   bool blocking;

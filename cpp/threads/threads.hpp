@@ -229,4 +229,9 @@ int register_thread_call(PyObject* module);
 int register_thread_request(PyObject* module);
 int register_context_awaitable(PyObject* module);
 
+// introspection (task tree): what a ThreadCall's waiter waits on, for a
+// snapshot only: ("thread", func or None, status: str, limiter or None,
+// acquiring_token: bool, running_for: float | None).
+PyObject* call_waits_on(PyObject* obj);
+
 }  // namespace anyio::threads

@@ -2,9 +2,8 @@
 
 The extension calls these functions where Python is the clearer tool:
 exception group splitting, error messages and rare branches. ``anyio._cancel``
-registers them as hooks (``_cpp.register_hooks``); this module does not import
-``_cpp`` itself, since the extension imports it while it initialises. The Trio
-side of cancel scopes is ``anyio._cancel_trio``. ``in_trio``,
+registers them as hooks (``_cpp.register_hooks``) beside the scope type they
+serve. The Trio side of cancel scopes is ``anyio._cancel_trio``. ``in_trio``,
 ``raise_no_event_loop`` and ``current_time`` serve the Python modules that
 import them.
 """
@@ -13,17 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
-from ._exceptions import NoEventLoopError
+from . import _cpp
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
-
-_NO_LOOP_MESSAGE = (
-    "Not currently running on any asynchronous event loop. "
-    "Available async backends: asyncio, trio"
-)
 
 
 def in_trio() -> bool:
@@ -31,8 +25,10 @@ def in_trio() -> bool:
     return trio is not None and bool(trio.lowlevel.in_trio_run())
 
 
-def raise_no_event_loop() -> None:
-    raise NoEventLoopError(_NO_LOOP_MESSAGE)
+def raise_no_event_loop() -> NoReturn:
+    # The message has one home, the C++ runtime.
+    _cpp.raise_no_event_loop()
+    raise AssertionError("unreachable")
 
 
 def current_time() -> float:
@@ -41,7 +37,7 @@ def current_time() -> float:
 
         return float(trio.current_time())
 
-    raise NoEventLoopError(_NO_LOOP_MESSAGE)
+    raise_no_event_loop()
 
 
 def split_scope_cancellations(

@@ -12,6 +12,18 @@ from weakref import WeakKeyDictionary
 from . import _cpp
 from ._backend import current_backend
 from ._cpp import running_loop as _get_running_loop
+from ._task_tree import (
+    Deadlock,
+    GroupNode,
+    ScopeInfo,
+    TaskNode,
+    TaskTree,
+    WaitInfo,
+    dump_on_signal,
+    format_task_tree,
+    get_task_tree,
+    print_task_tree,
+)
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -183,7 +195,17 @@ class RunVar(Generic[T]):
 
 
 __all__ = (
+    "Deadlock",
     "EventLoopToken",
+    "GroupNode",
+    "ScopeInfo",
+    "TaskNode",
+    "TaskTree",
+    "WaitInfo",
+    "dump_on_signal",
+    "format_task_tree",
+    "get_task_tree",
+    "print_task_tree",
     "RunVar",
     "RunvarToken",
     "cancel_shielded_checkpoint",
