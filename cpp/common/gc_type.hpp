@@ -1,12 +1,13 @@
-// The base every GC type of the core is built on: one declaration of the
-// references an object owns (OwnedRefs), one dealloc (gc_dealloc) and one
-// builder of the slot table (add_gc_type). Awaitables add their protocol on
-// top of it in awaitable.hpp.
+// The base every type of the core is built on: one declaration of the
+// references an object owns (OwnedRefs), one dealloc (gc_dealloc; plain_dealloc
+// for the one short-lived type that is not GC-tracked) and one builder of the
+// slot table (add_gc_type). Awaitables add their protocol on top of it in
+// awaitable.hpp.
 #pragma once
 
-#include <tuple>
 #include <algorithm>
 #include <initializer_list>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
