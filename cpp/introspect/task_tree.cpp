@@ -4,6 +4,8 @@
 // per task to assemble. No hot path records anything for it.
 #include "introspect/task_tree.hpp"
 
+#include <frameobject.h>  // PyFrame_Check: not in Python.h before 3.11
+
 #include <functional>
 #include <unordered_map>
 #include <vector>
