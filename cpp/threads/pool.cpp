@@ -173,7 +173,7 @@ WorkerPool* pool_new(bool is_trio) {
   p->ioc = new boost::asio::io_context(BOOST_ASIO_CONCURRENCY_HINT_SAFE);
   p->guard = new std::optional<WorkGuard>(boost::asio::make_work_guard(*p->ioc));
   p->mu = new std::mutex();
-  p->idle = p->queued = p->threads = 0;
+  p->idle = p->queued = p->threads = p->starting = 0;
   p->idle_timeout = settings.idle_timeout;
   p->closing = false;
   p->exit_cv = new std::condition_variable();
@@ -237,13 +237,20 @@ int pool_submit(WorkerPool* p, PyObject* call) {
   {
     std::lock_guard<std::mutex> lk(*p->mu);
     p->queued++;
-    spawn = p->queued > p->idle;
-    if (spawn) p->threads++;
+    // A worker still starting will take a queued job as surely as an idle
+    // one: counting it keeps a burst of submits, while a new thread starts,
+    // from starting more threads than there are jobs.
+    spawn = p->queued > p->idle + p->starting;
+    if (spawn) {
+      p->threads++;
+      p->starting++;
+    }
   }
   if (spawn && spawn_worker(p) < 0) {
     std::lock_guard<std::mutex> lk(*p->mu);
     p->queued--;
     p->threads--;
+    p->starting--;
     return -1;
   }
   Py_INCREF(call);

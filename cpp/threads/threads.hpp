@@ -63,6 +63,7 @@ struct WorkerPool {
   size_t idle;                       // workers waiting for a job
   size_t queued;                     // jobs posted, not yet picked up
   size_t threads;                    // live worker threads
+  size_t starting;                   // spawned, not yet waiting for jobs (each will take one)
   double idle_timeout;               // seconds an idle worker waits before exiting
   bool closing;                      // no new workers; idle ones exit
   std::condition_variable* exit_cv;  // signalled (under mu) when a worker exits

@@ -97,13 +97,20 @@ PyObject* fn_worker_main(PyObject*, PyObject* pool_obj) {
   if (Py_TYPE(pool_obj) != WorkerPoolType) return raise(PyExc_TypeError, "expected a worker pool");
   auto* p = reinterpret_cast<WorkerPool*>(pool_obj);
   PyObject* me = PyObject_CallNoArgs(g_current_thread);
-  if (!me) return nullptr;
+  if (!me) {
+    // This worker never starts: it neither runs jobs nor counts as one.
+    std::lock_guard<std::mutex> lk(*p->mu);
+    p->starting--;
+    p->threads--;
+    return nullptr;
+  }
   Py_INCREF(p);
   name_os_thread();
   PyThreadState* saved_outer = tls_tstate;
   tls_tstate = PyEval_SaveThread();
   {
     std::lock_guard<std::mutex> lk(*p->mu);
+    p->starting--;
     p->idle++;  // the handler takes this down while it runs a job and back up after
   }
   for (;;) {
