@@ -25,6 +25,23 @@ from ._task_tree import (
     print_task_tree,
 )
 
+# The task tree is public here: its names say so, as every name in a public
+# module's __all__ does (upstream's test_all_attributes checks it).
+for _public in (
+    Deadlock,
+    GroupNode,
+    ScopeInfo,
+    TaskNode,
+    TaskTree,
+    WaitInfo,
+    dump_on_signal,
+    format_task_tree,
+    get_task_tree,
+    print_task_tree,
+):
+    _public.__module__ = __name__
+del _public
+
 T = TypeVar("T")
 D = TypeVar("D")
 
