@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
 from weakref import WeakKeyDictionary
 
-from . import _cpp
+from . import _cpp, _task_tree
 from ._backend import current_backend
 from ._cpp import running_loop as _get_running_loop
 from ._task_tree import (
@@ -24,23 +24,6 @@ from ._task_tree import (
     get_task_tree,
     print_task_tree,
 )
-
-# The task tree is public here: its names say so, as every name in a public
-# module's __all__ does (upstream's test_all_attributes checks it).
-for _public in (
-    Deadlock,
-    GroupNode,
-    ScopeInfo,
-    TaskNode,
-    TaskTree,
-    WaitInfo,
-    dump_on_signal,
-    format_task_tree,
-    get_task_tree,
-    print_task_tree,
-):
-    _public.__module__ = __name__
-del _public
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -230,3 +213,10 @@ __all__ = (
     "checkpoint_if_cancelled",
     "current_token",
 )
+
+# The task tree is public here: its names say so, as every name in a public
+# module's __all__ does (upstream's test_all_attributes checks it).
+for _name in __all__:
+    if getattr(globals()[_name], "__module__", None) == _task_tree.__name__:
+        globals()[_name].__module__ = __name__
+del _name
