@@ -439,3 +439,48 @@ def test_free_port_factory_never_repeats(kind: socket.SocketKind) -> None:
     for port in ports:
         with socket.socket(socket.AF_INET, kind) as sock:
             sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.skipif("trio" not in get_available_backends(), reason="needs trio")
+def test_stuck_trio_run_is_reported_to_later_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A test interrupted by pytest-timeout while a worker thread blocks: its
+    # Trio run cannot wind down, and Trio allows one run per thread. The later
+    # Trio test must say so instead of failing with "Already running trio".
+    package_parent = str(Path(anyio.__file__).resolve().parent.parent)
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
+    )
+    pytester.makepyfile(
+        """
+        import threading
+
+        import pytest
+        from anyio import to_thread
+
+        release = threading.Event()
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @pytest.mark.anyio
+        @pytest.mark.timeout(1)
+        async def test_stuck():
+            await to_thread.run_sync(release.wait)
+
+        @pytest.mark.anyio
+        async def test_after():
+            pass
+
+        def test_release():
+            release.set()
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS, "-p", "timeout", timeout=120)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        ["*Timeout*", "*A Trio run abandoned by an earlier test*"]
+    )

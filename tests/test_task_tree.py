@@ -222,50 +222,51 @@ async def test_thread_waits() -> None:
     in_thread = threading.Event()
     proceed = threading.Event()
     loop_event = Event()
+    request_running = Event()
 
     def worker() -> None:
         in_thread.set()
         proceed.wait()
 
+    async def answer_in_loop() -> None:
+        request_running.set()
+        await loop_event.wait()
+
     def asking_worker() -> None:
-        from_thread.run(loop_event.wait)
+        from_thread.run(answer_in_loop)
 
     async with create_task_group() as tg:
-        tg.start_soon(to_thread.run_sync, worker, name="blocking")
-        tg.start_soon(to_thread.run_sync, asking_worker, name="asking")
-        # The clock the worker reads; the tasks start their calls only once
-        # this task awaits.
-        start = time.monotonic()
-        await to_thread.run_sync(in_thread.wait)
-        await wait_all_tasks_blocked()
-        tree = get_task_tree()
-        blocking = tree.find("blocking").wait
-        assert blocking is not None and blocking.kind == "to_thread"
-        assert blocking.target is worker
-        # How long the worker has run the call; the task is not parked in a
-        # primitive.
-        running_for = blocking.running_for
-        assert running_for is not None
-        assert 0 <= running_for <= time.monotonic() - start
-        assert tree.find("blocking").idle is None
-        assert "(running for " in format_task_tree(tree)
-        assert "worker" in blocking.description
-        assert "frame" in blocking.details
-        node = tree.find("asking")
-        asking = node.wait
-        assert asking is not None and asking.kind == "to_thread"
-        if "from_thread" not in asking.details:
-            # The request is still on its way to the loop: it arrives with the
-            # next loop pass (no timing involved).
-            for _ in range(100):
-                await checkpoint()
-                asking = get_task_tree().find("asking").wait
-                assert asking is not None
-                if "from_thread" in asking.details:
-                    break
-        assert asking.details["from_thread"] == "run"
-        proceed.set()
-        loop_event.set()
+        try:
+            tg.start_soon(to_thread.run_sync, worker, name="blocking")
+            tg.start_soon(to_thread.run_sync, asking_worker, name="asking")
+            # The clock the worker reads; the tasks start their calls only
+            # once this task awaits.
+            start = time.monotonic()
+            await to_thread.run_sync(in_thread.wait)
+            # The asking thread's request is being served by the loop.
+            await request_running.wait()
+            await wait_all_tasks_blocked()
+            tree = get_task_tree()
+            blocking = tree.find("blocking").wait
+            assert blocking is not None and blocking.kind == "to_thread"
+            assert blocking.target is worker
+            # How long the worker has run the call; the task is not parked in
+            # a primitive.
+            running_for = blocking.running_for
+            assert running_for is not None
+            assert 0 <= running_for <= time.monotonic() - start
+            assert tree.find("blocking").idle is None
+            assert "(running for " in format_task_tree(tree)
+            assert "worker" in blocking.description
+            assert "frame" in blocking.details
+            asking = tree.find("asking").wait
+            assert asking is not None and asking.kind == "to_thread"
+            assert asking.details["from_thread"] == "run"
+        finally:
+            # Let both threads finish even when an assertion failed: a worker
+            # thread cannot be cancelled, and the task group waits for it.
+            proceed.set()
+            loop_event.set()
 
 
 @pytest.mark.anyio

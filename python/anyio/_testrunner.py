@@ -25,6 +25,13 @@ T = TypeVar("T")
 # How long an interrupted Trio run may take to wind down before we give up on it.
 _ABANDON_TIMEOUT = 5.0
 
+_STUCK_RUN_MESSAGE = (
+    "A Trio run abandoned by an earlier test (interrupted, e.g. by a timeout) "
+    "is still alive in this thread: something in it ignored cancellation for "
+    f"{_ABANDON_TIMEOUT:g} s, such as a worker thread that never returned. "
+    "Trio allows one run per thread, so no later Trio test can run here"
+)
+
 _REENTRY_MESSAGE = (
     "Cannot schedule a coroutine in the test runner while another is already "
     "running; an async test or fixture probably requested an async fixture "
@@ -392,6 +399,10 @@ class TrioTestRunner(TestRunner):
     def _start(self) -> None:
         import trio
 
+        # Trio allows one run per thread, and an abandoned one still holds it.
+        if _stuck_trio_runs:
+            raise RuntimeError(_STUCK_RUN_MESSAGE)
+
         self._started = True
         trio.lowlevel.start_guest_run(
             self._serve,
@@ -443,20 +454,26 @@ class TrioTestRunner(TestRunner):
             )
         except BaseException:
             pass
+        if self._run_outcome is None:
+            _stuck_trio_runs.append(self)
 
     def close(self) -> None:
         if self._closed:
             return
 
         self._closed = True
-        if not self._started or self._run_outcome is not None:
-            return
+        if self._send is None or self._run_outcome is not None:
+            return  # never started, or its start failed
 
         self._token.run_sync_soon(self._send.send_nowait, None)
         self._drive_until(lambda: self._run_outcome is not None)
         outcome: Any = self._run_outcome
         self._run_outcome = None
         outcome.unwrap()
+
+
+# Abandoned Trio runs that did not wind down in time.
+_stuck_trio_runs: list[TrioTestRunner] = []
 
 
 def create_runner(backend: str, options: dict[str, Any]) -> TestRunner:
