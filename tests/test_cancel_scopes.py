@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import selectors
 import sys
+import weakref
 
 import pytest
-from tests._backends import ASYNCIO_IDS, on_backends
+from tests._backends import ASYNCIO_IDS, backend, on_backends, run_plain_loop
 
 import anyio
 from anyio import (
@@ -355,6 +357,27 @@ def test_cancelled_waiters_cost_no_iterations(child_kind: str) -> None:
     # A handful of iterations to deliver and wake; a polling design spends one
     # per loop pass for 0.2 s (thousands).
     assert spent <= 8, f"{spent} loop iterations while nothing could be delivered"
+
+
+@pytest.mark.parametrize("backend_id", ASYNCIO_IDS)
+@pytest.mark.parametrize("host", ["anyio.run", "plain loop"])
+def test_loop_with_pending_deadline_timer_is_freed(backend_id: str, host: str) -> None:
+    """A deadline scope leaves the loop's timer armed for the next scope; once
+    the loop closes, nothing here may keep the loop (or its state) alive."""
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        with fail_after(3600):
+            await checkpoint()
+
+    for _ in range(3):
+        if host == "anyio.run":
+            anyio.run(main, backend_options=backend(backend_id)[1])
+        else:
+            run_plain_loop(backend_id, main)
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
 
 
 if sys.version_info >= (3, 11):

@@ -88,7 +88,12 @@ struct LoopState {
   PyObject* loop_ref;               // weakref to the loop whose callback retires this state
   PyObject* hosts;                  // dict: asyncio.Task -> HostState for tasks we did not spawn
   std::vector<CancelScope*>* heap;  // min-heap on deadline, strong refs
-  PyObject* timer_handle;           // armed loop.call_at handle or null
+  // The armed loop.call_at handle, or null: a weak reference when the handle
+  // supports one. The loop's schedule keeps an armed handle alive; after
+  // loop.close() a strong reference here would be the handle's last, and the
+  // handle holds its loop, so the loop and this state would never be freed.
+  PyObject* timer_handle;
+  bool timer_is_weak;  // timer_handle is a weakref to the handle
   double timer_when;
   PyObject* fire_cb;     // bound callable the timer calls
   PyObject* recheck_cb;  // bound callable: recheck(host_state)

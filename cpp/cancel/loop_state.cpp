@@ -129,6 +129,25 @@ void sift_down(std::vector<CancelScope*>& h, size_t i) {
   }
 }
 
+// The armed timer's handle (a new reference), or null if it is gone: the loop
+// dropped it, as close() does.
+PyObject* armed_timer(LoopState* ls) {
+  if (!ls->timer_is_weak) {
+    Py_XINCREF(ls->timer_handle);
+    return ls->timer_handle;
+  }
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* handle = nullptr;
+  if (PyWeakref_GetRef(ls->timer_handle, &handle) < 0) PyErr_Clear();
+  return handle;
+#else
+  PyObject* handle = PyWeakref_GetObject(ls->timer_handle);
+  if (handle == Py_None) return nullptr;
+  Py_INCREF(handle);
+  return handle;
+#endif
+}
+
 // Arms one loop timer for the earliest deadline, unless one is armed already at
 // or before it (a timer that fires early finds nothing due and re-arms).
 int rearm(LoopState* ls) {
@@ -137,17 +156,31 @@ int rearm(LoopState* ls) {
   double when = h.front()->deadline;
   if (ls->timer_handle && ls->timer_when <= when) return 0;
   if (ls->timer_handle) {
-    PyObject* r = call_method0(ls->timer_handle, G.s_cancel);
+    PyObject* handle = armed_timer(ls);
     Py_CLEAR(ls->timer_handle);
-    if (!r) return -1;
-    Py_DECREF(r);
+    if (handle) {
+      PyObject* r = call_method0(handle, G.s_cancel);
+      Py_DECREF(handle);
+      if (!r) return -1;
+      Py_DECREF(r);
+    }
   }
   PyObject* pywhen = PyFloat_FromDouble(when);
   if (!pywhen) return -1;
   PyObject* handle = call_method2(ls->loop, G.s_call_at, pywhen, ls->fire_cb);
   Py_DECREF(pywhen);
   if (!handle) return -1;
-  ls->timer_handle = handle;
+  ls->timer_handle = PyWeakref_NewRef(handle, nullptr);
+  ls->timer_is_weak = ls->timer_handle != nullptr;
+  if (ls->timer_is_weak) {
+    Py_DECREF(handle);
+  } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+    PyErr_Clear();  // a loop whose handles take no weak references
+    ls->timer_handle = handle;
+  } else {
+    Py_DECREF(handle);
+    return -1;
+  }
   ls->timer_when = when;
   return 0;
 }
@@ -235,6 +268,7 @@ LoopState* new_loop_state(PyObject* loop) {
   ls->hosts = nullptr;
   ls->heap = new std::vector<CancelScope*>();
   ls->timer_handle = nullptr;
+  ls->timer_is_weak = false;
   ls->timer_when = 0;
   ls->fire_cb = nullptr;
   ls->recheck_cb = nullptr;
