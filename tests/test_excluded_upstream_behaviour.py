@@ -201,13 +201,6 @@ def server_sock() -> Any:
 
 
 # upstream: tests/test_sockets.py::TestTCPStream::test_connect_tcp_closes_winner_on_outer_cancellation
-@pytest.mark.xfail(
-    strict=True,
-    reason="differs from upstream: with one address to try, connect_tcp waits "
-    "for the attempt in its task group's exit, which does not raise the "
-    "cancellation that arrived meanwhile; it returns the open stream (upstream "
-    "raises it and closes the stream)",
-)
 async def test_connect_tcp_closes_a_won_connection_when_cancelled(
     server_sock: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:

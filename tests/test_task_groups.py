@@ -354,3 +354,47 @@ async def test_spawn_into_exiting_group_runs_or_is_refused(
         # asyncio runs the spawner at the exit's scheduling point
         assert after_inner == ["finished"]
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+# What a host waiting in the group's exit makes of a cancellation that arrives
+# meanwhile from a child that then returns. Upstream differs per backend, and
+# so does this package: on asyncio the wait raises (the group's own scope
+# swallows it unless a cancelled scope outside reaches through); on Trio the
+# exit raises nothing and the next checkpoint delivers an outer cancellation.
+@pytest.mark.parametrize("order", ["outer, then group", "group, then outer"])
+async def test_cancel_reaching_the_host_waiting_in_exit(
+    order: str, anyio_backend_name: str
+) -> None:
+    ran_after_group = False
+    with anyio.CancelScope() as outer:
+        async with create_task_group() as tg:
+
+            async def child() -> None:
+                await checkpoint()
+                scopes = [outer, tg.cancel_scope]
+                if order == "group, then outer":
+                    scopes.reverse()
+                for scope in scopes:
+                    scope.cancel()
+
+            tg.start_soon(child)
+        ran_after_group = True
+
+    on_asyncio = anyio_backend_name == "asyncio"
+    assert ran_after_group is not on_asyncio
+    assert outer.cancelled_caught is on_asyncio
+    assert not tg.cancel_scope.cancelled_caught
+
+
+async def test_group_cancelled_by_a_child_while_the_host_waits(
+    anyio_backend_name: str,
+) -> None:
+    async with create_task_group() as tg:
+
+        async def child() -> None:
+            await checkpoint()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(child)
+    # On asyncio the host's wait was cancelled and the group's scope caught it.
+    assert tg.cancel_scope.cancelled_caught is (anyio_backend_name == "asyncio")

@@ -50,7 +50,7 @@ from .abc import (
     UNIXDatagramSocket,
     UNIXSocketStream,
 )
-from .lowlevel import checkpoint
+from .lowlevel import checkpoint, checkpoint_if_cancelled
 
 if TYPE_CHECKING:
     import ssl
@@ -445,6 +445,10 @@ async def connect_tcp(
                 if index < len(targets) - 1:
                     with wake:
                         await sleep_forever()
+        # A cancellation that arrived while the last attempt connected: on
+        # Trio the group's exit leaves it to the next checkpoint, which must
+        # not come after the stream is handed out.
+        await checkpoint_if_cancelled()
     except BaseException:
         # Cancelled from outside after an attempt had already won
         if winner is not None:

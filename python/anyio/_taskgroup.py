@@ -320,9 +320,11 @@ class TaskGroup(_cpp.TaskGroupBase, _AbstractTaskGroup):
         outcome = exc_val if exc_val is not None else cancelled_while_waiting
         if outcome is None and waited:
             origin = _cpp.current_cancel_origin()
-            if origin is not None and origin is not self.cancel_scope:
-                # Cancelled from outside while waiting: let the scope that
-                # cancelled us see it, as if the wait had raised.
+            if origin is not None:
+                # Cancelled while waiting for the children: the wait raises, as
+                # upstream's does on asyncio. The group's own scope swallows it
+                # unless a cancelled scope outside reaches through, which then
+                # sees it. (Trio raises nothing here, and nor does _trio_exit.)
                 outcome = _cpp.make_cancelled_error(origin)
 
         if self.cancel_scope.__exit__(
