@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests._backends import BACKEND_IDS, backend
 
 import anyio
 from anyio import (
@@ -366,3 +368,64 @@ async def test_token_from_its_own_loop_thread() -> None:
     # on asyncio (where upstream anyio would hang).
     with pytest.raises(RuntimeError, match="blocking function"):
         from_thread.run_sync(int, token=current_token())
+
+
+def _exit_three() -> None:
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("backend_id", BACKEND_IDS)
+@pytest.mark.parametrize("caller", ["worker", "token"])
+def test_system_exit_from_a_sync_call_into_the_loop(
+    backend_id: str, caller: str
+) -> None:
+    """A function run by from_thread.run_sync that raises SystemExit: the
+    calling thread gets it, and on asyncio it also ends the loop, as in any
+    loop callback (the main task is cancelled and run() raises it). On Trio
+    only the caller gets it, as with Trio's own from_thread."""
+    name, options = backend(backend_id)
+    thread_got: list[BaseException] = []
+    thread_done = threading.Event()
+    main_got: list[BaseException] = []
+
+    def call_loop(token: object) -> None:
+        try:
+            if caller == "token":
+                from_thread.run_sync(_exit_three, token=token)  # type: ignore[arg-type]
+            else:
+                from_thread.run_sync(_exit_three)
+        except BaseException as exc:
+            thread_got.append(exc)
+            if caller == "worker":
+                raise
+        finally:
+            thread_done.set()
+
+    on_asyncio = name == "asyncio"
+
+    async def main() -> None:
+        token = current_token()
+        try:
+            if caller == "worker":
+                await to_thread.run_sync(call_loop, token)
+            else:
+                threading.Thread(target=call_loop, args=(token,)).start()
+                if on_asyncio:
+                    await anyio.sleep_forever()  # until the loop ends
+                else:
+                    await to_thread.run_sync(thread_done.wait)
+        except BaseException as exc:
+            main_got.append(exc)
+            raise
+
+    if on_asyncio or caller == "worker":
+        with pytest.raises(SystemExit):
+            anyio.run(main, backend=name, backend_options=options)
+    else:
+        anyio.run(main, backend=name, backend_options=options)
+    assert thread_done.wait(10)
+    assert [type(exc) for exc in thread_got] == [SystemExit]
+    if on_asyncio:
+        assert [type(exc) for exc in main_got] == [asyncio.CancelledError]
+    elif caller == "worker":
+        assert [type(exc) for exc in main_got] == [SystemExit]

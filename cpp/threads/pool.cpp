@@ -76,17 +76,18 @@ void start_async_request(WorkerPool* p, ThreadRequest* r) {
   Py_DECREF(res);
 }
 
-void process(WorkerPool* p, Item& it) {
+// Returns what a synchronous request raised that the loop must see too (see
+// request_run_sync), as a new reference, or null.
+PyObject* process(WorkerPool* p, Item& it) {
   if (it.kind == ItemKind::Done) {
     p->outstanding--;
     call_resolve(it.obj);
-    return;
+    return nullptr;
   }
   auto* r = reinterpret_cast<ThreadRequest*>(it.obj);
-  if (r->kind == RequestKind::Sync)
-    request_run_sync(r);
-  else
-    start_async_request(p, r);
+  if (r->kind == RequestKind::Sync) return request_run_sync(r);
+  start_async_request(p, r);
+  return nullptr;
 }
 
 // The loop died (its weakref fired): nothing can be delivered any more.
@@ -320,12 +321,24 @@ PyObject* pool_drain(PyObject* self_obj, PyObject* /*unused*/) {
   // A drain that finds nothing (the queue was taken by an earlier one, or
   // dropped because the loop is gone) is harmless.
   std::vector<Item> items = take_items(p);
+  // The first SystemExit or the like that a from_thread.run_sync function
+  // raised: re-raised on asyncio once the whole batch is handled, so no other
+  // item is lost. (Trio hands it to the worker only, as Trio itself does.)
+  PyObject* escaping = nullptr;
   for (Item& it : items) {
-    process(p, it);
+    PyObject* e = process(p, it);
     if (PyErr_Occurred()) PyErr_WriteUnraisable(self_obj);
+    if (e && !escaping && !p->is_trio)
+      escaping = e;
+    else
+      Py_XDECREF(e);
     Py_DECREF(it.obj);
   }
   Py_DECREF(p);
+  if (escaping) {
+    raise_exception(escaping);
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 

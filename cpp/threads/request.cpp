@@ -35,8 +35,16 @@ PyObject* req_set_exception(PyObject* self, PyObject* exc) {
 
 PyObject* req_wait(PyObject* self, PyObject*) { return request_wait(reinterpret_cast<ThreadRequest*>(self)); }
 
+// For a request sent through a token: on asyncio the callback then re-raises
+// what request_run_sync hands back.
 PyObject* req_run_sync(PyObject* self, PyObject*) {
-  request_run_sync(reinterpret_cast<ThreadRequest*>(self));
+  PyObject* escaping = request_run_sync(reinterpret_cast<ThreadRequest*>(self));
+  if (escaping && current_backend() == Backend::Asyncio) {
+    raise_exception(escaping);
+    return nullptr;
+  }
+  if (PyErr_Occurred()) PyErr_Clear();  // current_backend() could not tell: keep the exception out
+  Py_XDECREF(escaping);
   Py_RETURN_NONE;
 }
 
@@ -166,7 +174,7 @@ void request_finish(ThreadRequest* r, PyObject* result, PyObject* exc) {
   r->cv->notify_all();
 }
 
-void request_run_sync(ThreadRequest* r) {
+PyObject* request_run_sync(ThreadRequest* r) {
   PyObject* res = nullptr;
   if (PyContext_Enter(r->context) == 0) {
     res = PyObject_Call(r->func, r->args, nullptr);
@@ -175,11 +183,13 @@ void request_run_sync(ThreadRequest* r) {
   if (res) {
     request_finish(r, res, nullptr);
     Py_DECREF(res);
-  } else {
-    PyObject* e = fetch_exception();
-    request_finish(r, nullptr, e);
-    Py_XDECREF(e);
+    return nullptr;
   }
+  PyObject* e = fetch_exception();
+  request_finish(r, nullptr, e);
+  if (e && !PyObject_TypeCheck(e, reinterpret_cast<PyTypeObject*>(PyExc_Exception))) return e;
+  Py_XDECREF(e);
+  return nullptr;
 }
 
 void request_fail_run_finished(ThreadRequest* r) {

@@ -200,7 +200,11 @@ bool spin_until(double seconds, Done done) {
 PyObject* request_new(RequestKind kind, PyObject* func, PyObject* args, PyObject* context, PyObject* call);
 void request_finish(ThreadRequest* r, PyObject* result, PyObject* exc);  // borrows both
 void request_fail_run_finished(ThreadRequest* r);                        // finishes it with RunFinishedError
-void request_run_sync(ThreadRequest* r);
+// Runs a synchronous request on the loop's thread and finishes it. Returns
+// (new reference) what the function raised if that is no Exception subclass
+// (SystemExit, KeyboardInterrupt...): on asyncio the loop callback re-raises
+// it as well, so it ends the loop as in any callback (upstream does the same).
+PyObject* request_run_sync(ThreadRequest* r);
 // Releases the GIL while waiting. With a pool, gives up with RunFinishedError
 // once the pool's event loop has finished (nothing would ever answer).
 // `wake`: the pool's loop still has to be woken (done first, with the GIL).
