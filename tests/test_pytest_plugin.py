@@ -373,16 +373,21 @@ def test_asyncio_callback_exception_fails_test(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*ZeroDivisionError: in callback*"])
 
 
-@pytest.mark.parametrize("backend", get_available_backends())
-def test_keyboard_interrupt_stops_session(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, backend: str
-) -> None:
-    # The child interpreter must import this same anyio, from any directory.
+def _child_imports_this_anyio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child interpreter (runpytest_subprocess) must import this same anyio,
+    from any directory."""
     package_parent = str(Path(anyio.__file__).resolve().parent.parent)
     monkeypatch.setenv(
         "PYTHONPATH",
         os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
     )
+
+
+@pytest.mark.parametrize("backend", get_available_backends())
+def test_keyboard_interrupt_stops_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    _child_imports_this_anyio(monkeypatch)
     pytester.makepyfile(
         f"""
         import pytest
@@ -448,11 +453,7 @@ def test_stuck_trio_run_is_reported_to_later_tests(
     # A test interrupted by pytest-timeout while a worker thread blocks: its
     # Trio run cannot wind down, and Trio allows one run per thread. The later
     # Trio test must say so instead of failing with "Already running trio".
-    package_parent = str(Path(anyio.__file__).resolve().parent.parent)
-    monkeypatch.setenv(
-        "PYTHONPATH",
-        os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
-    )
+    _child_imports_this_anyio(monkeypatch)
     pytester.makepyfile(
         """
         import threading
