@@ -922,9 +922,10 @@ def main(argv: list[str]) -> int:
         if not nodeids or len(nodeids) > options.max_retry:
             return
         why: dict[str, str] = {}
-        for side, verdict, reason in (
-            ("ours", "passed", "passed here on a rerun"),
-            ("upstream", "not passed", "failed with upstream anyio too on a rerun"),
+        # (side, whether a pass there makes the test flaky, why)
+        for side, flaky_if_passed, reason in (
+            ("ours", True, "passed here on a rerun"),
+            ("upstream", False, "failed with upstream anyio too on a rerun"),
         ):
             for _ in range(RERUNS):
                 remaining = [n for n in nodeids if n not in why]
@@ -940,8 +941,7 @@ def main(argv: list[str]) -> int:
                     remaining,
                 )
                 for nodeid in remaining:
-                    passed = retry.outcomes.get(nodeid) == "passed"
-                    if passed == (verdict == "passed"):
+                    if (retry.outcomes.get(nodeid) == "passed") == flaky_if_passed:
                         why[nodeid] = reason
         entry["flaky"] = [
             dict(item, reason=f"{why[item['test']]}; first run: {item['reason']}")
